@@ -1,0 +1,104 @@
+r"""A GPT-style (decoder-only) language model built from the course's pieces.
+
+.. math::  x^{(0)} = E[\text{ids}] + P,\quad x^{(l)} = \mathrm{Block}_l(x^{(l-1)}),\quad
+           \text{logits} = \mathrm{LN}_f(x^{(L)})\, W_{out} \;(W_{out} = E^\top \text{ when tied})
+
+Every block uses a causal mask, so position ``t`` only sees tokens ``0..t`` and the logits at ``t`` predict token
+``t + 1`` (Radford et al., 2018/2019).
+"""
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from lessons_lib._validate import non_negative_float, positive_int
+from lessons_lib.block import TransformerBlock, block_param_count
+from lessons_lib.positional import TokenAndPositionEmbedding
+
+
+@keras.saving.register_keras_serializable(package="lessons_lib")
+class GPT(keras.Model):
+    """Decoder-only Transformer language model: ``ids [batch, T] -> logits [batch, T, vocab_size]``.
+
+    Args:
+        vocab_size, max_len, d_model, num_heads, num_layers: the sizes.
+        d_ff: FFN hidden width (default ``4 * d_model``).
+        norm_first: pre-norm blocks (GPT-2) if True, post-norm (original paper) if False.
+        activation: FFN activation.
+        dropout: dropout rate everywhere (training only).
+        use_bias: biases in projections and LayerNorms.
+        tie_embeddings: reuse the token table ``E`` as the output matrix (``logits = h @ E.T``).
+        positional: ``"learned"`` or ``"sinusoidal"`` position information.
+    """
+
+    def __init__(self, vocab_size: int, max_len: int, d_model: int, num_heads: int, num_layers: int,
+                 d_ff: int | None = None, norm_first: bool = True, activation: str = "gelu", dropout: float = 0.0,
+                 use_bias: bool = True, tie_embeddings: bool = True, positional: str = "learned",
+                 embeddings_initializer="uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size = positive_int(vocab_size, "vocab_size")
+        self.max_len = positive_int(max_len, "max_len")
+        self.d_model = positive_int(d_model, "d_model")
+        self.num_heads = positive_int(num_heads, "num_heads")
+        self.num_layers = positive_int(num_layers, "num_layers")
+        self.d_ff = positive_int(d_ff if d_ff is not None else 4 * d_model, "d_ff")
+        self.norm_first = bool(norm_first)
+        self.activation = activation
+        self.dropout = non_negative_float(dropout, "dropout", upper=1.0)
+        self.use_bias = bool(use_bias)
+        self.tie_embeddings = bool(tie_embeddings)
+        self.positional = positional
+        self.embeddings_initializer = embeddings_initializer
+        self.embed = TokenAndPositionEmbedding(vocab_size, max_len, d_model, positional=positional,
+                                               embeddings_initializer=embeddings_initializer, name="embed")
+        self.embed_drop = keras.layers.Dropout(self.dropout)
+        self.blocks = [TransformerBlock(d_model, num_heads, self.d_ff, norm_first=norm_first, activation=activation,
+                                        dropout=dropout, use_bias=use_bias, name=f"block_{i}")
+                       for i in range(num_layers)]
+        self.ln_f = keras.layers.LayerNormalization(epsilon=1e-5, center=use_bias, name="ln_f")
+        self.head = None if tie_embeddings else keras.layers.Dense(vocab_size, use_bias=False, name="head")
+
+    def build(self, input_shape):
+        self.embed.build(input_shape)
+        hidden = tuple(input_shape) + (self.d_model,)
+        for block in self.blocks:
+            block.build(hidden)
+        self.ln_f.build(hidden)
+        if self.head is not None:
+            self.head.build(hidden)
+
+    def call(self, ids, return_attention=False, training=None):
+        x = self.embed_drop(self.embed(ids), training=training)
+        weights = []
+        for block in self.blocks:
+            x, w = block(x, use_causal_mask=True, return_attention=True, training=training)
+            weights.append(w)
+        h = self.ln_f(x)
+        logits = ops.matmul(h, ops.transpose(self.embed.embeddings)) if self.head is None else self.head(h)
+        if return_attention:
+            return logits, ops.stack(weights, axis=1)  # [batch, layers, heads, T, T]
+        return logits
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.vocab_size,)
+
+    def get_config(self) -> dict:
+        return {"vocab_size": self.vocab_size, "max_len": self.max_len, "d_model": self.d_model,
+                "num_heads": self.num_heads, "num_layers": self.num_layers, "d_ff": self.d_ff,
+                "norm_first": self.norm_first, "activation": self.activation, "dropout": self.dropout,
+                "use_bias": self.use_bias, "tie_embeddings": self.tie_embeddings, "positional": self.positional,
+                "name": self.name}
+
+
+def gpt_param_count(vocab_size: int, max_len: int, d_model: int, num_layers: int, d_ff: int | None = None,
+                    use_bias: bool = True, tie_embeddings: bool = True, positional: str = "learned") -> int:
+    r"""Parameters of :class:`GPT`: :math:`Vd` (tokens) :math:`+ T_{max} d` (learned positions)
+    :math:`+ L \cdot \text{block} + \text{LN}_f\,(+ dV` untied head).
+    """
+    d_ff = 4 * d_model if d_ff is None else d_ff
+    n = vocab_size * d_model + (max_len * d_model if positional == "learned" else 0)
+    n += num_layers * block_param_count(d_model, d_ff, use_bias)
+    n += 2 * d_model if use_bias else d_model
+    if not tie_embeddings:
+        n += d_model * vocab_size
+    return n

@@ -1,0 +1,168 @@
+r"""Positional information: sinusoidal encodings, rotary embeddings (RoPE) and the token + position embedding layer.
+
+Sinusoidal encoding (Vaswani et al., 2017, sec. 3.5), with sine in the even and cosine in the odd columns:
+
+.. math::  PE_{pos, 2i} = \sin(pos\,\omega_i), \quad PE_{pos, 2i+1} = \cos(pos\,\omega_i), \quad
+           \omega_i = 10000^{-2i/d_{model}}
+
+Because :math:`(\sin, \cos)` of :math:`(pos + k)\omega_i` is a rotation of :math:`(\sin, \cos)` of
+:math:`pos\,\omega_i` by the angle :math:`k\omega_i`, :math:`PE_{pos+k} = R_k\, PE_{pos}` for a block-diagonal
+rotation :math:`R_k` that depends on the offset ``k`` only (:func:`sinusoidal_shift_matrix`).
+
+RoPE (Su et al., 2021, "RoFormer") rotates each pair of query/key features by :math:`pos\,\omega_i` instead of adding
+anything, so that :math:`\langle R_m q, R_n k\rangle` depends on ``m - n`` only (:func:`apply_rope`).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from lessons_lib._validate import describe, float_array, positive_int
+
+
+def _even_d_model(d_model: Any, what: str) -> int:
+    d_model = positive_int(d_model, "d_model")
+    if d_model % 2:
+        raise ValueError(f"{what} needs an even d_model (sin/cos pairs), got d_model={d_model}")
+    return d_model
+
+
+def frequencies(d_model: int, base: float = 10000.0) -> np.ndarray:
+    r"""The angular frequencies :math:`\omega_i = base^{-2i/d_{model}}`, ``i = 0 .. d_model/2 - 1``."""
+    d_model = _even_d_model(d_model, "frequencies")
+    return base ** (-np.arange(0, d_model, 2) / d_model)
+
+
+def sinusoidal_positional_encoding(length: int, d_model: int, base: float = 10000.0) -> np.ndarray:
+    """``[length, d_model]`` sinusoidal encoding: ``PE[pos, 2i] = sin(pos·ω_i)``, ``PE[pos, 2i+1] = cos(pos·ω_i)``."""
+    length = positive_int(length, "length")
+    w = frequencies(d_model, base)
+    angles = np.arange(length)[:, None] * w[None, :]  # [length, d_model/2]
+    pe = np.empty((length, d_model))
+    pe[:, 0::2] = np.sin(angles)
+    pe[:, 1::2] = np.cos(angles)
+    return pe
+
+
+def sinusoidal_shift_matrix(k: int, d_model: int, base: float = 10000.0) -> np.ndarray:
+    r"""The block-diagonal rotation :math:`R_k` with :math:`PE_{pos+k} = R_k\,PE_{pos}` (as column vectors).
+
+    Each 2×2 block is :math:`\begin{pmatrix}\cos k\omega_i & \sin k\omega_i\\ -\sin k\omega_i & \cos k\omega_i\end{pmatrix}`
+    acting on :math:`(\sin pos\,\omega_i, \cos pos\,\omega_i)` (the angle-addition formulas).
+    """
+    w = frequencies(d_model, base)
+    r = np.zeros((d_model, d_model))
+    for i, wi in enumerate(w):
+        c, s = np.cos(k * wi), np.sin(k * wi)
+        r[2 * i:2 * i + 2, 2 * i:2 * i + 2] = [[c, s], [-s, c]]
+    return r
+
+
+def apply_rope(x: Any, positions: Any = None, base: float = 10000.0) -> np.ndarray:
+    r"""Rotary position embedding: rotate feature pairs ``(x_{2i}, x_{2i+1})`` by the angle ``pos·ω_i``.
+
+    Args:
+        x: ``[..., T, d]`` queries or keys (``d`` even).
+        positions: ``[T]`` integer positions; defaults to ``0 .. T-1``.
+
+    Returns:
+        The rotated array, same shape. Dot products of rotated vectors depend on relative position only.
+    """
+    x = float_array(x, "x", min_rank=2)
+    d = _even_d_model(x.shape[-1], "apply_rope")
+    t = x.shape[-2]
+    pos = np.arange(t) if positions is None else np.asarray(positions)
+    if pos.shape != (t,):
+        raise ValueError(f"positions must have shape ({t},) to match x of shape {x.shape}, got {pos.shape}")
+    angles = pos[:, None] * frequencies(d, base)[None, :]  # [T, d/2]
+    cos, sin = np.cos(angles), np.sin(angles)
+    x_even, x_odd = x[..., 0::2], x[..., 1::2]
+    out = np.empty_like(x)
+    out[..., 0::2] = x_even * cos - x_odd * sin
+    out[..., 1::2] = x_even * sin + x_odd * cos
+    return out
+
+
+@keras.saving.register_keras_serializable(package="lessons_lib")
+class TokenAndPositionEmbedding(keras.layers.Layer):
+    r"""Token embedding plus position information: :math:`x_t = E[\mathrm{id}_t] \cdot s + P[t]`.
+
+    ``E[id]`` is a table lookup (the same as ``one_hot(id) @ E``). ``P`` is either learned (``positional="learned"``,
+    a second table, as in GPT-2) or the fixed sinusoidal encoding (``"sinusoidal"``, as in the original paper).
+    ``scale=True`` multiplies token vectors by :math:`\sqrt{d_{model}}` (Vaswani et al., sec. 3.4).
+
+    Args:
+        vocab_size: number of token ids.
+        max_len: longest sequence the layer accepts.
+        d_model: embedding width.
+        positional: ``"learned"``, ``"sinusoidal"`` or ``"none"``.
+        scale: multiply token embeddings by ``sqrt(d_model)``.
+    """
+
+    POSITIONAL = ("learned", "sinusoidal", "none")
+
+    def __init__(self, vocab_size: int, max_len: int, d_model: int, positional: str = "learned",
+                 scale: bool = False, embeddings_initializer: Any = "uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size = positive_int(vocab_size, "vocab_size")
+        self.max_len = positive_int(max_len, "max_len")
+        self.d_model = positive_int(d_model, "d_model")
+        if positional not in self.POSITIONAL:
+            raise ValueError(f"positional must be one of {self.POSITIONAL}, got {positional!r}")
+        if positional == "sinusoidal":
+            _even_d_model(d_model, "sinusoidal positional encoding")
+        self.positional = positional
+        self.scale = bool(scale)
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        self.token_embedding = keras.layers.Embedding(vocab_size, d_model, name="token_embedding",
+                                                      embeddings_initializer=self.embeddings_initializer)
+        self.position_embedding = None
+        if positional == "learned":
+            self.position_embedding = keras.layers.Embedding(max_len, d_model, name="position_embedding",
+                                                             embeddings_initializer=self.embeddings_initializer)
+        self._sinusoid = sinusoidal_positional_encoding(max_len, d_model).astype("float32") \
+            if positional == "sinusoidal" else None
+
+    def build(self, input_shape):
+        self.token_embedding.build(input_shape)
+        if self.position_embedding is not None:
+            self.position_embedding.build((input_shape[-1],))
+
+    @property
+    def embeddings(self):
+        """The token table ``E`` ``[vocab_size, d_model]`` (shared with the output layer when embeddings are tied)."""
+        return self.token_embedding.embeddings
+
+    def call(self, ids):
+        dtype = str(ids.dtype)
+        if "int" not in dtype:
+            raise TypeError(f"TokenAndPositionEmbedding expects integer token ids [batch, T], got {describe(ids)}")
+        if len(ids.shape) != 2:
+            raise ValueError(f"token ids must have shape [batch, T], got {tuple(ids.shape)}")
+        t = ids.shape[1]
+        if t is not None and t > self.max_len:
+            raise ValueError(f"sequence length {t} exceeds max_len={self.max_len}; keep the last {self.max_len} tokens")
+        values = ids if isinstance(ids, np.ndarray) else getattr(ids, "_numpy", lambda: None)()  # eager only
+        if values is not None and values.size and (values.min() < 0 or values.max() >= self.vocab_size):
+            ids = values
+            raise ValueError(f"token ids must be in [0, {self.vocab_size}), got min {ids.min()} and max {ids.max()}")
+        x = self.token_embedding(ids)
+        if self.scale:
+            x = x * ops.sqrt(ops.cast(self.d_model, x.dtype))
+        n = ops.shape(ids)[1]
+        if self.position_embedding is not None:
+            x = x + self.position_embedding(ops.arange(n))[None]
+        elif self._sinusoid is not None:
+            x = x + ops.cast(ops.convert_to_tensor(self._sinusoid)[None, :n], x.dtype)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.d_model,)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "vocab_size": self.vocab_size, "max_len": self.max_len,
+                "d_model": self.d_model, "positional": self.positional, "scale": self.scale,
+                "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer)}
