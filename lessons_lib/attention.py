@@ -163,6 +163,8 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, use_bias: bool = True, **kwargs):
         super().__init__(**kwargs)
+        # `mask=` is an attention mask, consumed here; declaring support keeps Keras from warning about it.
+        self.supports_masking = True
         self.d_model = positive_int(d_model, "d_model")
         self.num_heads = positive_int(num_heads, "num_heads")
         if self.d_model % self.num_heads:
@@ -179,7 +181,8 @@ class MultiHeadAttention(keras.layers.Layer):
         self.wo = keras.layers.Dense(d_model, use_bias=use_bias, name="wo")
         self.attn_dropout = keras.layers.Dropout(self.dropout)
 
-    def build(self, input_shape, context_shape=None):
+    def build(self, x_shape, context_shape=None):
+        input_shape = x_shape
         context_shape = context_shape or input_shape
         self.wq.build(input_shape)
         self.wk.build(context_shape)
@@ -220,8 +223,11 @@ class MultiHeadAttention(keras.layers.Layer):
         out = self.wo(concat)
         return (out, weights) if return_attention else out
 
-    def compute_output_shape(self, input_shape, context_shape=None):
-        return input_shape
+    def compute_mask(self, x, mask=None):
+        return None  # the output carries no mask: `mask` was an attention mask, not a padding mask of x
+
+    def compute_output_shape(self, x_shape, context_shape=None):
+        return x_shape
 
     def get_config(self) -> dict:
         return {**super().get_config(), "d_model": self.d_model, "num_heads": self.num_heads,

@@ -45,6 +45,8 @@ class TransformerBlock(keras.layers.Layer):
                  dropout: float = 0.0, use_bias: bool = True, epsilon: float = 1e-5, cross_attention: bool = False,
                  **kwargs):
         super().__init__(**kwargs)
+        # `mask=` is an attention mask, consumed here; declaring support keeps Keras from warning about it.
+        self.supports_masking = True
         self.d_model = positive_int(d_model, "d_model")
         self.num_heads = positive_int(num_heads, "num_heads")
         self.d_ff = positive_int(d_ff, "d_ff")
@@ -65,7 +67,8 @@ class TransformerBlock(keras.layers.Layer):
             self.cross = MultiHeadAttention(d_model, num_heads, dropout=dropout, use_bias=use_bias, name="cross")
             self.ln_cross = keras.layers.LayerNormalization(epsilon=epsilon, center=use_bias, name="ln_cross")
 
-    def build(self, input_shape, context_shape=None):
+    def build(self, x_shape, context_shape=None):
+        input_shape = x_shape
         self.attn.build(input_shape)
         self.ln1.build(input_shape)
         self.ffn.build(input_shape)
@@ -101,8 +104,11 @@ class TransformerBlock(keras.layers.Layer):
             return y
         return (y, w_self, w_cross) if self.cross_attention else (y, w_self)
 
-    def compute_output_shape(self, input_shape, context_shape=None):
-        return input_shape
+    def compute_mask(self, x, mask=None):
+        return None  # the output carries no mask: `mask` was an attention mask, not a padding mask of x
+
+    def compute_output_shape(self, x_shape, context_shape=None):
+        return x_shape
 
     def get_config(self) -> dict:
         return {**super().get_config(), "d_model": self.d_model, "num_heads": self.num_heads, "d_ff": self.d_ff,
