@@ -204,7 +204,6 @@ class MultiHeadAttention(keras.layers.Layer):
         q = self._split_heads(self.wq(x))
         k = self._split_heads(self.wk(context))
         v = self._split_heads(self.wv(context))
-        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / ops.sqrt(ops.cast(self.d_k, q.dtype))
         t_q, t_k = ops.shape(q)[2], ops.shape(k)[2]
         allowed = None
         if mask is not None:
@@ -212,16 +211,45 @@ class MultiHeadAttention(keras.layers.Layer):
         if use_causal_mask:
             causal = ops.tril(ops.ones((t_q, t_k), dtype="bool"))[None, None]
             allowed = causal if allowed is None else ops.logical_and(allowed, causal)
+        out, weights = self._attend(q, k, v, allowed, training)
+        return (out, weights) if return_attention else out
+
+    def _attend(self, q, k, v, allowed, training=None):
+        """softmax(q kᵀ/√d_k, blocked where not `allowed`) v, heads merged and projected by W_O."""
+        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / ops.sqrt(ops.cast(self.d_k, q.dtype))
         if allowed is not None:
             # float16 cannot hold -1e9 (it would become -inf, and a fully blocked row NaN)
             fill = -3e4 if scores.dtype == "float16" else MASKED_SCORE
             scores = ops.where(allowed, scores, ops.cast(fill, scores.dtype))
-        weights = ops.softmax(scores, axis=-1)
+        # the row softmax, written out (keras.ops.softmax warns on a single key, e.g. the first decoding step)
+        e = ops.exp(scores - ops.max(scores, axis=-1, keepdims=True))
+        weights = e / ops.sum(e, axis=-1, keepdims=True)
         heads = ops.matmul(self.attn_dropout(weights, training=training), v)  # [B, h, T_q, d_k]
-        b = ops.shape(heads)[0]
+        b, t_q = ops.shape(heads)[0], ops.shape(heads)[2]
         concat = ops.reshape(ops.transpose(heads, (0, 2, 1, 3)), (b, t_q, self.d_model))
-        out = self.wo(concat)
-        return (out, weights) if return_attention else out
+        return self.wo(concat), weights
+
+    # --- incremental decoding with a key/value cache (lesson 10) -------------------------------------------
+    def prefill(self, x):
+        """Causal self-attention over ``x [B, T, d_model]`` that also returns its keys and values
+        ``[B, heads, T, d_k]``, to start a KV cache."""
+        q, k, v = (self._split_heads(d(x)) for d in (self.wq, self.wk, self.wv))
+        t = ops.shape(q)[2]
+        out, _ = self._attend(q, k, v, ops.tril(ops.ones((t, t), dtype="bool"))[None, None])
+        return out, (k, v)
+
+    def decode_step(self, x, k_cache, v_cache, pos):
+        """Attend from one new position ``x [B, 1, d_model]`` at index ``pos`` to the cached keys/values
+        ``[B, heads, max_len, d_k]`` (positions ``<= pos`` only), after writing this position's own key and value
+        into the cache. Returns ``(out [B, 1, d_model], (k_cache, v_cache))``. Only one query row is computed:
+        that is the whole saving of the cache."""
+        q, k, v = (self._split_heads(d(x)) for d in (self.wq, self.wk, self.wv))
+        start = (0, 0, pos, 0)
+        k_cache = ops.slice_update(k_cache, start, ops.cast(k, k_cache.dtype))
+        v_cache = ops.slice_update(v_cache, start, ops.cast(v, v_cache.dtype))
+        allowed = (ops.arange(ops.shape(k_cache)[2]) <= pos)[None, None, None, :]
+        out, _ = self._attend(q, k_cache, v_cache, allowed)
+        return out, (k_cache, v_cache)
 
     def compute_mask(self, x, mask=None):
         return None  # the output carries no mask: `mask` was an attention mask, not a padding mask of x

@@ -104,6 +104,20 @@ class TransformerBlock(keras.layers.Layer):
             return y
         return (y, w_self, w_cross) if self.cross_attention else (y, w_self)
 
+    # --- incremental decoding (lesson 10): the same sublayers, self-attention reading/writing a KV cache -----
+    def prefill(self, x):
+        """Causal forward over ``x [B, T, d]``; returns ``(y, (k, v))`` with this block's keys and values."""
+        h, kv = self._sublayer(x, self.ln1, self.attn.prefill, training=False)
+        y, _ = self._sublayer(h, self.ln2, lambda t: (self.ffn(t), None), training=False)
+        return y, kv
+
+    def decode_step(self, x, k_cache, v_cache, pos):
+        """One new position ``x [B, 1, d]`` at index ``pos``; returns ``(y, (k_cache, v_cache))``."""
+        h, kv = self._sublayer(x, self.ln1, lambda t: self.attn.decode_step(t, k_cache, v_cache, pos),
+                               training=False)
+        y, _ = self._sublayer(h, self.ln2, lambda t: (self.ffn(t), None), training=False)
+        return y, kv
+
     def compute_mask(self, x, mask=None):
         return None  # the output carries no mask: `mask` was an attention mask, not a padding mask of x
 

@@ -73,11 +73,37 @@ class GPT(keras.Model):
         for block in self.blocks:
             x, w = block(x, use_causal_mask=True, return_attention=True, training=training)
             weights.append(w)
-        h = self.ln_f(x)
-        logits = ops.matmul(h, ops.transpose(self.embed.embeddings)) if self.head is None else self.head(h)
+        logits = self._logits(x)
         if return_attention:
             return logits, ops.stack(weights, axis=1)  # [batch, layers, heads, T, T]
         return logits
+
+    def _logits(self, x):
+        h = self.ln_f(x)
+        return ops.matmul(h, ops.transpose(self.embed.embeddings)) if self.head is None else self.head(h)
+
+    # --- incremental decoding with a KV cache (lesson 10) ------------------------------------------------------
+    def prefill(self, ids):
+        """Forward over ``ids [B, T]`` that also returns every block's keys and values: ``(logits, cache)`` with
+        ``cache`` a list of ``(k, v)`` pairs ``[B, heads, T, d_k]``. Pass ``T = max_len`` (right-padded ids are
+        fine: causality keeps padding from touching earlier positions) to get a cache of full size."""
+        if not self.built:  # build through __call__ so that Keras tracks the model as built
+            self(ops.zeros((1, 1), dtype="int32"))
+        x = self.embed(ids)
+        cache = []
+        for block in self.blocks:
+            x, kv = block.prefill(x)
+            cache.append(kv)
+        return self._logits(x), cache
+
+    def decode_step(self, token, cache, pos):
+        """Logits ``[B, vocab]`` for one new token ``token [B]`` at position ``pos``, and the updated cache."""
+        x = self.embed(token[:, None], offset=pos)
+        new_cache = []
+        for block, (k, v) in zip(self.blocks, cache):
+            x, kv = block.decode_step(x, k, v, pos)
+            new_cache.append(kv)
+        return self._logits(x)[:, 0], new_cache
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.vocab_size,)

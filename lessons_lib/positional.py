@@ -136,14 +136,15 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         """The token table ``E`` ``[vocab_size, d_model]`` (shared with the output layer when embeddings are tied)."""
         return self.token_embedding.embeddings
 
-    def call(self, ids):
+    def call(self, ids, offset=0):
+        """``ids [batch, T]`` → ``[batch, T, d_model]``; ``offset`` is the position of the first id (KV-cache decoding)."""
         dtype = str(ids.dtype)
         if "int" not in dtype:
             raise TypeError(f"TokenAndPositionEmbedding expects integer token ids [batch, T], got {describe(ids)}")
         if len(ids.shape) != 2:
             raise ValueError(f"token ids must have shape [batch, T], got {tuple(ids.shape)}")
         t = ids.shape[1]
-        if t is not None and t > self.max_len:
+        if t is not None and isinstance(offset, int) and t + offset > self.max_len:
             raise ValueError(f"sequence length {t} exceeds max_len={self.max_len}; keep the last {self.max_len} tokens")
         values = ids if isinstance(ids, np.ndarray) else getattr(ids, "_numpy", lambda: None)()  # eager only
         if values is not None and values.size and (values.min() < 0 or values.max() >= self.vocab_size):
@@ -154,9 +155,10 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
             x = x * ops.sqrt(ops.cast(self.d_model, x.dtype))
         n = ops.shape(ids)[1]
         if self.position_embedding is not None:
-            x = x + self.position_embedding(ops.arange(n))[None]
+            x = x + self.position_embedding(ops.arange(n) + offset)[None]
         elif self._sinusoid is not None:
-            x = x + ops.cast(ops.convert_to_tensor(self._sinusoid)[None, :n], x.dtype)
+            x = x + ops.cast(ops.take(ops.convert_to_tensor(self._sinusoid), ops.arange(n) + offset, axis=0)[None],
+                             x.dtype)
         return x
 
     def compute_output_shape(self, input_shape):
