@@ -184,10 +184,10 @@ class MultiHeadAttention(keras.layers.Layer):
     def build(self, x_shape, context_shape=None):
         input_shape = x_shape
         context_shape = context_shape or input_shape
-        self.wq.build(input_shape)
-        self.wk.build(context_shape)
-        self.wv.build(context_shape)
-        self.wo.build(tuple(input_shape[:-1]) + (self.d_model,))
+        for dense, shape in ((self.wq, input_shape), (self.wk, context_shape), (self.wv, context_shape),
+                             (self.wo, tuple(input_shape[:-1]) + (self.d_model,))):
+            if not dense.built:  # a sublayer may have been called on its own already
+                dense.build(shape)
 
     def _split_heads(self, t):  # [B, T, d_model] -> [B, h, T, d_k]
         b, n = ops.shape(t)[0], ops.shape(t)[1]

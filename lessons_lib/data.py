@@ -180,6 +180,8 @@ def _download(dataset: Dataset, url: str, out, path: Path, progress: bool, timeo
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
     except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+        if isinstance(e, urllib.error.HTTPError):
+            e.close()  # an HTTPError holds the open response
         reason = e.reason if isinstance(e, urllib.error.URLError) and not isinstance(e, urllib.error.HTTPError) else e
         raise _unavailable(dataset, path, url, reason) from e
     with response, tqdm(total=dataset.size, unit="B", unit_scale=True, unit_divisor=1024,

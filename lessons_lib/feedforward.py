@@ -92,8 +92,10 @@ class FeedForward(keras.layers.Layer):
         self.drop = keras.layers.Dropout(self.dropout)
 
     def build(self, input_shape):
-        self.w1.build(input_shape)
-        self.w2.build(tuple(input_shape[:-1]) + (self.d_ff,))
+        if not self.w1.built:
+            self.w1.build(input_shape)
+        if not self.w2.built:
+            self.w2.build(tuple(input_shape[:-1]) + (self.d_ff,))
 
     def call(self, x, training=None):
         if "float" not in str(x.dtype):

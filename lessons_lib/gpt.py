@@ -59,13 +59,11 @@ class GPT(keras.Model):
         self.head = None if tie_embeddings else keras.layers.Dense(vocab_size, use_bias=False, name="head")
 
     def build(self, input_shape):
-        self.embed.build(input_shape)
         hidden = tuple(input_shape) + (self.d_model,)
-        for block in self.blocks:
-            block.build(hidden)
-        self.ln_f.build(hidden)
-        if self.head is not None:
-            self.head.build(hidden)
+        for layer, shape in [(self.embed, input_shape), *((b, hidden) for b in self.blocks), (self.ln_f, hidden),
+                             *([(self.head, hidden)] if self.head is not None else [])]:
+            if not layer.built:  # a sublayer may have been called on its own already
+                layer.build(shape)
 
     def call(self, ids, return_attention=False, training=None):
         x = self.embed_drop(self.embed(ids), training=training)
@@ -113,6 +111,7 @@ class GPT(keras.Model):
                 "num_heads": self.num_heads, "num_layers": self.num_layers, "d_ff": self.d_ff,
                 "norm_first": self.norm_first, "activation": self.activation, "dropout": self.dropout,
                 "use_bias": self.use_bias, "tie_embeddings": self.tie_embeddings, "positional": self.positional,
+                "embeddings_initializer": keras.initializers.serialize(self.embed.embeddings_initializer),
                 "name": self.name}
 
 
@@ -121,7 +120,12 @@ def gpt_param_count(vocab_size: int, max_len: int, d_model: int, num_layers: int
     r"""Parameters of :class:`GPT`: :math:`Vd` (tokens) :math:`+ T_{max} d` (learned positions)
     :math:`+ L \cdot \text{block} + \text{LN}_f\,(+ dV` untied head).
     """
-    d_ff = 4 * d_model if d_ff is None else d_ff
+    for name, value in (("vocab_size", vocab_size), ("max_len", max_len), ("d_model", d_model),
+                        ("num_layers", num_layers)):
+        positive_int(value, name)
+    if positional not in TokenAndPositionEmbedding.POSITIONAL:
+        raise ValueError(f"positional must be one of {TokenAndPositionEmbedding.POSITIONAL}, got {positional!r}")
+    d_ff = 4 * d_model if d_ff is None else positive_int(d_ff, "d_ff")
     n = vocab_size * d_model + (max_len * d_model if positional == "learned" else 0)
     n += num_layers * block_param_count(d_model, d_ff, use_bias)
     n += 2 * d_model if use_bias else d_model

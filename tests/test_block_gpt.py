@@ -90,3 +90,19 @@ def test_thread_numpy_matches_keras_gpt():
     assert all(np.allclose(v, np.round(v, 1)) for v in w.values())  # every weight has one decimal: hand-friendly
     with pytest.raises(ValueError, match="not in the thread's vocabulary"):
         thread.tokenize("to be or not to sing")
+
+
+def test_layers_build_after_a_sublayer_was_used_alone(rng):
+    x = rng.normal(size=(1, 3, 8)).astype("float32")
+    block = TransformerBlock(8, 2, 16)
+    block.ln1(x)  # build one sublayer first, as a lesson might
+    assert block(x).shape == (1, 3, 8)
+
+
+@pytest.mark.parametrize("kwargs,msg", [({"positional": "sinusodial"}, "positional must be one of"),
+                                        ({"vocab_size": 0}, "vocab_size must be a positive integer"),
+                                        ({"max_len": -4}, "max_len must be a positive integer")])
+def test_gpt_param_count_bad_input(kwargs, msg):
+    args = {"vocab_size": 10, "max_len": 8, "d_model": 4, "num_layers": 1, **kwargs}
+    with pytest.raises(ValueError, match=msg):
+        gpt_param_count(**args)

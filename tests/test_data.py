@@ -319,6 +319,7 @@ def _real_corpus_dir() -> tuple[Path | None, str]:
     if os.environ.get(data.DATA_DIR_ENV):
         candidates.append(Path(os.environ[data.DATA_DIR_ENV]).expanduser())
     candidates.append(REPO_ROOT.parent / "shared" / "data")
+    candidates.append(data.default_cache_dir())  # the per-user cache (CI seeds it)
     notes = []
     for folder in candidates:
         path = folder / TINY_SHAKESPEARE.filename

@@ -1,0 +1,275 @@
+"""Tests for lessons_lib.checks: the one-line verdicts and the exact failure messages printed by ``check``."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+from lessons_lib.checks import check, compare  # noqa: E402
+
+
+def softmax_ref(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    return np.exp(x) / np.exp(x).sum(axis=-1, keepdims=True)
+
+
+def out(capsys: pytest.CaptureFixture[str]) -> str:
+    captured = capsys.readouterr()
+    assert captured.err == ""  # nothing may go to stderr in a notebook
+    return captured.out
+
+
+# ------------------------------------------------------------------------------------------------ successes
+
+
+def test_function_with_inputs_all_cases_match(capsys):
+    cases = [np.array([1.0, 2.0, 3.0]), (np.arange(6.0).reshape(2, 3),), np.zeros((2, 2, 4))]
+    assert check(softmax, softmax_ref, inputs=cases) is True
+    assert out(capsys) == "✓ softmax: all 3 cases match\n"
+
+
+def test_single_case_and_multiple_arguments(capsys):
+    def add(a, b):
+        return a + b
+
+    assert check(add, lambda a, b: b + a, inputs=[(np.ones(3), np.ones(3))]) is True
+    assert out(capsys) == "✓ add: 1 case matches\n"
+
+
+def test_direct_values_arrays_scalars_nested(capsys):
+    assert check(np.eye(3), np.eye(3), name="identity") is True
+    assert check(2.0, 2.0 + 1e-9, name="scalar") is True
+    assert check([1, (2.0, np.ones(2))], ((1, [2.0, np.ones(2)])), name="nested") is True
+    assert check({"a": [1, 2], "b": "text"}, {"b": "text", "a": [1, 2]}, name="dict") is True
+    assert check(np.float32(0.5), 0.5, name="np scalar") is True
+    assert out(capsys).splitlines() == [
+        "✓ identity: matches", "✓ scalar: matches", "✓ nested: matches", "✓ dict: matches", "✓ np scalar: matches",
+    ]
+
+
+def test_tensors_are_converted_and_stand_in_for_arrays(capsys):
+    tf = pytest.importorskip("tensorflow")
+    x = np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32)
+    assert check(tf.constant(x), x, name="tensor vs array") is True
+    assert check(x, tf.Variable(x), name="array vs variable") is True
+    assert check(lambda t: tf.nn.softmax(t), softmax_ref, inputs=[x], name="tf softmax", atol=1e-6) is True
+    assert out(capsys).splitlines() == [
+        "✓ tensor vs array: matches", "✓ array vs variable: matches", "✓ tf softmax: 1 case matches",
+    ]
+
+
+def test_default_name(capsys):
+    check(lambda: 1, 1)
+    check(np.ones(2), np.ones(2))
+    assert out(capsys).splitlines() == ["✓ result: matches", "✓ result: matches"]
+
+
+def test_zero_argument_callable_is_evaluated(capsys):
+    x = np.array([0.0, 1.0])
+    assert check(lambda: softmax(x), lambda: softmax_ref(x), name="softmax(x)") is True
+    assert out(capsys) == "✓ softmax(x): matches\n"
+
+
+# ------------------------------------------------------------------------------------------------- failures
+
+
+def test_shape_mismatch(capsys):
+    assert check(np.zeros((4, 3)), np.zeros((3, 4)), name="scores") is False
+    assert out(capsys).splitlines() == [
+        "✗ scores: does not match",
+        "  shape mismatch: expected (3, 4), got (4, 3)",
+    ]
+
+
+def test_dtype_kind_mismatch(capsys):
+    assert check(np.array([1.0, 2.0]), np.array([1, 2]), name="ids") is False
+    assert out(capsys).splitlines()[1] == "  dtype kind mismatch: expected int (int64), got float (float64)"
+    assert check(np.array([1, 0]), np.array([True, False]), name="mask") is False
+    assert "expected bool (bool), got int (int64)" in out(capsys)
+    assert check(3.0, 3, name="count") is False
+    assert "dtype kind mismatch: expected int (int64), got float (float64)" in out(capsys)
+
+
+def test_values_report_max_diff_and_first_position_rounded(capsys):
+    expected = np.zeros((2, 3))
+    got = expected.copy()
+    got[0, 2] = 0.123456789
+    got[1, 1] = -0.5
+    assert check(got, expected, name="attn", hint="check the scaling") is False
+    assert out(capsys).splitlines() == [
+        "✗ attn: does not match",
+        "  values differ: max abs diff 0.5, 2 of 6 elements differ; first at index (0, 2): expected 0, got 0.1235"
+        " (atol=1e-06, rtol=1e-06)",
+        "  Hint: check the scaling",
+    ]
+
+
+def test_scalar_value_difference(capsys):
+    assert check(0.6666666, 0.5, name="p") is False
+    assert out(capsys).splitlines()[1] == "  values differ: expected 0.5, got 0.6667 (max abs diff 0.1667, atol=1e-06, rtol=1e-06)"
+
+
+def test_integer_and_bool_values_are_exact(capsys):
+    assert check([1, 2, 4], [1, 2, 3], name="tokens") is False
+    assert out(capsys).splitlines()[1] == "  at output[2]: values differ: expected 3, got 4"
+    assert check(np.array([[True, False]]), np.array([[True, True]]), name="mask") is False
+    assert out(capsys).splitlines()[1] == (
+        "  values differ: 1 of 2 elements differ; first at index (0, 1): expected True, got False")
+
+
+def test_type_mismatch(capsys):
+    assert check([1.0, 2.0], np.array([1.0, 2.0]), name="vec") is False
+    assert out(capsys).splitlines()[1] == "  type mismatch: expected ndarray, got list"
+    assert check("3", 3, name="n") is False
+    assert out(capsys).splitlines()[1] == "  type mismatch: expected int, got str"
+    assert check(1.0, np.ones(3), name="v") is False
+    assert out(capsys).splitlines()[1] == "  type mismatch: expected ndarray of shape (3,), got float 1"
+
+
+def test_forgotten_return_is_named(capsys):
+    def forgot(x):
+        x * 2
+
+    assert check(forgot, lambda x: x * 2, inputs=[np.ones(2)]) is False
+    lines = out(capsys).splitlines()
+    assert lines[0] == "✗ forgot: case 1 of 1 (arguments: ndarray (2,) float64) failed"
+    assert lines[1] == "  type mismatch: expected ndarray, got None — did you forget a `return`?"
+
+
+def test_nested_paths_lengths_strings_dicts(capsys):
+    assert check([np.ones(2), np.ones(3)], [np.ones(2), np.ones(4)], name="pair") is False
+    assert out(capsys).splitlines()[1] == "  at output[1]: shape mismatch: expected (4,), got (3,)"
+    assert check([1, 2], [1, 2, 3], name="seq") is False
+    assert out(capsys).splitlines()[1] == "  length mismatch: expected 3 items, got 2"
+    assert check("hello world", "hello there", name="text") is False
+    assert out(capsys).splitlines()[1] == "  strings differ at character 6: expected 'hello there', got 'hello world'"
+    assert check({"a": 1, "c": 2}, {"a": 1, "b": 2}, name="vocab") is False
+    assert out(capsys).splitlines()[1] == "  dict keys differ: missing keys ['b']; unexpected keys ['c']"
+    assert check({"a": [1.0, 2.5]}, {"a": [1.0, 2.0]}, name="d") is False
+    assert out(capsys).splitlines()[1] == "  at output['a'][1]: values differ: expected 2, got 2.5 (max abs diff 0.5, atol=1e-06, rtol=1e-06)"
+
+
+def test_failing_case_is_identified_with_argument_shapes(capsys):
+    def wrong(x, axis):
+        return softmax_ref(x) if x.ndim == 1 else np.zeros_like(x)
+
+    cases = [(np.ones(3), -1), (np.ones((2, 5), dtype=np.float32), -1), (np.ones(2), 0)]
+    assert check(wrong, lambda x, axis: softmax_ref(x), inputs=cases, hint="use keepdims=True") is False
+    lines = out(capsys).splitlines()
+    assert lines[0] == "✗ wrong: case 2 of 3 (arguments: ndarray (2, 5) float32, int -1) failed"
+    assert lines[1].startswith("  values differ: max abs diff 0.2, 10 of 10 elements differ; first at index (0, 0)")
+    assert lines[-1] == "  Hint: use keepdims=True"
+
+
+def test_tensor_failure_messages(capsys):
+    tf = pytest.importorskip("tensorflow")
+    assert check(tf.zeros((2, 3)), np.zeros((3, 2), dtype=np.float32), name="t") is False
+    assert out(capsys).splitlines()[1] == "  shape mismatch: expected (3, 2), got (2, 3)"
+    assert check(lambda x: tf.cast(x, tf.int32), lambda x: x, inputs=[tf.ones((2,))], name="cast") is False
+    lines = out(capsys).splitlines()
+    assert lines[0] == "✗ cast: case 1 of 1 (arguments: tf.Tensor (2,) float32) failed"
+    assert lines[1] == "  dtype kind mismatch: expected float (float32), got int (int32)"
+
+
+# ------------------------------------------------------------------------------------- stubs and exceptions
+
+
+def test_stub_is_not_attempted_and_returns_none(capsys):
+    def attention(q, k, v):
+        # YOUR CODE HERE
+        raise NotImplementedError
+
+    result = check(attention, lambda q, k, v: q, inputs=[(np.ones(2), np.ones(2), np.ones(2))], hint="unused")
+    assert result is None
+    assert out(capsys) == "… attention: not attempted yet — fill in the cell above and re-run\n"
+
+
+def test_stub_in_value_mode_via_lambda(capsys):
+    def stub(x):
+        raise NotImplementedError("write me")
+
+    assert check(lambda: stub(1), 1, name="stub") is None
+    assert "not attempted yet" in out(capsys)
+
+
+def test_other_exception_is_reported_in_one_line(capsys):
+    def broken(x):
+        return x @ np.ones((5, 2))
+
+    assert check(broken, lambda x: x, inputs=[np.ones(3), np.ones((2, 3))], hint="mind the shapes") is False
+    lines = out(capsys).splitlines()
+    assert lines[0] == "✗ broken: case 1 of 2 (arguments: ndarray (3,) float64) failed"
+    assert lines[1].startswith("  raised ValueError: matmul: Input operand 1 has a mismatch")
+    assert lines[2] == "  Hint: mind the shapes"
+    assert len(lines) == 3
+
+
+def test_exception_message_is_one_line(capsys):
+    def multi(x):
+        raise RuntimeError("line one\n  line two")
+
+    assert check(multi, lambda x: x, inputs=[1]) is False
+    assert out(capsys).splitlines()[1] == "  raised RuntimeError: line one line two"
+
+
+def test_expected_exception_from_reference(capsys):
+    def ref(x):
+        if x < 0:
+            raise ValueError("x must be >= 0")
+        return x
+
+    assert check(lambda x: x, ref, inputs=[1, -1], name="validate") is False
+    lines = out(capsys).splitlines()
+    assert lines[0] == "✗ validate: case 2 of 2 (arguments: int -1) failed"
+    assert lines[1] == "  expected ValueError: x must be >= 0 to be raised, but it returned int -1"
+    assert check(ref, ref, inputs=[1, -1], name="validate") is True
+    out(capsys)
+
+
+def test_inputs_are_copied_so_in_place_changes_do_not_leak(capsys):
+    def in_place(x):
+        x *= 2
+        return x
+
+    assert check(in_place, lambda x: x * 2, inputs=[np.ones(3)]) is True
+    out(capsys)
+
+
+# ------------------------------------------------------------------------------------------------ tolerances
+
+
+def test_atol_and_rtol(capsys):
+    assert check(1.0 + 5e-7, 1.0) is True  # within atol + rtol * 1
+    assert check(1.0 + 5e-3, 1.0) is False
+    assert check(1.0 + 5e-3, 1.0, atol=1e-2) is True
+    assert check(1000.5, 1000.0, atol=0.0, rtol=1e-3) is True  # 0.5 <= 1e-3 * 1000
+    assert check(1000.5, 1000.0, atol=0.0, rtol=1e-4) is False
+    # rtol is relative to the *reference*, as in np.isclose
+    assert check(np.array([0.0, 100.0]), np.array([1e-3, 100.05]), atol=0.0, rtol=1e-3) is False
+    assert "first at index (0,): expected 0.001, got 0" in out(capsys)
+
+
+def test_nan_matches_nan_and_inf(capsys):
+    assert check(np.array([np.nan, np.inf]), np.array([np.nan, np.inf])) is True
+    assert check(np.array([0.0, 1.0]), np.array([np.nan, 1.0])) is False
+    assert "first at index (0,): expected nan, got 0" in out(capsys)
+
+
+def test_bad_tolerance_and_inputs_are_the_authors_mistake():
+    with pytest.raises(ValueError, match="atol"):
+        check(1.0, 1.0, atol=-1)
+    with pytest.raises(ValueError, match="inputs must be a list"):
+        check(abs, abs, inputs=np.ones(3))
+
+
+def test_compare_returns_none_or_message():
+    assert compare(np.ones(2), np.ones(2)) is None
+    assert compare(np.ones(2), np.ones(3)) == "shape mismatch: expected (2,), got (3,)"
