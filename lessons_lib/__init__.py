@@ -9,6 +9,10 @@ from lessons_lib.block import TransformerBlock, block_param_count
 from lessons_lib.feedforward import FeedForward, feed_forward, gelu, relu
 from lessons_lib.gpt import GPT, gpt_param_count
 from lessons_lib.normalization import layer_norm, layer_norm_backward
+from lessons_lib.checks import check
+from lessons_lib.data import load_tiny_shakespeare, train_val_split
+from lessons_lib.tokenizers import BPETokenizer, CharTokenizer, pad_and_truncate
+from lessons_lib import thread  # noqa: F401  (the running example of lessons 02-08)
 from lessons_lib.positional import (TokenAndPositionEmbedding, apply_rope, sinusoidal_positional_encoding,
                                     sinusoidal_shift_matrix)
 
@@ -20,5 +24,7 @@ __all__ = [
     "feed_forward", "gelu", "relu", "FeedForward",
     "TransformerBlock", "block_param_count",
     "GPT", "gpt_param_count",
+    "check", "load_tiny_shakespeare", "train_val_split", "CharTokenizer", "BPETokenizer", "pad_and_truncate",
+    "thread",
 ]
 __version__ = "0.1.0"

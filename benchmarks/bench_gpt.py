@@ -1,0 +1,115 @@
+"""Speed of the reference ("baby GPT") configuration: our train step vs the same model built from keras.layers,
+and generation with vs without the KV cache. Prints medians and ratios measured in the same run.
+
+    python benchmarks/bench_gpt.py [--steps 150] [--warmup 20]
+
+Architecture of both models: 4 pre-norm blocks (causal self-attention, GELU FFN), d_model 128, 4 heads, block 64,
+batch 12, no biases, tied embeddings, AdamW + clipping, XLA-compiled train step (``jit_compile=True``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import lessons_lib  # noqa: E402
+from lessons_lib.generation import Generator  # noqa: E402
+from lessons_lib.training import BABY_GPT, BABY_TRAIN, lm_loss, make_optimizer, random_windows  # noqa: E402
+
+
+def keras_layers_gpt(cfg=BABY_GPT) -> keras.Model:
+    """The same architecture from stock keras.layers (MultiHeadAttention, LayerNormalization, Dense, Embedding)."""
+    ids = keras.Input((cfg.max_len,), dtype="int32")
+    tok = keras.layers.Embedding(cfg.vocab_size, cfg.d_model, name="tok")
+    pos = keras.layers.Embedding(cfg.max_len, cfg.d_model, name="pos")
+    x = tok(ids) + pos(keras.ops.arange(cfg.max_len))[None]
+    for i in range(cfg.num_layers):
+        h = keras.layers.LayerNormalization(epsilon=1e-5, center=False)(x)
+        h = keras.layers.MultiHeadAttention(cfg.num_heads, cfg.d_model // cfg.num_heads, use_bias=False)(
+            h, h, use_causal_mask=True)
+        x = x + h
+        h = keras.layers.LayerNormalization(epsilon=1e-5, center=False)(x)
+        h = keras.layers.Dense(4 * cfg.d_model, activation="gelu", use_bias=False)(h)
+        x = x + keras.layers.Dense(cfg.d_model, use_bias=False)(h)
+    h = keras.layers.LayerNormalization(epsilon=1e-5, center=False)(x)
+    logits = keras.ops.matmul(h, keras.ops.transpose(tok.embeddings))
+    return keras.Model(ids, logits)
+
+
+def time_train_step(model, steps: int, warmup: int) -> float:
+    """Median wall time (ms) of one XLA-compiled AdamW step on random windows of a synthetic corpus."""
+    opt = make_optimizer(model, BABY_TRAIN)
+    opt.build(model.trainable_variables)
+    variables = model.trainable_variables
+
+    @tf.function(jit_compile=True)
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = lm_loss(model(x, training=True), y)
+        opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, BABY_GPT.vocab_size, size=200_000).astype(np.int32)
+    times = []
+    for i in range(warmup + steps):
+        x, y = random_windows(data, BABY_GPT.max_len, BABY_TRAIN.batch_size, rng)
+        t0 = time.perf_counter()
+        float(step(x, y))
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+def time_generation(gen: Generator, n: int, use_cache: bool, repeats: int) -> float:
+    """Median tokens/s for ``n`` new tokens from a 16-token prompt (sampling, fixed seed)."""
+    prompt = np.arange(16, dtype=np.int32) % BABY_GPT.vocab_size
+    gen.generate(prompt, 4, use_cache=use_cache)  # compile
+    rates = []
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        gen.generate(prompt, n, use_cache=use_cache, seed=r)
+        rates.append(n / (time.perf_counter() - t0))
+    return statistics.median(rates)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=150)
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--repeats", type=int, default=5)
+    a = p.parse_args()
+    info = lessons_lib.setup(seed=0, verbose=False)
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {info.device}; "
+          f"TensorFlow {tf.__version__}, Keras {keras.__version__}, Python {sys.version.split()[0]}")
+
+    ours = BABY_GPT.build()
+    ref = keras_layers_gpt()
+    assert ours.count_params() == ref.count_params(), (ours.count_params(), ref.count_params())
+    print(f"parameters: {ours.count_params():,} (both models)")
+    t_ours = time_train_step(ours, a.steps, a.warmup)
+    t_ref = time_train_step(ref, a.steps, a.warmup)
+    print(f"train step, median of {a.steps}: lessons_lib GPT {t_ours:.1f} ms | keras.layers GPT {t_ref:.1f} ms | "
+          f"ratio ours/keras {t_ours / t_ref:.2f}")
+
+    gen = Generator(ours)
+    for n in (64, 256):
+        no_cache = time_generation(gen, n, False, a.repeats)
+        cache = time_generation(gen, n, True, a.repeats)
+        print(f"generate {n} tokens: no cache {no_cache:.0f} tok/s | KV cache {cache:.0f} tok/s | "
+              f"speed-up {cache / no_cache:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
