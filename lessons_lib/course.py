@@ -510,7 +510,7 @@ def run_course(
         cell_timeout: limit per cell in seconds (default: ``timeout``).
         report_path: the Markdown report (default ``out_dir/report.md``); the JSON goes next to it.
         kernel_name: the Jupyter kernel.
-        progress: show a tqdm progress bar over the notebooks.
+        progress: show a tqdm progress bar over the notebooks (a result line per notebook is printed either way).
 
     Raises:
         UnknownNotebookError: ``only`` names a prefix that matches no notebook.
@@ -555,8 +555,7 @@ def run_course(
         line = f"{mark} {result.notebook}  {result.wall_s:.1f} s  {result.peak_rss_mb:.0f} MB"
         if result.failure is not None:
             line += f"  FAILED at {result.failure.describe()}"
-        if progress:
-            bar.write(line, file=sys.stdout)
+        bar.write(line, file=sys.stdout)
     bar.close()
     write_report(report, report_path if report_path is not None else out / "report.md")
     return report
