@@ -56,7 +56,7 @@ class TransformerBlock(keras.layers.Layer):
         self.activation = activation
         self.dropout = non_negative_float(dropout, "dropout", upper=1.0)
         self.use_bias = bool(use_bias)
-        self.epsilon = float(epsilon)
+        self.epsilon = non_negative_float(epsilon, "epsilon")
         self.cross_attention = bool(cross_attention)
         self.attn = MultiHeadAttention(d_model, num_heads, dropout=dropout, use_bias=use_bias, name="attn")
         self.ln1 = keras.layers.LayerNormalization(epsilon=epsilon, center=use_bias, name="ln1")

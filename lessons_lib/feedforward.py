@@ -23,6 +23,7 @@ ACTIVATIONS = ("relu", "gelu", "gelu_tanh")
 
 
 def relu(x: Any) -> np.ndarray:
+    """ReLU, :math:`\\max(x, 0)` elementwise (the original Transformer's activation)."""
     return np.maximum(float_array(x, "x", min_rank=0), 0.0)
 
 

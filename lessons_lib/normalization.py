@@ -49,6 +49,8 @@ def layer_norm_backward(x: Any, grad_out: Any, gamma: Any = None, eps: float = 1
     if grad_out.shape != x.shape:
         raise ValueError(f"grad_out must have the shape of x {x.shape}, got {grad_out.shape}")
     gamma, _ = _params(x, gamma, None)
+    if eps < 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
     mu = x.mean(axis=-1, keepdims=True)
     sigma = np.sqrt(x.var(axis=-1, keepdims=True) + eps)
     x_hat = (x - mu) / sigma

@@ -91,3 +91,11 @@ def test_feed_forward_bad_input(rng):
         layer(np.zeros((1, 2, 5), "float32"))
     clone = FeedForward.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
+
+
+def test_negative_epsilons_are_refused():
+    from lessons_lib import TransformerBlock
+    with pytest.raises(ValueError, match="eps must be >= 0"):
+        layer_norm_backward(np.zeros((1, 3)), np.zeros((1, 3)), eps=-1.0)
+    with pytest.raises(ValueError, match="epsilon must be >= 0"):
+        TransformerBlock(4, 2, 8, epsilon=-1.0)
