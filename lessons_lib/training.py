@@ -72,6 +72,7 @@ class TrainConfig:
     decay_steps: int = 2000
     beta_1: float = 0.9
     beta_2: float = 0.99
+    epsilon: float = 1e-8  # PyTorch's AdamW default (Keras' is 1e-7)
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     seed: int = 1337
@@ -123,7 +124,8 @@ def make_optimizer(model: GPT, cfg: TrainConfig = BABY_TRAIN) -> keras.optimizer
     """AdamW with the warm-up + cosine schedule, global-norm clipping, and weight decay on matrices only."""
     opt = keras.optimizers.AdamW(
         learning_rate=WarmupCosine(cfg.learning_rate, cfg.min_learning_rate, cfg.warmup_steps, cfg.decay_steps),
-        beta_1=cfg.beta_1, beta_2=cfg.beta_2, weight_decay=cfg.weight_decay, global_clipnorm=cfg.grad_clip)
+        beta_1=cfg.beta_1, beta_2=cfg.beta_2, epsilon=cfg.epsilon, weight_decay=cfg.weight_decay,
+        global_clipnorm=cfg.grad_clip)
     opt.exclude_from_weight_decay(var_list=[v for v in model.trainable_variables if len(v.shape) < 2])
     return opt
 
