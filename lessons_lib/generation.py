@@ -9,6 +9,9 @@ At each step the model gives logits :math:`z` for the next token. The strategies
 * **top-p / nucleus** (Holtzman et al., 2020): keep the smallest set of most likely tokens whose probability
   reaches ``p``, renormalize.
 
+:class:`Generator` runs each path as one XLA-compiled loop, with sampling done in TensorFlow; the NumPy functions
+here are the readable reference of the same strategies (lesson 10 compares them).
+
 A **KV cache** stores every layer's keys and values for the tokens seen so far, so each new token costs one query
 row instead of a forward pass over the whole window. Within ``max_len`` it gives exactly the logits of full
 recomputation. The model was trained on windows of ``max_len`` tokens with absolute positions, so a longer context
@@ -27,19 +30,24 @@ import tensorflow as tf
 from lessons_lib._validate import describe
 
 
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+
+
 def _check_sampling(vocab_size: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+    if not _is_number(temperature) or not temperature > 0:
         raise ValueError(f"temperature must be a number > 0 (use greedy=True for argmax), got {temperature!r}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer))
+    if top_k is not None and (isinstance(top_k, (bool, np.bool_)) or not isinstance(top_k, (int, np.integer))
                               or not 0 < top_k <= vocab_size):
         raise ValueError(f"top_k must be an integer in [1, vocab_size={vocab_size}], got {top_k!r}")
-    if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 < top_p <= 1):
+    if top_p is not None and (not _is_number(top_p) or not 0 < top_p <= 1):
         raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
 
 
 def top_k_filter(logits: np.ndarray, k: int) -> np.ndarray:
     """Set every logit below the ``k``-th largest (per row) to ``-inf``. Ties with the ``k``-th are kept."""
     logits = np.asarray(logits, dtype=np.float64)
+    _check_sampling(logits.shape[-1], 1.0, k, None)
     kth = np.sort(logits, axis=-1)[..., -k][..., None]
     return np.where(logits < kth, -np.inf, logits)
 
@@ -47,6 +55,7 @@ def top_k_filter(logits: np.ndarray, k: int) -> np.ndarray:
 def top_p_filter(logits: np.ndarray, p: float) -> np.ndarray:
     """Keep the smallest set of most probable tokens whose total probability is ``>= p`` (per row)."""
     logits = np.asarray(logits, dtype=np.float64)
+    _check_sampling(logits.shape[-1], 1.0, None, p)
     order = np.argsort(-logits, axis=-1, kind="stable")
     sorted_logits = np.take_along_axis(logits, order, axis=-1)
     probs = np.exp(sorted_logits - sorted_logits[..., :1])
@@ -82,39 +91,117 @@ def sample_next(logits: Any, rng: np.random.Generator, temperature: float = 1.0,
     return np.array([rng.choice(p.shape[-1], p=row) for row in p])
 
 
+def _tf_sample(logits, seed, step, temperature, top_k, top_p, greedy):
+    """The same strategies as :func:`next_token_distribution`, in TensorFlow, so that sampling runs inside the
+    compiled generation loop. ``top_k = 0`` and ``top_p = 1`` switch those filters off. Draws are reproducible:
+    token number ``step`` is drawn with the stateless seed ``(seed, step)``."""
+    z = logits / temperature
+    vocab = tf.shape(z)[-1]
+    k = tf.where(top_k > 0, top_k, vocab)
+    kth = tf.gather(tf.sort(z, axis=-1, direction="DESCENDING"), k - 1, axis=-1)[:, None]
+    z = tf.where(z < kth, tf.constant(-np.inf, z.dtype), z)
+    sorted_z = tf.sort(z, axis=-1, direction="DESCENDING")
+    before = tf.cumsum(tf.nn.softmax(sorted_z, axis=-1), axis=-1, exclusive=True)  # mass strictly before
+    threshold = tf.reduce_min(tf.where(before < top_p, sorted_z, tf.constant(np.inf, z.dtype)), axis=-1)
+    z = tf.where(z < threshold[:, None], tf.constant(-np.inf, z.dtype), z)
+    drawn = tf.random.stateless_categorical(z, 1, seed=tf.stack([seed, step]), dtype=tf.int32)[:, 0]
+    return tf.where(greedy, tf.argmax(logits, axis=-1, output_type=tf.int32), drawn)
+
+
 class Generator:
-    """Compiled generation for a :class:`~lessons_lib.gpt.GPT`: without a cache (a full forward pass over the
-    window at every step) or with a KV cache. Both compile once, with fixed shapes ``[batch, max_len]``."""
+    """Compiled generation for a :class:`~lessons_lib.gpt.GPT`, with or without a KV cache.
+
+    Each path is one XLA-compiled loop (``tf.while_loop``) that runs up to ``max_len`` steps — model, sampling and
+    bookkeeping — without returning to Python, so what the benchmark measures is the model's arithmetic, not
+    Python overhead. Shapes are fixed (``[batch, max_len]`` windows), so each path compiles once.
+
+    * ``use_cache=False``: every step runs the model on the window of the last ``max_len`` tokens.
+    * ``use_cache=True``: :meth:`GPT.prefill` fills the cache from the window, then every step runs
+      :meth:`GPT.decode_step` on one token. The re-fill rule beyond ``max_len`` is in the module docstring.
+    """
 
     def __init__(self, model, jit_compile: bool = True):
         self.model = model
         self.max_len = model.max_len
-        self._window = tf.function(lambda ids, last: tf.gather(model(ids), last, axis=1, batch_dims=1),
-                                   jit_compile=jit_compile)
-        self._prefill = tf.function(lambda ids: model.prefill(ids), jit_compile=jit_compile)
-        self._decode = tf.function(lambda tok, cache, pos: model.decode_step(tok, cache, pos),
-                                   jit_compile=jit_compile)
+        if not model.built:
+            model(np.zeros((1, 1), dtype=np.int32))
+        self._window_loop = tf.function(self._window_loop_fn, jit_compile=jit_compile)
+        self._cached_loop = tf.function(self._cached_loop_fn, jit_compile=jit_compile)
 
-    def _padded(self, rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-        ids = np.zeros((len(rows), self.max_len), dtype=np.int32)
-        for i, r in enumerate(rows):
-            ids[i, :len(r)] = r
-        return ids, np.array([len(r) - 1 for r in rows], dtype=np.int32)
+    # Both loops return (tokens [B, S], logits [B, S, V]) for S = max_len + 1 slots, of which n_steps are used.
+    def _buffers(self, batch):
+        slots = self.max_len + 1
+        return (tf.zeros((batch, slots), tf.int32),
+                tf.zeros((batch, slots, self.model.vocab_size), tf.float32))
+
+    def _window_loop_fn(self, window, n_valid, n_steps, step0, seed, temperature, top_k, top_p, greedy):
+        batch = tf.shape(window)[0]
+        tokens, logits_out = self._buffers(batch)
+        full = self.max_len
+
+        def body(i, window, n_valid, tokens, logits_out):
+            logits = tf.cast(tf.gather(self.model(window), n_valid - 1, axis=1), tf.float32)
+            tok = _tf_sample(logits, seed, step0 + i, temperature, top_k, top_p, greedy)
+            tokens = tf.tensor_scatter_nd_update(tokens, tf.stack([tf.range(batch), tf.fill([batch], i)], 1), tok)
+            logits_out = tf.tensor_scatter_nd_update(
+                logits_out, tf.stack([tf.range(batch), tf.fill([batch], i)], 1), logits)
+            # append the token: write it after the last valid one, or slide the full window left by one
+            slid = tf.concat([window[:, 1:], tok[:, None]], axis=1)
+            written = tf.tensor_scatter_nd_update(
+                window, tf.stack([tf.range(batch), tf.fill([batch], tf.minimum(n_valid, full - 1))], 1), tok)
+            window = tf.where(n_valid >= full, slid, written)
+            return i + 1, window, tf.minimum(n_valid + 1, full), tokens, logits_out
+
+        _, _, _, tokens, logits_out = tf.while_loop(
+            lambda i, *_: i < n_steps, body, (tf.constant(0), window, n_valid, tokens, logits_out),
+            maximum_iterations=self.max_len + 1)
+        return tokens, logits_out
+
+    def _cached_loop_fn(self, window, keep, n_steps, step0, seed, temperature, top_k, top_p, greedy):
+        batch = tf.shape(window)[0]
+        tokens, logits_out = self._buffers(batch)
+        all_logits, cache = self.model.prefill(window)
+        logits = tf.cast(tf.gather(all_logits, keep - 1, axis=1), tf.float32)
+
+        def body(i, logits, cache, tokens, logits_out):
+            tok = _tf_sample(logits, seed, step0 + i, temperature, top_k, top_p, greedy)
+            rows = tf.stack([tf.range(batch), tf.fill([batch], i)], 1)
+            tokens = tf.tensor_scatter_nd_update(tokens, rows, tok)
+            logits_out = tf.tensor_scatter_nd_update(logits_out, rows, logits)
+            # the new token goes into the cache at position keep + i (skipped after the chunk's last token)
+            new_logits, new_cache = tf.cond(
+                i + 1 < n_steps,
+                lambda: self.model.decode_step(tok, cache, keep + i),
+                lambda: (tf.cast(logits, all_logits.dtype), cache))
+            return i + 1, tf.cast(new_logits, tf.float32), new_cache, tokens, logits_out
+
+        _, _, _, tokens, logits_out = tf.while_loop(
+            lambda i, *_: i < n_steps, body, (tf.constant(0), logits, cache, tokens, logits_out),
+            maximum_iterations=self.max_len + 1)
+        return tokens, logits_out
+
+    def _window(self, seqs: np.ndarray, keep: int) -> np.ndarray:
+        ids = np.zeros((seqs.shape[0], self.max_len), dtype=np.int32)  # right padding: causality ignores it
+        ids[:, :keep] = seqs[:, -keep:]
+        return ids
 
     def generate(self, prompt_ids: Sequence[int] | np.ndarray, max_new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, greedy: bool = False, seed: int = 0,
                  use_cache: bool = True, return_logits: bool = False):
         """Continue ``prompt_ids`` (``[T]`` or ``[batch, T]``, same length per row) by ``max_new_tokens`` tokens.
 
-        Returns the new ids ``[batch, max_new_tokens]`` (and the logits used at each step if ``return_logits``).
+        Token number ``n`` is drawn with the stateless seed ``(seed, n)``, so both paths draw the same tokens from the
+        same logits. Returns the new ids ``[batch, max_new_tokens]`` (and the logits used at each step if
+        ``return_logits``).
         """
+        given = prompt_ids
         prompt = np.asarray(prompt_ids)
         if prompt.ndim == 1:
             prompt = prompt[None]
         if prompt.ndim != 2 or prompt.shape[1] == 0:
-            raise ValueError(f"prompt must be a non-empty sequence of token ids, got {describe(prompt)}")
+            raise ValueError(f"prompt must be a non-empty sequence of token ids, got {describe(given)}")
         if not np.issubdtype(prompt.dtype, np.integer):
-            raise TypeError(f"prompt must hold integer token ids, got {describe(prompt)}")
+            raise TypeError(f"prompt must hold integer token ids, got {describe(given)}")
         vocab = self.model.vocab_size
         if prompt.min() < 0 or prompt.max() >= vocab:
             raise ValueError(f"prompt ids must be in [0, {vocab}), got min {prompt.min()} and max {prompt.max()}")
@@ -122,32 +209,31 @@ class Generator:
             raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
         if not greedy:
             _check_sampling(vocab, temperature, top_k, top_p)
-        rng = np.random.default_rng(seed)
-        seqs = [list(map(int, row)) for row in prompt]
-        new, used_logits = [], []
-        cache, cached = None, 0  # `cached`: how many of the latest tokens have their keys/values in the cache
-        for _ in range(max_new_tokens):
-            if not use_cache:
-                ids, last = self._padded([s[-self.max_len:] for s in seqs])
-                logits = self._window(ids, last).numpy()
-            elif cache is None or cached == self.max_len:
-                keep = min(len(seqs[0]), self.max_len) if cache is None else self.max_len // 2
-                ids, last = self._padded([s[-keep:] for s in seqs])
-                all_logits, cache = self._prefill(ids)
-                logits = tf.gather(all_logits, last, axis=1, batch_dims=1).numpy()
-                cached = keep
-            else:  # the newest token is not in the cache yet: it goes in at position `cached`
-                tok = np.array([s[-1] for s in seqs], dtype=np.int32)
-                logits, cache = self._decode(tok, cache, tf.constant(cached, tf.int32))
-                logits = logits.numpy()
-                cached += 1
-            nxt = sample_next(logits, rng, temperature, top_k, top_p, greedy)
-            for s, t in zip(seqs, nxt):
-                s.append(int(t))
-            new.append(nxt)
-            used_logits.append(logits)
-        out = np.stack(new, axis=1)
-        return (out, np.stack(used_logits, axis=1)) if return_logits else out
+        params = (tf.constant(int(seed), tf.int32), tf.constant(float(temperature), tf.float32),
+                  tf.constant(int(top_k or 0), tf.int32), tf.constant(float(top_p or 1.0), tf.float32),
+                  tf.constant(bool(greedy)))
+        seqs = prompt.astype(np.int32)
+        new, used = [], []
+        done, first = 0, True
+        while done < max_new_tokens:
+            if use_cache:  # one prefill, then decode until the cache is full (see the module docstring)
+                keep = min(seqs.shape[1], self.max_len) if first else self.max_len // 2
+                steps = min(max_new_tokens - done, self.max_len - keep + 1)
+                toks, logits = self._cached_loop(self._window(seqs, keep), tf.constant(keep), tf.constant(steps),
+                                                 tf.constant(done), *params)
+            else:
+                keep = min(seqs.shape[1], self.max_len)
+                steps = min(max_new_tokens - done, self.max_len)
+                toks, logits = self._window_loop(self._window(seqs, keep), tf.constant(keep), tf.constant(steps),
+                                                 tf.constant(done), *params)
+            toks = toks.numpy()[:, :steps]
+            new.append(toks)
+            used.append(logits.numpy()[:, :steps])
+            seqs = np.concatenate([seqs, toks], axis=1)
+            done += steps
+            first = False
+        out = np.concatenate(new, axis=1)
+        return (out, np.concatenate(used, axis=1)) if return_logits else out
 
 
 def generate_text(model, tokenizer, prompt: str, max_new_tokens: int = 200, **kwargs) -> str:

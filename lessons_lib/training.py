@@ -273,7 +273,8 @@ def load_checkpoint(model: GPT, path: Path | str = BABY_CHECKPOINT) -> dict:
     meta = json.loads(meta_path.read_text())
     ours = model_config(model)
     theirs = meta.get("config", {})
-    diff = {k: (theirs.get(k), ours.get(k)) for k in sorted(set(ours) | set(theirs)) if theirs.get(k) != ours.get(k)}
+    keys = sorted((set(ours) | set(theirs)) - {"embeddings_initializer"})  # the initializer does not shape weights
+    diff = {k: (theirs.get(k), ours.get(k)) for k in keys if theirs.get(k) != ours.get(k)}
     if diff:
         details = ", ".join(f"{k}: checkpoint {a!r} vs model {b!r}" for k, (a, b) in diff.items())
         raise ValueError(f"checkpoint {path.name} was made for another configuration ({details})")
