@@ -32,7 +32,8 @@ def keras_layers_gpt(cfg=BABY_GPT) -> keras.Model:
     ids = keras.Input((cfg.max_len,), dtype="int32")
     tok = keras.layers.Embedding(cfg.vocab_size, cfg.d_model, name="tok")
     pos = keras.layers.Embedding(cfg.max_len, cfg.d_model, name="pos")
-    x = tok(ids) + pos(keras.ops.arange(cfg.max_len))[None]
+    positions = keras.ops.zeros_like(ids) + keras.ops.arange(cfg.max_len, dtype="int32")  # symbolic, [B, T]
+    x = tok(ids) + pos(positions)
     for i in range(cfg.num_layers):
         h = keras.layers.LayerNormalization(epsilon=1e-5, center=False)(x)
         h = keras.layers.MultiHeadAttention(cfg.num_heads, cfg.d_model // cfg.num_heads, use_bias=False)(
@@ -46,8 +47,8 @@ def keras_layers_gpt(cfg=BABY_GPT) -> keras.Model:
     return keras.Model(ids, logits)
 
 
-def time_train_step(model, steps: int, warmup: int) -> float:
-    """Median wall time (ms) of one XLA-compiled AdamW step on random windows of a synthetic corpus."""
+def make_train_step(model):
+    """An XLA-compiled AdamW step (the course's optimizer settings) for ``model``."""
     opt = make_optimizer(model, BABY_TRAIN)
     opt.build(model.trainable_variables)
     variables = model.trainable_variables
@@ -59,16 +60,26 @@ def time_train_step(model, steps: int, warmup: int) -> float:
         opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 
+    return step
+
+
+def time_train_steps(steps: dict, n: int, warmup: int, block: int = 10) -> dict[str, float]:
+    """Median wall time (ms) per step of each compiled step function, interleaved in blocks of ``block`` steps so
+    that both see the same machine load."""
     rng = np.random.default_rng(0)
     data = rng.integers(0, BABY_GPT.vocab_size, size=200_000).astype(np.int32)
-    times = []
-    for i in range(warmup + steps):
-        x, y = random_windows(data, BABY_GPT.max_len, BABY_TRAIN.batch_size, rng)
-        t0 = time.perf_counter()
-        float(step(x, y))
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+    batches = [random_windows(data, BABY_GPT.max_len, BABY_TRAIN.batch_size, rng) for _ in range(block)]
+    for step in steps.values():
+        for x, y in batches[:warmup] if warmup <= block else batches * (warmup // block):
+            float(step(x, y))
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    while min(len(t) for t in times.values()) < n:
+        for name, step in steps.items():
+            for x, y in batches:
+                t0 = time.perf_counter()
+                float(step(x, y))
+                times[name].append(time.perf_counter() - t0)
+    return {name: 1000 * statistics.median(t) for name, t in times.items()}
 
 
 def time_generation(gen: Generator, n: int, use_cache: bool, repeats: int) -> float:
@@ -85,7 +96,7 @@ def time_generation(gen: Generator, n: int, use_cache: bool, repeats: int) -> fl
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=150)
+    p.add_argument("--steps", type=int, default=200)
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--repeats", type=int, default=5)
     a = p.parse_args()
@@ -97,15 +108,18 @@ def main() -> int:
     ref = keras_layers_gpt()
     assert ours.count_params() == ref.count_params(), (ours.count_params(), ref.count_params())
     print(f"parameters: {ours.count_params():,} (both models)")
-    t_ours = time_train_step(ours, a.steps, a.warmup)
-    t_ref = time_train_step(ref, a.steps, a.warmup)
+    t = time_train_steps({"ours": make_train_step(ours), "keras": make_train_step(ref)}, a.steps, a.warmup)
+    t_ours, t_ref = t["ours"], t["keras"]
     print(f"train step, median of {a.steps}: lessons_lib GPT {t_ours:.1f} ms | keras.layers GPT {t_ref:.1f} ms | "
           f"ratio ours/keras {t_ours / t_ref:.2f}")
 
     gen = Generator(ours)
     for n in (64, 256):
-        no_cache = time_generation(gen, n, False, a.repeats)
-        cache = time_generation(gen, n, True, a.repeats)
+        no_cache, cache = [], []
+        for r in range(a.repeats):  # interleaved, one run of each per round
+            no_cache.append(time_generation(gen, n, False, 1))
+            cache.append(time_generation(gen, n, True, 1))
+        no_cache, cache = statistics.median(no_cache), statistics.median(cache)
         print(f"generate {n} tokens: no cache {no_cache:.0f} tok/s | KV cache {cache:.0f} tok/s | "
               f"speed-up {cache / no_cache:.2f}x")
     return 0

@@ -172,7 +172,10 @@ class Trainer:
         self.model, self.cfg = model, cfg
         self.train_data, self.val_data = np.asarray(train_data, np.int32), np.asarray(val_data, np.int32)
         self.optimizer = make_optimizer(model, cfg)
+        if model.dtype_policy.name == "mixed_float16":  # float16 gradients underflow without loss scaling
+            self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
         self.optimizer.build(model.trainable_variables)
+        scaled = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
         self.rng = np.random.default_rng(cfg.seed)
         self.steps_done = 0
         self.history: dict[str, list] = {"step": [], "train_loss": [], "eval_step": [], "val_loss": [],
@@ -182,12 +185,13 @@ class Trainer:
         def train_step(x, y):
             with tf.GradientTape() as tape:
                 loss = lm_loss(model(x, training=True), y)
-            grads = tape.gradient(loss, variables)
+                target = self.optimizer.scale_loss(loss) if scaled else loss
+            grads = tape.gradient(target, variables)
             self.optimizer.apply_gradients(zip(grads, variables))
             return loss
 
         self._train_step = tf.function(train_step, jit_compile=jit_compile)
-        self._loss = tf.function(lambda x, y: lm_loss(model(x, training=False), y), jit_compile=jit_compile)
+        self._loss = tf.function(lambda x, y: window_losses(model, x, y), jit_compile=jit_compile)
 
     def step(self) -> float:
         x, y = random_windows(self.train_data, self.model.max_len, self.cfg.batch_size, self.rng)
@@ -228,19 +232,33 @@ class Trainer:
         return self.history
 
 
+def window_losses(model: GPT, x, y):
+    """Mean next-token loss of each window: ``[batch]``."""
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(y, tf.int32), logits=tf.cast(model(x, training=False), tf.float32)), axis=-1)
+
+
 def evaluate_loss(model: GPT, data: np.ndarray, max_windows: int | None = None, batch_size: int = 256,
                   loss_fn=None) -> float:
-    """Mean next-token loss of ``model`` over the fixed windows of ``data`` (token-weighted)."""
+    """Mean next-token loss of ``model`` over the fixed windows of ``data`` (every window has ``max_len`` tokens,
+    so this is also the mean over tokens). Batches all have ``batch_size`` windows (the last is padded and the
+    padding dropped), so a compiled ``loss_fn`` compiles once."""
     x, y = evaluation_windows(np.asarray(data, np.int32), model.max_len)
     if max_windows is not None:
         x, y = x[:max_windows], y[:max_windows]
-    loss_fn = loss_fn or (lambda a, b: lm_loss(model(a, training=False), b))
-    total, count = 0.0, 0
+    if len(x) == 0:
+        raise ValueError(f"data has {len(data)} tokens: not enough for one window of {model.max_len + 1}")
+    loss_fn = loss_fn or (lambda a, b: window_losses(model, a, b))
+    batch_size = min(batch_size, len(x))
+    losses = []
     for i in range(0, len(x), batch_size):
         xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-        total += float(loss_fn(xb, yb)) * len(xb)
-        count += len(xb)
-    return total / count
+        n = len(xb)
+        if n < batch_size:
+            xb = np.concatenate([xb, np.repeat(xb[-1:], batch_size - n, axis=0)])
+            yb = np.concatenate([yb, np.repeat(yb[-1:], batch_size - n, axis=0)])
+        losses.append(np.asarray(loss_fn(xb, yb))[:n])
+    return float(np.concatenate(losses).mean())
 
 
 # --- checkpoints ----------------------------------------------------------------------------------------------

@@ -78,19 +78,17 @@ def execute(nb: nbformat.NotebookNode, timeout: int = 600) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NB_DIR)}})
+    # No stored widget state: exports (nbconvert, GitHub) then show each view's PNG, and JupyterLab re-renders the
+    # live view when the cell is run again.
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=False,
+                            resources={"metadata": {"path": str(NB_DIR)}})
     client.execute()
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         for out in cell.get("outputs", []):
             if out.get("name") == "stderr":
                 raise RuntimeError(f"cell {cell['id']} wrote to stderr (nbval would fail):\n{out['text'][:2000]}")
-    nb.metadata.pop("widgets", None) if not _has_widgets(nb) else None
-
-
-def _has_widgets(nb: nbformat.NotebookNode) -> bool:
-    return any("application/vnd.jupyter.widget-view+json" in o.get("data", {})
-               for c in nb.cells for o in c.get("outputs", []))
+    nb.metadata.pop("widgets", None)
 
 
 def build(src: Path, run: bool = True) -> Path:

@@ -597,8 +597,8 @@ assert check(uniform_loss, reference_uniform_loss, inputs=[65, 2, 256, 50257], a
 # | 06 | [Feed-forward network](06_feed_forward.ipynb) | $\mathrm{act}(xW_1 + b_1)W_2 + b_2$, ReLU and GELU | 3.2, 4.1 |
 # | 07 | [Residual + LayerNorm](07_residual_layernorm.ipynb) | residual connections, LayerNorm, pre- vs post-norm | 3.2 |
 # | 08 | [Transformer block and tiny GPT](08_transformer_block_gpt.ipynb) | the block, stacking, output layer, a GPT | 3.1–3.2 |
-# | 09 | Training a GPT *(coming)* | training on Tiny Shakespeare | 5 |
-# | 10 | Text generation *(coming)* | greedy, temperature, top-k sampling | 3.4, 6 |
+# | 09 | [Training a GPT](09_training_gpt.ipynb) | a 0.8 M-parameter GPT trained on Tiny Shakespeare | 5 |
+# | 10 | [Text generation](10_text_generation.ipynb) | greedy, temperature, top-k, top-p sampling; a KV cache | 3.4, 6 |
 #
 # Lessons 02–08 share a **running example**, "the thread": the sentence *to be or not to be* with a 6-word
 # vocabulary, $d_{\text{model}} = 4$, 2 heads and fixed weights rounded to one decimal

@@ -245,6 +245,29 @@ ax2.set_title("dot product depends only on the distance (d_model = 64)")
 plt.show()
 
 # %% [markdown]
+# ### Explore it yourself
+#
+# `lessons_lib.viz.PositionalExplorer` draws the same two pictures live: pick which dimensions to draw (even =
+# sine, odd = cosine; low dimensions turn fast, high ones slowly), a reference position $p$ and a second position
+# $q$, and watch $PE_p \cdot PE_q$ move along the dot-product-vs-distance curve. It runs in the browser without
+# calling back into Python. (Exported copies of this notebook show a still picture and a text summary instead.)
+
+# %% tags=["nbval-ignore-output"]
+from lessons_lib.viz import PositionalExplorer
+
+explorer = PositionalExplorer(max_len=64, d_model=64, dims=(0, 1, 10, 40), reference=32, position=40)
+explorer
+
+# %% [markdown]
+# The explorer computes its curve with the same `sinusoidal_positional_encoding`, so it must agree with the numbers
+# above — and each dimension pair $(2i, 2i+1)$ has wavelength $2\pi / \omega_i = 2\pi \cdot 10000^{2i/d}$:
+
+# %%
+assert np.allclose(explorer.dot_products(32), pe64[32] @ pe64.T)
+print("wavelengths of dims 0, 10, 40:", [round(explorer.wavelength(d), 1) for d in (0, 10, 40)])
+assert np.isclose(explorer.wavelength(0), 2 * np.pi)
+
+# %% [markdown]
 # ## 4 · Learned positions, and their limit
 #
 # GPT-2 (like BERT) does not use a formula: it **learns** a second table $P \in \mathbb{R}^{T_\text{max} \times

@@ -347,6 +347,47 @@ plt.show()
 # gradient that reaches $W_Q$ and $W_K$. With it, the weights and the gradient behave the same for every $d_k$.
 
 # %% [markdown]
+# ### Try it: the scaling and the temperature
+#
+# The explorer below takes **one row** of raw scores — one query against 8 keys, $d_k = 64$, unit-variance
+# components, exactly like the experiment above — and shows the weights
+# $p = \mathrm{softmax}\big(s / (\tau\sqrt{d_k})\big)$ as bars. Things to try:
+#
+# * untick **divide by √d_k**: the softmax saturates (one bar takes everything) and the entropy drops to about 0;
+# * move the **d_k** slider: a larger divisor flattens the weights, a smaller one sharpens them;
+# * move the **temperature** $	au$, a second divisor that you will meet again when sampling text from a language
+#   model: $	au < 1$ sharpens, $	au > 1$ flattens, $	au 	o \infty$ gives the uniform distribution.
+#
+# The readout gives the **entropy** $H(p) = -\sum_i p_i \log p_i$ (0 for a one-hot row, $\log 8 \approx 2.079$ for
+# a uniform one), the top weight, and the size of the Jacobian $\|\mathrm{diag}(p) - pp^\top\|_F$ — the gradient
+# factor of the previous section. The curve on the right is the entropy for every temperature. Everything is
+# recomputed in your browser as you drag; a static copy of this notebook (HTML, GitHub) shows a picture of the
+# default settings instead.
+
+# %% tags=["nbval-ignore-output"]
+from lessons_lib.viz import SoftmaxExplorer
+
+rng = np.random.default_rng(3)
+q_64 = rng.standard_normal(64)                  # one query, d_k = 64 unit-variance components
+row_64 = rng.standard_normal((8, 64)) @ q_64    # its raw scores against 8 random keys
+explore_scale = SoftmaxExplorer(row_64, [f"key {j}" for j in range(8)], d_k=64,
+                                title="one query against 8 keys, d_k = 64")
+explore_scale
+
+# %% [markdown]
+# The same numbers, computed in Python (this cell resets the explorer to the scaled softmax at $\tau = 1$):
+
+# %%
+print("raw scores:", np.round(row_64, 1))
+for scale in (True, False):
+    explore_scale.select(scale=scale, temperature=1.0, d_k=64)
+    p = explore_scale.distribution()
+    print(f"divide by sqrt(d_k): {str(scale):5}  entropy {explore_scale.entropy():.2f} nats (max {np.log(8):.2f}), "
+          f"top weight {p.max():.2f}, saturated: {explore_scale.is_saturated()}")
+    assert explore_scale.is_saturated() == (not scale)
+explore_scale.select(scale=True)
+
+# %% [markdown]
 # ## 4. The causal mask
 #
 # A language model predicts the next token, so while reading token $i$ it must not peek at tokens $j > i$. The
@@ -540,6 +581,33 @@ for i, p in enumerate(true_w_43):
           f"largest entry of |diag(p) - p p^T| = {np.abs(softmax_jacobian(p)).max():.1e}")
 assert all(np.abs(softmax_jacobian(p)).max() < 1e-100 for p in true_w_43)
 show("true output = softmax(...) V: every token copies the last value", true_w_43 @ article_V, 1)
+
+# %% [markdown]
+# Explore the article's three rows of $QK^\top$ with the explorer of section 3. With $d_k = 3$ every row is
+# one-hot and its entropy 0. Drag $d_k$ all the way to 4096 (dividing by 64): still one-hot. Only when the divisor
+# reaches the thousands (add a temperature of about 100) do the weights spread out. No $\sqrt{d_k}$ can rescue
+# scores whose spread is hundreds of times too large; the real fix is inputs and weights of a sensible size, as in
+# section 2.
+
+# %% tags=["nbval-ignore-output"]
+explore_article = SoftmaxExplorer(article_Q @ article_K.T, ["key 1", "key 2", "key 3"], d_k=3,
+                                  row_labels=["row 1", "row 2", "row 3"],
+                                  title="the article's worked example (4.3): softmax(Q Kᵀ / √3)")
+explore_article
+
+# %%
+for r in range(3):
+    explore_article.select(row=r, d_k=3, temperature=1.0)
+    print(f"row {r + 1}: scores {explore_article.scores[r]}, entropy {explore_article.entropy():.3f}, "
+          f"saturated: {explore_article.is_saturated()}")
+    assert explore_article.is_saturated()
+explore_article.select(row=0, d_k=4096)
+print(f"row 1 divided by sqrt(4096) = 64: top weight {explore_article.distribution().max():.4f}")
+assert explore_article.is_saturated()
+explore_article.select(temperature=100.0)
+print(f"... and by a further 100: weights {np.round(explore_article.distribution(), 3)}")
+assert not explore_article.is_saturated()
+explore_article.select(row=0, d_k=3, temperature=1.0)
 
 # %% [markdown]
 # **Step 4: the output.** Even if we accept the article's weights, its output is not weights $\times V$:
@@ -802,6 +870,8 @@ assert np.all(causal_weights(S0_scaled)[~causal_mask(6)] == 0.0)
 #   at variance 1; without it the softmax saturates towards one-hot and its Jacobian $\mathrm{diag}(p) - pp^\top$
 #   (the gradient) vanishes.
 # * The causal mask (`True` = may attend) sets blocked scores to $-\infty$, so blocked weights are exactly 0.
+# * `lessons_lib.viz.SoftmaxExplorer` shows a row of scores under any temperature and $\sqrt{d_k}$: saturation means
+#   entropy near 0, a top weight near 1 and a vanishing Jacobian — the article's example is saturated beyond rescue.
 # * The thread: head 0 of "to be or not to be" gives `thread.forward()["weights"][0]` and `["head_outputs"][0]`.
 # * Errata: the article's 4.3 example cannot multiply its shapes, its true weights are one-hot rows (scores in the
 #   thousands), and its output is not weights $\times V$ (row 1 would be $[18.3, 34.6, 53.7]$); its 5.2 code

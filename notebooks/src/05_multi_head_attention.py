@@ -271,6 +271,32 @@ print("query 2:or, head 0:", np.round(attn_weights[0, 2, :3], 3), "  head 1:", n
 assert attn_weights[0, 2, 2] > 0.99 and attn_weights[1, 2, :3].max() < 0.6
 
 # %% [markdown]
+# ### Explore the heads yourself
+#
+# The same weights in an interactive explorer (`lessons_lib.viz.AttentionExplorer`). **Hover** over a query token
+# (a row) to see the keys it attends to in each head, **click** to pin it (click again to release; with the view
+# focused, ↑/↓ move the pinned row), switch **heads** on and off to compare them side by side, and toggle the
+# causal mask: blocked cells are drawn hatched. It runs entirely in your browser; a static copy of this notebook shows
+# a picture of the selection instead.
+
+# %% tags=["nbval-ignore-output"]
+from lessons_lib.viz import AttentionExplorer
+
+heads_view = AttentionExplorer(attn_weights, tokens, query=2,
+                               title='the thread, "to be or not to be": both heads of the attention sublayer')
+heads_view
+
+# %% [markdown]
+# What the explorer shows for the pinned query `2:or`, read from Python:
+
+# %%
+for head in range(h):
+    top = heads_view.top_keys(2, head=head, k=2)
+    print(f"head {head}: query 2 'or' attends most to", ", ".join(f"{j}:{tok} ({wt:.3f})" for j, tok, wt in top))
+assert heads_view.top_keys(2, head=0)[0][:2] == (2, "or") and heads_view.top_keys(2, head=1)[0][:2] == (1, "be")
+assert heads_view.mask_kind == "causal" and np.array_equal(heads_view.weights[0], attn_weights)
+
+# %% [markdown]
 # ## 5 · The heads are independent attentions over slices
 #
 # ### 5.1 One big attention with a block-diagonal mask
@@ -502,6 +528,23 @@ compare("cross-attention + padding", ours_x(xb, ctx, mask=ctx_ok[:, None, :], re
         theirs_x(xb, ctx, attention_mask=np.repeat(ctx_ok[:, None, :], T_r, axis=1), return_attention_scores=True))
 
 # %% [markdown]
+# In cross-attention the query tokens and the key tokens are different sequences, so the weights are not square.
+# The explorer takes both token lists (here just positions, the data is random) and the padding mask: the second
+# context's padded keys 4–6 are blocked for every query.
+
+# %% tags=["nbval-ignore-output"]
+cross_view = AttentionExplorer.from_model(
+    ours_x, xb, [f"x{i}" for i in range(T_r)], [f"c{j}" for j in range(7)], context=ctx, batch_index=1,
+    call_kwargs={"mask": ctx_ok[:, None, :]}, mask=np.repeat(ctx_ok[1][None, :], T_r, axis=0), query=0,
+    title="cross-attention: 5 queries, 7 context keys (the last 3 are padding)")
+cross_view
+
+# %%
+print("weights of one sequence as [layers, heads, T_q, T_k]:", cross_view.weights.shape)
+print("query x0, head 0:", np.round(cross_view.row(0, head=0), 3))
+assert cross_view.weights.shape == (1, H_r, T_r, 7) and np.all(cross_view.weights[..., 4:] == 0)
+
+# %% [markdown]
 # ## 9 · Exercises
 #
 # ### Exercise 1 — split and merge the heads
@@ -641,6 +684,8 @@ assert np.allclose(without_head(head_outputs, W_O, 0), contrib[1])   # the threa
 #   $[d_{model}, h, d_k]$ and $[h, d_k, d_{model}]$) within $10^{-5}$, with no mask, a causal mask, a padding mask and
 #   in cross-attention.
 # * The thread: both heads, concatenated and multiplied by $W_O$, give `attn_out`; head 0 is lesson 04's head.
+# * `lessons_lib.viz.AttentionExplorer` shows weights `[layers, heads, T_q, T_k]` interactively: heads side by side,
+#   a query's row on hover or click, the mask — also for cross-attention, where query and key tokens differ.
 #
 # **Next:** lesson 06 sends the thread through the position-wise feed-forward network. It starts from `h1`, the
 # attention sublayer's output after the residual connection and LayerNorm (`h1 = LayerNorm(x + attn_out)`), which

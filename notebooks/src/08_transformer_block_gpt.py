@@ -600,6 +600,26 @@ plt.show()
 # meaning yet — after training, heads specialise (attending to the previous token, to the start of a word, …).
 
 # %% [markdown]
+# The same weights, interactively: `AttentionExplorer.from_model(model, ids)` calls `model(ids,
+# return_attention=True)` and shows one sequence of the batch. Pick a **layer**, switch **heads** on and off (they
+# are drawn side by side), hover over or click a query position to see the keys it attends to, and toggle the causal
+# mask. The tokens are the random ids themselves. (The explorer counts layers and heads from 0, the plot above from 1.)
+
+# %% tags=["nbval-ignore-output"]
+from lessons_lib.viz import AttentionExplorer
+
+gpt_view = AttentionExplorer.from_model(tiny, ids, batch_index=0, heads="all", query=T - 1,
+                                        title="tiny random GPT, sequence 0: every layer and head")
+gpt_view
+
+# %%
+print("explorer:", gpt_view.num_layers, "layers x", gpt_view.num_heads, "heads,", gpt_view.mask_kind, "mask")
+for layer in range(N):
+    best = [gpt_view.top_keys(T - 1, layer=layer, head=hd, k=1)[0][0] for hd in range(H)]
+    print(f"layer {layer}: the last position attends most to positions {best} (heads 0..{H - 1})")
+assert gpt_view.mask_kind == "causal" and np.allclose(gpt_view.weights, attention[0], atol=1e-6)
+
+# %% [markdown]
 # ## 8. Exercises
 #
 # ### Exercise 1 — count the parameters yourself
@@ -713,6 +733,7 @@ _ = check(output_layer, reference_output_layer, inputs=output_cases)
 # * The causal mask makes the logits at position $t$ independent of every later token, so one pass gives $T$
 #   honest next-token predictions.
 # * The thread predicts "be" after "to be or not to be" — with **random** weights, so it means nothing yet.
+# * `AttentionExplorer.from_model(gpt, ids)` shows every layer's and head's attention weights interactively.
 #
 # **Next: training (lesson 09).** We measure how wrong those probabilities are with the cross-entropy loss, and
 # let gradient descent adjust every one of the parameters we just counted.

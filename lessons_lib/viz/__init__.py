@@ -1,0 +1,28 @@
+"""Interactive views for the lessons that also work offline and in static renderings.
+
+Three views, each a plain Python object with a *static* and a *live* form (see :mod:`lessons_lib.viz._base`):
+
+* :class:`AttentionExplorer` — attention weights ``[layers, heads, T_q, T_k]``: pick a layer and heads (shown side
+  by side), hover or click a query token to see the keys it attends to, toggle the mask.
+  ``AttentionExplorer.from_model(gpt, ids)`` runs a ``lessons_lib`` model for you.
+* :class:`SoftmaxExplorer` — one row of scores with sliders for the temperature and the ``1/sqrt(d_k)`` scaling:
+  the distribution, its entropy, and when it saturates.
+* :class:`PositionalExplorer` — the sinusoidal positional encoding: waves of chosen dimensions and the dot product
+  of two positions against their distance.
+
+Show a view by making it the last expression of a cell (or ``display(view)``). JupyterLab, Notebook 7 and VS Code
+render the live view, an ``anywidget`` whose JavaScript ships inside this package (``lessons_lib/static/viz.js``; no
+CDN, nothing fetched, no kernel round trip on hover/click/slide). ``nbconvert``, GitHub and ``nbval`` get the same
+output's ``image/png`` (matplotlib) and deterministic ``text/plain``. ``view.static()`` gives the static form alone,
+``view.to_png()`` / ``view.figure()`` the picture, ``view.text()`` the text.
+
+Notebook cells that display a live view are tagged ``nbval-ignore-output`` (the widget's model id differs on every
+run); assert on the numbers instead (``view.top_keys(...)``, ``view.entropy()``, ``view.dot_products()``).
+"""
+from lessons_lib.viz._base import LessonsView, StaticView, View
+from lessons_lib.viz.attention import AttentionExplorer
+from lessons_lib.viz.positional import PositionalExplorer
+from lessons_lib.viz.softmax import SoftmaxExplorer, entropy, scaled_softmax, softmax_jacobian_norm
+
+__all__ = ["AttentionExplorer", "SoftmaxExplorer", "PositionalExplorer", "StaticView", "View", "LessonsView",
+           "scaled_softmax", "entropy", "softmax_jacobian_norm"]
