@@ -49,7 +49,7 @@ from lessons_lib.gpt import GPT
 from lessons_lib.tokenizers import CharTokenizer
 from lessons_lib.training import (BABY_CHECKPOINT, BABY_GPT, BABY_TRAIN, Trainer, WarmupCosine, encode_corpus,
                                   evaluate_loss, evaluation_windows, lm_loss, load_checkpoint, make_optimizer,
-                                  random_windows, save_checkpoint)
+                                  random_windows, save_checkpoint, window_losses)
 
 np.set_printoptions(precision=3, suppress=True, linewidth=120)
 
@@ -589,7 +589,7 @@ except ValueError as e:
 shipped = BABY_GPT.build()
 meta_shipped = load_checkpoint(shipped)                     # default path: lessons_lib.training.BABY_CHECKPOINT
 print(f"{BABY_CHECKPOINT.name}: {meta_shipped['steps']} steps, made by `{meta_shipped['command']}`")
-shipped_loss = tf.function(lambda a, b: lm_loss(shipped(a, training=False), b), jit_compile=info.jit_compile)
+shipped_loss = tf.function(lambda a, b: window_losses(shipped, a, b), jit_compile=info.jit_compile)
 shipped_val = evaluate_loss(shipped, val_ids, batch_size=128, loss_fn=shipped_loss)
 print(f"validation loss: recorded {meta_shipped['val_loss']:.3f}, measured now {shipped_val:.3f} "
       f"(perplexity {math.exp(shipped_val):.1f}, down from 65)")
