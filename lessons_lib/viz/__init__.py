@@ -10,8 +10,8 @@ Three views, each a plain Python object with a *static* and a *live* form (see :
 * :class:`PositionalExplorer` — the sinusoidal positional encoding: waves of chosen dimensions and the dot product
   of two positions against their distance.
 
-Show a view by making it the last expression of a cell (or ``display(view)``). JupyterLab, Notebook 7 and VS Code
-render the live view, an ``anywidget`` whose JavaScript ships inside this package (``lessons_lib/static/viz.js``; no
+Show a view by making it the last expression of a cell (or ``display(view)``). JupyterLab 4 and Notebook 7 (both
+driven in ``tests/test_browser.py``) render the live view, an ``anywidget`` whose JavaScript ships inside this package (``lessons_lib/static/viz.js``; no
 CDN, nothing fetched, no kernel round trip on hover/click/slide). ``nbconvert``, GitHub and ``nbval`` get the same
 output's ``image/png`` (matplotlib) and deterministic ``text/plain``. ``view.static()`` gives the static form alone,
 ``view.to_png()`` / ``view.figure()`` the picture, ``view.text()`` the text.
