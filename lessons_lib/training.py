@@ -50,13 +50,13 @@ class ModelConfig:
     use_bias: bool = False
     tie_embeddings: bool = True
 
-    def build(self) -> GPT:
-        """A freshly initialised GPT of this configuration (GPT-2 initialisation, see :func:`gpt2_init`)."""
+    def build(self, seed: int = 0) -> GPT:
+        """A freshly initialised GPT of this configuration (GPT-2 initialisation with ``seed``, see :func:`gpt2_init`)."""
         model = GPT(self.vocab_size, self.max_len, self.d_model, self.num_heads, self.num_layers,
                     dropout=self.dropout, use_bias=self.use_bias, tie_embeddings=self.tie_embeddings,
                     activation="gelu", norm_first=True, positional="learned")
         model(np.zeros((1, self.max_len), dtype=np.int32))
-        gpt2_init(model)
+        gpt2_init(model, seed=seed)
         return model
 
 
@@ -82,10 +82,10 @@ BABY_GPT = ModelConfig()
 BABY_TRAIN = TrainConfig()
 
 
-def gpt2_init(model: GPT, std: float = 0.02) -> None:
+def gpt2_init(model: GPT, std: float = 0.02, seed: int = 0) -> None:
     r"""GPT-2's initialisation (Radford et al., 2019): every matrix :math:`\sim \mathcal N(0, 0.02^2)`, the projections
     that write into the residual stream (``W_O`` and the FFN's second matrix) scaled by :math:`1/\sqrt{2L}`, biases 0."""
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     residual = {id(b.attn.wo.kernel) for b in model.blocks} | {id(b.ffn.w2.kernel) for b in model.blocks}
     for v in model.weights:
         if len(v.shape) < 2:
@@ -312,15 +312,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=BABY_TRAIN.max_steps)
     p.add_argument("--out", type=Path, default=BABY_CHECKPOINT)
     p.add_argument("--no-xla", action="store_true")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed for initialisation and batches (default: the reference run's 0 and 1337)")
     a = p.parse_args(argv)
-    setup(seed=0)
+    setup(seed=a.seed or 0)
     text = load_tiny_shakespeare(progress=False)
     tok = CharTokenizer.from_text(text)
     train_text, val_text = train_val_split(text, 0.9)
     train, val = encode_corpus(train_text, tok), encode_corpus(val_text, tok)
-    model = BABY_GPT.build()
-    trainer = Trainer(model, train, val, dataclasses.replace(BABY_TRAIN, max_steps=a.steps),
-                      jit_compile=not a.no_xla)
+    model = BABY_GPT.build(seed=a.seed or 0)
+    cfg = dataclasses.replace(BABY_TRAIN, max_steps=a.steps, seed=BABY_TRAIN.seed if a.seed is None else a.seed)
+    trainer = Trainer(model, train, val, cfg, jit_compile=not a.no_xla)
     print(f"parameters: {model.count_params():,}; initial val loss {trainer.evaluate('val'):.4f}"
           f" (ln {tok.vocab_size} = {math.log(tok.vocab_size):.4f})", flush=True)
     t0 = time.perf_counter()
@@ -331,9 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     val_loss = trainer.evaluate("val")
     print(f"final val loss (all {len(val) // model.max_len} windows of the validation split): {val_loss:.4f}; "
           f"{a.steps} steps in {wall:.1f} s ({1000 * wall / a.steps:.1f} ms/step incl. evaluation)", flush=True)
-    save_checkpoint(model, a.out, {"val_loss": round(val_loss, 4), "steps": a.steps,
-                                   "command": "python -m lessons_lib.training",
-                                   "train_config": dataclasses.asdict(BABY_TRAIN), "vocab": "".join(tok.tokens)})
+    command = "python -m lessons_lib.training" + ("" if a.seed is None else f" --seed {a.seed}")
+    save_checkpoint(model, a.out, {"val_loss": round(val_loss, 4), "steps": a.steps, "command": command,
+                                   "train_config": dataclasses.asdict(cfg), "vocab": "".join(tok.tokens)})
     print(f"wrote {a.out}", flush=True)
     return 0
 
