@@ -148,8 +148,8 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
             raise ValueError(f"sequence length {t} exceeds max_len={self.max_len}; keep the last {self.max_len} tokens")
         values = ids if isinstance(ids, np.ndarray) else getattr(ids, "_numpy", lambda: None)()  # eager only
         if values is not None and values.size and (values.min() < 0 or values.max() >= self.vocab_size):
-            ids = values
-            raise ValueError(f"token ids must be in [0, {self.vocab_size}), got min {ids.min()} and max {ids.max()}")
+            raise ValueError(f"token ids must be in [0, {self.vocab_size}), got min {values.min()} and max "
+                             f"{values.max()}")
         x = self.token_embedding(ids)
         if self.scale:
             x = x * ops.sqrt(ops.cast(self.d_model, x.dtype))
