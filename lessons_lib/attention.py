@@ -126,6 +126,11 @@ def _keras_mask(mask: Any, scores_rank4: tuple) -> Any:
     return m
 
 
+def _causal_allowed(t_q, t_k):
+    """``[1, 1, T_q, T_k]`` boolean mask, True where key ``j`` <= query ``i`` (the tensor twin of :func:`causal_mask`)."""
+    return ops.tril(ops.ones((t_q, t_k), dtype="bool"))[None, None]
+
+
 def check_sequence_input(x: Any, name: str, d_model: int | None = None) -> None:
     """Raise a clear error unless ``x`` is a float tensor ``[batch, T, d_model]``."""
     shape = tuple(x.shape)
@@ -182,10 +187,9 @@ class MultiHeadAttention(keras.layers.Layer):
         self.attn_dropout = keras.layers.Dropout(self.dropout)
 
     def build(self, x_shape, context_shape=None):
-        input_shape = x_shape
-        context_shape = context_shape or input_shape
-        for dense, shape in ((self.wq, input_shape), (self.wk, context_shape), (self.wv, context_shape),
-                             (self.wo, tuple(input_shape[:-1]) + (self.d_model,))):
+        context_shape = context_shape or x_shape
+        for dense, shape in ((self.wq, x_shape), (self.wk, context_shape), (self.wv, context_shape),
+                             (self.wo, tuple(x_shape[:-1]) + (self.d_model,))):
             if not dense.built:  # a sublayer may have been called on its own already
                 dense.build(shape)
 
@@ -209,7 +213,7 @@ class MultiHeadAttention(keras.layers.Layer):
         if mask is not None:
             allowed = _keras_mask(mask, (x.shape[0], self.num_heads, x.shape[1], context.shape[1]))
         if use_causal_mask:
-            causal = ops.tril(ops.ones((t_q, t_k), dtype="bool"))[None, None]
+            causal = _causal_allowed(t_q, t_k)
             allowed = causal if allowed is None else ops.logical_and(allowed, causal)
         out, weights = self._attend(q, k, v, allowed, training)
         return (out, weights) if return_attention else out
@@ -235,7 +239,7 @@ class MultiHeadAttention(keras.layers.Layer):
         ``[B, heads, T, d_k]``, to start a KV cache."""
         q, k, v = (self._split_heads(d(x)) for d in (self.wq, self.wk, self.wv))
         t = ops.shape(q)[2]
-        out, _ = self._attend(q, k, v, ops.tril(ops.ones((t, t), dtype="bool"))[None, None])
+        out, _ = self._attend(q, k, v, _causal_allowed(t, t))
         return out, (k, v)
 
     def decode_step(self, x, k_cache, v_cache, pos):

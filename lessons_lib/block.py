@@ -68,12 +68,11 @@ class TransformerBlock(keras.layers.Layer):
             self.ln_cross = keras.layers.LayerNormalization(epsilon=epsilon, center=use_bias, name="ln_cross")
 
     def build(self, x_shape, context_shape=None):
-        input_shape = x_shape
         for layer in (self.attn, self.ln1, self.ffn, self.ln2) + ((self.ln_cross,) if self.cross_attention else ()):
             if not layer.built:  # a sublayer may have been called on its own already
-                layer.build(input_shape)
+                layer.build(x_shape)
         if self.cross_attention and not self.cross.built:
-            self.cross.build(input_shape, context_shape or input_shape)
+            self.cross.build(x_shape, context_shape or x_shape)
 
     def _sublayer(self, x, norm, fn, training):
         """Apply one residual sublayer, pre- or post-norm; ``fn`` returns (output, weights-or-None)."""

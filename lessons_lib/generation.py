@@ -108,6 +108,12 @@ def _tf_sample(logits, seed, step, temperature, top_k, top_p, greedy):
     return tf.where(greedy, tf.argmax(logits, axis=-1, output_type=tf.int32), drawn)
 
 
+def _set_column(t, col, values):
+    """``t[:, col] = values`` for a ``[batch, slots, ...]`` tensor (XLA-friendly: one scatter)."""
+    batch = tf.shape(t)[0]
+    return tf.tensor_scatter_nd_update(t, tf.stack([tf.range(batch), tf.fill([batch], col)], 1), values)
+
+
 class Generator:
     """Compiled generation for a :class:`~lessons_lib.gpt.GPT`, with or without a KV cache.
 
@@ -142,13 +148,10 @@ class Generator:
         def body(i, window, n_valid, tokens, logits_out):
             logits = tf.cast(tf.gather(self.model(window), n_valid - 1, axis=1), tf.float32)
             tok = _tf_sample(logits, seed, step0 + i, temperature, top_k, top_p, greedy)
-            tokens = tf.tensor_scatter_nd_update(tokens, tf.stack([tf.range(batch), tf.fill([batch], i)], 1), tok)
-            logits_out = tf.tensor_scatter_nd_update(
-                logits_out, tf.stack([tf.range(batch), tf.fill([batch], i)], 1), logits)
+            tokens, logits_out = _set_column(tokens, i, tok), _set_column(logits_out, i, logits)
             # append the token: write it after the last valid one, or slide the full window left by one
             slid = tf.concat([window[:, 1:], tok[:, None]], axis=1)
-            written = tf.tensor_scatter_nd_update(
-                window, tf.stack([tf.range(batch), tf.fill([batch], tf.minimum(n_valid, full - 1))], 1), tok)
+            written = _set_column(window, tf.minimum(n_valid, full - 1), tok)
             window = tf.where(n_valid >= full, slid, written)
             return i + 1, window, tf.minimum(n_valid + 1, full), tokens, logits_out
 
@@ -165,9 +168,7 @@ class Generator:
 
         def body(i, logits, cache, tokens, logits_out):
             tok = _tf_sample(logits, seed, step0 + i, temperature, top_k, top_p, greedy)
-            rows = tf.stack([tf.range(batch), tf.fill([batch], i)], 1)
-            tokens = tf.tensor_scatter_nd_update(tokens, rows, tok)
-            logits_out = tf.tensor_scatter_nd_update(logits_out, rows, logits)
+            tokens, logits_out = _set_column(tokens, i, tok), _set_column(logits_out, i, logits)
             # the new token goes into the cache at position keep + i (skipped after the chunk's last token)
             new_logits, new_cache = tf.cond(
                 i + 1 < n_steps,
