@@ -76,7 +76,6 @@ def notebook_from_source(src: Path) -> nbformat.NotebookNode:
 
 def execute(nb: nbformat.NotebookNode, timeout: int = 600) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     # No stored widget state: exports (nbconvert, GitHub) then show each view's PNG, and JupyterLab re-renders the
     # live view when the cell is run again.
