@@ -164,7 +164,8 @@ def evaluation_windows(data: np.ndarray, block_size: int) -> tuple[np.ndarray, n
 class Trainer:
     """A compact training loop: ``step()`` does one optimisation step, ``evaluate()`` measures a loss.
 
-    The train step is one ``tf.function``, compiled with XLA when ``jit_compile`` (about 1.6x faster on a CPU).
+    The train step is one ``tf.function``, compiled with XLA when ``jit_compile`` (about 1.4x faster on 2 CPU cores;
+    ``benchmarks/bench_gpt.py`` measures it).
     """
 
     def __init__(self, model: GPT, train_data: np.ndarray, val_data: np.ndarray, cfg: TrainConfig = BABY_TRAIN,
