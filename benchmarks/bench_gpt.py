@@ -1,5 +1,6 @@
-"""Speed of the reference ("baby GPT") configuration: our train step vs the same model built from keras.layers,
-and generation with vs without the KV cache. Prints medians and ratios measured in the same run.
+"""Speed of the reference ("baby GPT") configuration: our train step vs the same model built from keras.layers
+(and vs our step without XLA), and generation with vs without the KV cache. Prints medians and ratios measured in
+the same run.
 
     python benchmarks/bench_gpt.py [--steps 150] [--warmup 20]
 
@@ -16,13 +17,13 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+import lessons_lib  # noqa: E402  (first: it imports TensorFlow without the load-time oneDNN notice)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import lessons_lib  # noqa: E402
 from lessons_lib.generation import Generator  # noqa: E402
 from lessons_lib.training import BABY_GPT, BABY_TRAIN, lm_loss, make_optimizer, random_windows  # noqa: E402
 
@@ -47,13 +48,13 @@ def keras_layers_gpt(cfg=BABY_GPT) -> keras.Model:
     return keras.Model(ids, logits)
 
 
-def make_train_step(model):
-    """An XLA-compiled AdamW step (the course's optimizer settings) for ``model``."""
+def make_train_step(model, jit_compile: bool = True):
+    """An AdamW step (the course's optimizer settings) for ``model``, XLA-compiled unless ``jit_compile=False``."""
     opt = make_optimizer(model, BABY_TRAIN)
     opt.build(model.trainable_variables)
     variables = model.trainable_variables
 
-    @tf.function(jit_compile=True)
+    @tf.function(jit_compile=jit_compile)
     def step(x, y):
         with tf.GradientTape() as tape:
             loss = lm_loss(model(x, training=True), y)
@@ -82,6 +83,31 @@ def time_train_steps(steps: dict, n: int, warmup: int, block: int = 10) -> dict[
     return {name: 1000 * statistics.median(t) for name, t in times.items()}
 
 
+def train_step_flops(cfg=BABY_GPT, batch_size: int = BABY_TRAIN.batch_size) -> float:
+    """Floating-point operations of the matrix products in one training step (2 per multiply-add).
+
+    Per token, the forward pass multiplies by W_Q, W_K, W_V, W_O (4 d²), the FFN (2 d·d_ff) in each of the L blocks,
+    the tied output matrix (d·V), and computes QKᵀ and AV over all T keys (2 T·d per block, masked entries included,
+    as the code computes them). The backward pass costs twice the forward (a gradient for each operand)."""
+    d, d_ff, layers, t = cfg.d_model, 4 * cfg.d_model, cfg.num_layers, cfg.max_len
+    per_token = layers * (4 * d * d + 2 * d * d_ff + 2 * t * d) + d * cfg.vocab_size
+    return 3 * 2 * per_token * batch_size * t
+
+
+def matmul_gflops(m: int, k: int, n: int, repeats: int = 200) -> float:
+    """GFLOP/s of one XLA-compiled [m, k]·[k, n] float32 product: what these cores sustain at this model's sizes."""
+    a, b = tf.random.normal((m, k)), tf.random.normal((k, n))
+    f = tf.function(tf.matmul, jit_compile=True)
+    for _ in range(10):
+        f(a, b).numpy()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        f(a, b).numpy()
+        times.append(time.perf_counter() - t0)
+    return 2 * m * k * n / statistics.median(times) / 1e9
+
+
 def time_generation(gen: Generator, n: int, use_cache: bool, repeats: int) -> float:
     """Median tokens/s for ``n`` new tokens from a 16-token prompt (sampling, fixed seed)."""
     prompt = np.arange(16, dtype=np.int32) % BABY_GPT.vocab_size
@@ -108,10 +134,17 @@ def main() -> int:
     ref = keras_layers_gpt()
     assert ours.count_params() == ref.count_params(), (ours.count_params(), ref.count_params())
     print(f"parameters: {ours.count_params():,} (both models)")
-    t = time_train_steps({"ours": make_train_step(ours), "keras": make_train_step(ref)}, a.steps, a.warmup)
-    t_ours, t_ref = t["ours"], t["keras"]
+    t = time_train_steps({"ours": make_train_step(ours), "keras": make_train_step(ref),
+                          "ours, no XLA": make_train_step(BABY_GPT.build(), jit_compile=False)}, a.steps, a.warmup)
+    t_ours, t_ref, t_graph = t["ours"], t["keras"], t["ours, no XLA"]
     print(f"train step, median of {a.steps}: lessons_lib GPT {t_ours:.1f} ms | keras.layers GPT {t_ref:.1f} ms | "
           f"ratio ours/keras {t_ours / t_ref:.2f}")
+    print(f"train step without XLA (tf.function graph only): {t_graph:.1f} ms | XLA speed-up {t_graph / t_ours:.2f}x")
+    flops = train_step_flops()
+    tokens = BABY_TRAIN.batch_size * BABY_GPT.max_len
+    print(f"matrix products per train step: {flops / 1e9:.2f} GFLOP -> ours sustains {flops / t_ours / 1e6:.0f} GFLOP/s; "
+          f"a lone [{tokens}x{BABY_GPT.d_model}]·[{BABY_GPT.d_model}x{4 * BABY_GPT.d_model}] product runs at "
+          f"{matmul_gflops(tokens, BABY_GPT.d_model, 4 * BABY_GPT.d_model):.0f} GFLOP/s")
 
     gen = Generator(ours)
     for n in (64, 256):
