@@ -3,7 +3,8 @@
 The first code cell of each lesson calls :func:`setup`. It
 
 * seeds Python's ``random``, NumPy and TensorFlow (through ``keras.utils.set_random_seed``),
-* silences TensorFlow's C++ log lines (they would otherwise appear as ``stderr`` cell output),
+* silences TensorFlow's C++ log lines (they would otherwise appear as ``stderr`` cell output; the oneDNN notice
+  TensorFlow prints while it loads is dropped when this module is imported, see :func:`_import_tensorflow_quietly`),
 * finds the accelerator: the GPU if TensorFlow sees one, else the CPU,
 * prints a one-line banner and returns a :class:`DeviceInfo`.
 

@@ -60,13 +60,13 @@ np.set_printoptions(precision=3, suppress=True, linewidth=120)
 # here:
 #
 # * **default (`FULL = False`)**: `STEPS = 2000`, the reference run itself — the run that produced the shipped
-#   checkpoint, with the same initialisation and the same batches. It takes about 1¾ minutes on 2 CPU cores
-#   (`python -m lessons_lib.training` measured 104 s for the 2,000 steps, about 52 ms per step including the
+#   checkpoint, with the same initialisation and the same batches. It takes about 2 minutes on 2 CPU cores
+#   (`python -m lessons_lib.training` measured 104–112 s for the 2,000 steps, 52–56 ms per step including the
 #   evaluations) and much less on a GPU.
 # * **`FULL = True`** (what the instructor's `python -m lessons_lib.course run --full` passes): `FULL_STEPS = 5000`
-#   steps, with the cosine schedule stretched over all 5,000 and an evaluation every 250 steps — about 5–8 minutes
-#   on 2 CPU cores. It reaches a validation loss of about 1.68 (measured while writing this lesson), and the checks
-#   at the end of training demand at most 1.90.
+#   steps, with the cosine schedule stretched over all 5,000 and an evaluation every 250 steps — 5½ minutes on
+#   2 CPU cores for the whole notebook. It reached a validation loss of 1.683 (`python -m lessons_lib.course run
+#   --full --only 09`), and the checks at the end of training demand at most 1.90.
 # * In a hurry? Set `STEPS = 200` (about 15 s): the first 10% of the reference run. Everything after the training
 #   section loads the shipped checkpoint, so the rest of the notebook tells the same story however long you trained.
 #
@@ -853,7 +853,7 @@ _ = check(lambda d, t, bs, seed: my_random_windows(d, t, bs, np.random.default_r
 #   to global norm 1.
 # * **Training.** An XLA-compiled step (forward, loss, gradients, update) in a loop with a progress bar, a live
 #   loss plot and samples; the validation loss follows the training loss down, from 4.2 to 1.92 after 2,000 steps of
-#   12 windows (the reference run, 1.919 on the whole validation split: the shipped checkpoint; about 52 ms per
+#   12 windows (the reference run, 1.919 on the whole validation split: the shipped checkpoint; 52–56 ms per
 #   step on 2 CPU cores).
 # * **Checkpoints.** `save_checkpoint` writes the weights (`.weights.h5`) and a `.json` with the configuration and
 #   metadata; `load_checkpoint` checks the configuration before loading.
