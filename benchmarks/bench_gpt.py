@@ -25,7 +25,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from lessons_lib.generation import Generator  # noqa: E402
-from lessons_lib.training import BABY_GPT, BABY_TRAIN, lm_loss, make_optimizer, random_windows  # noqa: E402
+from lessons_lib.training import (BABY_GPT, BABY_TRAIN, make_optimizer, random_windows,  # noqa: E402
+                                  train_step_function)
 
 
 def keras_layers_gpt(cfg=BABY_GPT) -> keras.Model:
@@ -49,19 +50,10 @@ def keras_layers_gpt(cfg=BABY_GPT) -> keras.Model:
 
 
 def make_train_step(model, jit_compile: bool = True):
-    """An AdamW step (the course's optimizer settings) for ``model``, XLA-compiled unless ``jit_compile=False``."""
+    """The course's training step (AdamW with its settings) for ``model``, XLA-compiled unless ``jit_compile=False``."""
     opt = make_optimizer(model, BABY_TRAIN)
     opt.build(model.trainable_variables)
-    variables = model.trainable_variables
-
-    @tf.function(jit_compile=jit_compile)
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            loss = lm_loss(model(x, training=True), y)
-        opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return loss
-
-    return step
+    return train_step_function(model, opt, jit_compile)
 
 
 def time_train_steps(steps: dict, n: int, warmup: int, block: int = 10) -> dict[str, float]:

@@ -161,6 +161,22 @@ def evaluation_windows(data: np.ndarray, block_size: int) -> tuple[np.ndarray, n
     return x, y
 
 
+def train_step_function(model: keras.Model, optimizer: keras.optimizers.Optimizer, jit_compile: bool = True):
+    """One optimisation step as a ``tf.function``: ``step(x, y) -> loss`` runs the forward pass, the loss, the
+    gradients and ``optimizer``'s update (scaling the loss first when it is a ``LossScaleOptimizer``)."""
+    variables = model.trainable_variables
+    scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = lm_loss(model(x, training=True), y)
+            target = optimizer.scale_loss(loss) if scaled else loss
+        optimizer.apply_gradients(zip(tape.gradient(target, variables), variables))
+        return loss
+
+    return tf.function(step, jit_compile=jit_compile)
+
+
 class Trainer:
     """A compact training loop: ``step()`` does one optimisation step, ``evaluate()`` measures a loss.
 
@@ -176,22 +192,11 @@ class Trainer:
         if model.dtype_policy.name == "mixed_float16":  # float16 gradients underflow without loss scaling
             self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
         self.optimizer.build(model.trainable_variables)
-        scaled = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
         self.rng = np.random.default_rng(cfg.seed)
         self.steps_done = 0
         self.history: dict[str, list] = {"step": [], "train_loss": [], "eval_step": [], "val_loss": [],
                                          "eval_train_loss": []}
-        variables = model.trainable_variables
-
-        def train_step(x, y):
-            with tf.GradientTape() as tape:
-                loss = lm_loss(model(x, training=True), y)
-                target = self.optimizer.scale_loss(loss) if scaled else loss
-            grads = tape.gradient(target, variables)
-            self.optimizer.apply_gradients(zip(grads, variables))
-            return loss
-
-        self._train_step = tf.function(train_step, jit_compile=jit_compile)
+        self._train_step = train_step_function(model, self.optimizer, jit_compile)
         self._loss = tf.function(lambda x, y: window_losses(model, x, y), jit_compile=jit_compile)
 
     def step(self) -> float:
