@@ -7,6 +7,7 @@ the same run.
 Architecture of both models: 4 pre-norm blocks (causal self-attention, GELU FFN), d_model 128, 4 heads, block 64,
 batch 12, no biases, tied embeddings, AdamW + clipping, XLA-compiled train step (``jit_compile=True``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,15 +19,18 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import lessons_lib  # noqa: E402  (first: it imports TensorFlow without the load-time oneDNN notice)
-
 import keras  # noqa: E402
+import lessons_lib  # noqa: E402  (first: it imports TensorFlow without the load-time oneDNN notice)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
 from lessons_lib.generation import Generator  # noqa: E402
-from lessons_lib.training import (BABY_GPT, BABY_TRAIN, make_optimizer, random_windows,  # noqa: E402
-                                  train_step_function)
+from lessons_lib.training import (
+    BABY_GPT,
+    BABY_TRAIN,
+    make_optimizer,
+    random_windows,  # noqa: E402
+    train_step_function,
+)
 
 
 def keras_layers_gpt(cfg=BABY_GPT) -> keras.Model:
@@ -34,12 +38,15 @@ def keras_layers_gpt(cfg=BABY_GPT) -> keras.Model:
     ids = keras.Input((cfg.max_len,), dtype="int32")
     tok = keras.layers.Embedding(cfg.vocab_size, cfg.d_model, name="tok")
     pos = keras.layers.Embedding(cfg.max_len, cfg.d_model, name="pos")
-    positions = keras.ops.zeros_like(ids) + keras.ops.arange(cfg.max_len, dtype="int32")  # symbolic, [B, T]
+    positions = keras.ops.zeros_like(ids) + keras.ops.arange(
+        cfg.max_len, dtype="int32"
+    )  # symbolic, [B, T]
     x = tok(ids) + pos(positions)
     for i in range(cfg.num_layers):
         h = keras.layers.LayerNormalization(epsilon=1e-5, center=False)(x)
-        h = keras.layers.MultiHeadAttention(cfg.num_heads, cfg.d_model // cfg.num_heads, use_bias=False)(
-            h, h, use_causal_mask=True)
+        h = keras.layers.MultiHeadAttention(
+            cfg.num_heads, cfg.d_model // cfg.num_heads, use_bias=False
+        )(h, h, use_causal_mask=True)
         x = x + h
         h = keras.layers.LayerNormalization(epsilon=1e-5, center=False)(x)
         h = keras.layers.Dense(4 * cfg.d_model, activation="gelu", use_bias=False)(h)
@@ -61,7 +68,9 @@ def time_train_steps(steps: dict, n: int, warmup: int, block: int = 10) -> dict[
     that both see the same machine load."""
     rng = np.random.default_rng(0)
     data = rng.integers(0, BABY_GPT.vocab_size, size=200_000).astype(np.int32)
-    batches = [random_windows(data, BABY_GPT.max_len, BABY_TRAIN.batch_size, rng) for _ in range(block)]
+    batches = [
+        random_windows(data, BABY_GPT.max_len, BABY_TRAIN.batch_size, rng) for _ in range(block)
+    ]
     for step in steps.values():
         for x, y in batches[:warmup] if warmup <= block else batches * (warmup // block):
             float(step(x, y))
@@ -91,8 +100,8 @@ def ffn_matmul_gflops(tokens: int, d: int, d_ff: int, pairs: int = 16, repeats: 
     ``[tokens, d]·[d, d_ff]`` then ``[tokens, d_ff]·[d_ff, d]``, chained in one XLA program (so that call overhead
     does not count), float32."""
     x = tf.random.normal((tokens, d))
-    w1 = tf.random.normal((pairs, d, d_ff), stddev=d ** -0.5)
-    w2 = tf.random.normal((pairs, d_ff, d), stddev=d_ff ** -0.5)
+    w1 = tf.random.normal((pairs, d, d_ff), stddev=d**-0.5)
+    w2 = tf.random.normal((pairs, d_ff, d), stddev=d_ff**-0.5)
 
     @tf.function(jit_compile=True)
     def chain(x, w1, w2):
@@ -129,25 +138,40 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=5)
     a = p.parse_args()
     info = lessons_lib.setup(seed=0, verbose=False)
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {info.device}; "
-          f"TensorFlow {tf.__version__}, Keras {keras.__version__}, Python {sys.version.split()[0]}")
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {info.device}; "
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, Python {sys.version.split()[0]}"
+    )
 
     ours = BABY_GPT.build()
     ref = keras_layers_gpt()
     assert ours.count_params() == ref.count_params(), (ours.count_params(), ref.count_params())
     print(f"parameters: {ours.count_params():,} (both models)")
-    t = time_train_steps({"ours": make_train_step(ours), "keras": make_train_step(ref),
-                          "ours, no XLA": make_train_step(BABY_GPT.build(), jit_compile=False)}, a.steps, a.warmup)
+    t = time_train_steps(
+        {
+            "ours": make_train_step(ours),
+            "keras": make_train_step(ref),
+            "ours, no XLA": make_train_step(BABY_GPT.build(), jit_compile=False),
+        },
+        a.steps,
+        a.warmup,
+    )
     t_ours, t_ref, t_graph = t["ours"], t["keras"], t["ours, no XLA"]
-    print(f"train step, median of {a.steps}: lessons_lib GPT {t_ours:.1f} ms | keras.layers GPT {t_ref:.1f} ms | "
-          f"ratio ours/keras {t_ours / t_ref:.2f}")
-    print(f"train step without XLA (tf.function graph only): {t_graph:.1f} ms | XLA speed-up {t_graph / t_ours:.2f}x")
+    print(
+        f"train step, median of {a.steps}: lessons_lib GPT {t_ours:.1f} ms | keras.layers GPT {t_ref:.1f} ms | "
+        f"ratio ours/keras {t_ours / t_ref:.2f}"
+    )
+    print(
+        f"train step without XLA (tf.function graph only): {t_graph:.1f} ms | XLA speed-up {t_graph / t_ours:.2f}x"
+    )
     flops = train_step_flops()
     tokens = BABY_TRAIN.batch_size * BABY_GPT.max_len
     ceiling = ffn_matmul_gflops(tokens, BABY_GPT.d_model, 4 * BABY_GPT.d_model)
-    print(f"matrix products per train step: {flops / 1e9:.2f} GFLOP -> ours sustains {flops / t_ours / 1e6:.0f} GFLOP/s; "
-          f"chained products of the FFN's sizes alone run at {ceiling:.0f} GFLOP/s "
-          f"(step time at that rate: {flops / ceiling / 1e6:.1f} ms)")
+    print(
+        f"matrix products per train step: {flops / 1e9:.2f} GFLOP -> ours sustains {flops / t_ours / 1e6:.0f} GFLOP/s; "
+        f"chained products of the FFN's sizes alone run at {ceiling:.0f} GFLOP/s "
+        f"(step time at that rate: {flops / ceiling / 1e6:.1f} ms)"
+    )
 
     gen = Generator(ours)
     for n in (64, 256):
@@ -156,8 +180,10 @@ def main() -> int:
             no_cache.append(time_generation(gen, n, False, 1))
             cache.append(time_generation(gen, n, True, 1))
         no_cache, cache = statistics.median(no_cache), statistics.median(cache)
-        print(f"generate {n} tokens: no cache {no_cache:.0f} tok/s | KV cache {cache:.0f} tok/s | "
-              f"speed-up {cache / no_cache:.2f}x")
+        print(
+            f"generate {n} tokens: no cache {no_cache:.0f} tok/s | KV cache {cache:.0f} tok/s | "
+            f"speed-up {cache / no_cache:.2f}x"
+        )
     return 0
 
 

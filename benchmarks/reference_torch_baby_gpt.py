@@ -16,6 +16,7 @@ Many seeds at once, on a GPU (one process per seed):
 
     python benchmarks/reference_torch_baby_gpt.py $(seq 100 131) --device cuda --jobs 16 --json seeds.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,7 +45,9 @@ def run(seed: int, text_path: str, device: str, estimates: int, steps: int = STE
     train, val = torch.from_numpy(data[:n]), torch.from_numpy(data[n:])
     offsets = torch.arange(T)
 
-    def batch(split, k=B):  # random windows, drawn on the CPU generator so a seed means the same on any device
+    def batch(
+        split, k=B
+    ):  # random windows, drawn on the CPU generator so a seed means the same on any device
         ix = torch.randint(len(split) - T, (k,))
         idx = ix[:, None] + offsets
         return split[idx].to(device), split[idx + 1].to(device)
@@ -60,7 +63,11 @@ def run(seed: int, text_path: str, device: str, estimates: int, steps: int = STE
             b, t, _ = x.shape
             q, k, v = s.qkv(s.ln1(x)).split(D, dim=2)
             q, k, v = (z.view(b, t, H, D // H).transpose(1, 2) for z in (q, k, v))
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(b, t, D)
+            y = (
+                F.scaled_dot_product_attention(q, k, v, is_causal=True)
+                .transpose(1, 2)
+                .reshape(b, t, D)
+            )
             x = x + s.proj(y)
             return x + s.out(F.gelu(s.fc(s.ln2(x))))
 
@@ -72,7 +79,11 @@ def run(seed: int, text_path: str, device: str, estimates: int, steps: int = STE
             s.lnf = nn.LayerNorm(D, bias=False)
             for name, p in s.named_parameters():
                 if p.dim() >= 2:
-                    std = 0.02 / math.sqrt(2 * L) if name.endswith(("proj.weight", "out.weight")) else 0.02
+                    std = (
+                        0.02 / math.sqrt(2 * L)
+                        if name.endswith(("proj.weight", "out.weight"))
+                        else 0.02
+                    )
                     nn.init.normal_(p, 0.0, std)
 
         def forward(s, idx):
@@ -84,8 +95,11 @@ def run(seed: int, text_path: str, device: str, estimates: int, steps: int = STE
     m = GPT().to(device)
     decay = [p for p in m.parameters() if p.dim() >= 2]
     nodecay = [p for p in m.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": nodecay, "weight_decay": 0.0}],
-                            lr=1e-3, betas=(0.9, 0.99))
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.1}, {"params": nodecay, "weight_decay": 0.0}],
+        lr=1e-3,
+        betas=(0.9, 0.99),
+    )
 
     def lr_at(it):
         if it < 100:
@@ -109,16 +123,29 @@ def run(seed: int, text_path: str, device: str, estimates: int, steps: int = STE
     m.eval()
     with torch.no_grad():
         nw = (len(val) - 1) // T
-        xs, ys = val[:nw * T].view(nw, T).to(device), val[1:nw * T + 1].view(nw, T).to(device)
-        full = sum(F.cross_entropy(m(xs[i:i + 256]).reshape(-1, V), ys[i:i + 256].reshape(-1), reduction="sum").item()
-                   for i in range(0, nw, 256)) / (nw * T)
+        xs, ys = val[: nw * T].view(nw, T).to(device), val[1 : nw * T + 1].view(nw, T).to(device)
+        full = sum(
+            F.cross_entropy(
+                m(xs[i : i + 256]).reshape(-1, V), ys[i : i + 256].reshape(-1), reduction="sum"
+            ).item()
+            for i in range(0, nw, 256)
+        ) / (nw * T)
         est = []
-        for _ in range(estimates):  # one nanoGPT-style estimate = mean over 20 random batches of 12 windows
+        for _ in range(
+            estimates
+        ):  # one nanoGPT-style estimate = mean over 20 random batches of 12 windows
             x, y = batch(val, 20 * B)
-            per_batch = F.cross_entropy(m(x).view(-1, V), y.view(-1), reduction="none").view(20, -1).mean(1)
+            per_batch = (
+                F.cross_entropy(m(x).view(-1, V), y.view(-1), reduction="none").view(20, -1).mean(1)
+            )
             est.append(per_batch.mean().item())
-    return {"seed": seed, "full_val_loss": full, "estimates": est, "ms_per_step": 1000 * wall / steps,
-            "device": device}
+    return {
+        "seed": seed,
+        "full_val_loss": full,
+        "estimates": est,
+        "ms_per_step": 1000 * wall / steps,
+        "device": device,
+    }
 
 
 def _run(args):
@@ -128,13 +155,21 @@ def _run(args):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("seeds", type=int, nargs="*", default=[1337])
-    p.add_argument("--data", default=os.path.join(os.environ.get("LESSONS_DATA_DIR",
-                                                                  os.path.expanduser("~/.cache/llm-course")),
-                                                   "tinyshakespeare.txt"))
+    p.add_argument(
+        "--data",
+        default=os.path.join(
+            os.environ.get("LESSONS_DATA_DIR", os.path.expanduser("~/.cache/llm-course")),
+            "tinyshakespeare.txt",
+        ),
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--jobs", type=int, default=1, help="seeds run at once, one process each")
-    p.add_argument("--estimates", type=int, default=1, help="nanoGPT-style 20-batch estimates drawn per seed")
-    p.add_argument("--steps", type=int, default=STEPS, help="stop early (a smoke test; the schedule stays)")
+    p.add_argument(
+        "--estimates", type=int, default=1, help="nanoGPT-style 20-batch estimates drawn per seed"
+    )
+    p.add_argument(
+        "--steps", type=int, default=STEPS, help="stop early (a smoke test; the schedule stays)"
+    )
     p.add_argument("--json", help="also write every result to this file")
     a = p.parse_args()
     work = [(s, a.data, a.device, a.estimates, a.steps) for s in a.seeds]
@@ -142,14 +177,18 @@ def main() -> None:
 
     def report(r):
         results.append(r)
-        print(f"seed {r['seed']}: full-val loss {r['full_val_loss']:.4f}; 20-batch estimate {r['estimates'][0]:.4f}; "
-              f"{r['ms_per_step']:.1f} ms/step ({r['device']})", flush=True)
+        print(
+            f"seed {r['seed']}: full-val loss {r['full_val_loss']:.4f}; 20-batch estimate {r['estimates'][0]:.4f}; "
+            f"{r['ms_per_step']:.1f} ms/step ({r['device']})",
+            flush=True,
+        )
         if a.json:  # rewritten after every seed, so a run cut short keeps what it finished
             with open(a.json, "w") as f:
                 json.dump(results, f, indent=1)
 
     if a.jobs > 1:
         import multiprocessing as mp
+
         # share the cores out: more threads than cores between processes makes every step many times slower
         os.environ.setdefault("REF_THREADS", str(max(1, (os.cpu_count() or 1) // a.jobs)))
         with mp.get_context("spawn").Pool(a.jobs) as pool:
@@ -162,10 +201,14 @@ def main() -> None:
     if len(results) > 1:
         full = np.array([r["full_val_loss"] for r in results])
         dev = np.concatenate([np.array(r["estimates"]) - r["full_val_loss"] for r in results])
-        print(f"{len(full)} seeds: full-val loss mean {full.mean():.4f}, sd {full.std(ddof=1):.4f}, "
-              f"min {full.min():.4f}, max {full.max():.4f}; <= 1.90 in {(full <= 1.90).sum()} of {len(full)}")
-        print(f"20-batch estimate minus full-split loss over {dev.size} draws: sd {dev.std(ddof=1):.4f}; "
-              f"{100 * (np.abs(dev) >= 0.02).mean():.0f}% of draws are off by 0.02 or more")
+        print(
+            f"{len(full)} seeds: full-val loss mean {full.mean():.4f}, sd {full.std(ddof=1):.4f}, "
+            f"min {full.min():.4f}, max {full.max():.4f}; <= 1.90 in {(full <= 1.90).sum()} of {len(full)}"
+        )
+        print(
+            f"20-batch estimate minus full-split loss over {dev.size} draws: sd {dev.std(ddof=1):.4f}; "
+            f"{100 * (np.abs(dev) >= 0.02).mean():.0f}% of draws are off by 0.02 or more"
+        )
 
 
 if __name__ == "__main__":

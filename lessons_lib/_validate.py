@@ -1,4 +1,5 @@
 """Argument checks shared by the library, so every error names what was expected and what was given."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -16,6 +16,7 @@ where ``C = X`` for self-attention and ``C`` is another sequence (the *context*)
 Mask convention (the same as Keras): ``True``/1 means "this query **may attend** to this key"; ``False``/0 blocks it.
 Blocked scores are replaced by a large negative number before the softmax, so they get exactly zero weight.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -47,10 +48,16 @@ def causal_mask(length: int) -> np.ndarray:
 
 
 def _check_mask(mask: Any, scores_shape: tuple[int, ...]) -> np.ndarray:
-    m = mask.numpy() if hasattr(mask, "numpy") and not isinstance(mask, np.ndarray) else np.asarray(mask)
+    m = (
+        mask.numpy()
+        if hasattr(mask, "numpy") and not isinstance(mask, np.ndarray)
+        else np.asarray(mask)
+    )
     if m.dtype != bool:
         if not np.isin(m, (0, 1)).all():
-            raise ValueError(f"mask must be boolean or 0/1 (True/1 = may attend), got values {np.unique(m)[:5]}")
+            raise ValueError(
+                f"mask must be boolean or 0/1 (True/1 = may attend), got values {np.unique(m)[:5]}"
+            )
         m = m.astype(bool)
     try:
         np.broadcast_shapes(m.shape, scores_shape)
@@ -64,7 +71,9 @@ def _check_mask(mask: Any, scores_shape: tuple[int, ...]) -> np.ndarray:
     return m
 
 
-def scaled_dot_product_attention(q: Any, k: Any, v: Any, mask: Any = None) -> tuple[np.ndarray, np.ndarray]:
+def scaled_dot_product_attention(
+    q: Any, k: Any, v: Any, mask: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
     r"""NumPy reference of :math:`\mathrm{softmax}(Q K^\top / \sqrt{d_k})\,V` over any leading (batch, head) dims.
 
     Args:
@@ -166,7 +175,9 @@ class MultiHeadAttention(keras.layers.Layer):
         return_attention: also return the weights ``[batch, heads, T_q, T_k]``.
     """
 
-    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, use_bias: bool = True, **kwargs):
+    def __init__(
+        self, d_model: int, num_heads: int, dropout: float = 0.0, use_bias: bool = True, **kwargs
+    ):
         super().__init__(**kwargs)
         # `mask=` is an attention mask, consumed here; declaring support keeps Keras from warning about it.
         self.supports_masking = True
@@ -188,8 +199,12 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def build(self, x_shape, context_shape=None):
         context_shape = context_shape or x_shape
-        for dense, shape in ((self.wq, x_shape), (self.wk, context_shape), (self.wv, context_shape),
-                             (self.wo, tuple(x_shape[:-1]) + (self.d_model,))):
+        for dense, shape in (
+            (self.wq, x_shape),
+            (self.wk, context_shape),
+            (self.wv, context_shape),
+            (self.wo, tuple(x_shape[:-1]) + (self.d_model,)),
+        ):
             if not dense.built:  # a sublayer may have been called on its own already
                 dense.build(shape)
 
@@ -197,14 +212,28 @@ class MultiHeadAttention(keras.layers.Layer):
         b, n = ops.shape(t)[0], ops.shape(t)[1]
         return ops.transpose(ops.reshape(t, (b, n, self.num_heads, self.d_k)), (0, 2, 1, 3))
 
-    def call(self, x, context=None, mask=None, use_causal_mask=False, return_attention=False, training=None):
+    def call(
+        self,
+        x,
+        context=None,
+        mask=None,
+        use_causal_mask=False,
+        return_attention=False,
+        training=None,
+    ):
         check_sequence_input(x, "x (queries)", self.d_model)
         if context is None:
             context = x
         else:
             check_sequence_input(context, "context (keys/values)", self.d_model)
-            if x.shape[0] is not None and context.shape[0] is not None and x.shape[0] != context.shape[0]:
-                raise ValueError(f"x and context must have the same batch size: {tuple(x.shape)} vs {tuple(context.shape)}")
+            if (
+                x.shape[0] is not None
+                and context.shape[0] is not None
+                and x.shape[0] != context.shape[0]
+            ):
+                raise ValueError(
+                    f"x and context must have the same batch size: {tuple(x.shape)} vs {tuple(context.shape)}"
+                )
         q = self._split_heads(self.wq(x))
         k = self._split_heads(self.wk(context))
         v = self._split_heads(self.wv(context))
@@ -220,7 +249,9 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def _attend(self, q, k, v, allowed, training=None):
         """softmax(q kᵀ/√d_k, blocked where not `allowed`) v, heads merged and projected by W_O."""
-        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / ops.sqrt(ops.cast(self.d_k, q.dtype))
+        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / ops.sqrt(
+            ops.cast(self.d_k, q.dtype)
+        )
         if allowed is not None:
             # float16 cannot hold -1e9 (it would become -inf, and a fully blocked row NaN)
             fill = -3e4 if scores.dtype == "float16" else MASKED_SCORE
@@ -262,5 +293,10 @@ class MultiHeadAttention(keras.layers.Layer):
         return x_shape
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "d_model": self.d_model, "num_heads": self.num_heads,
-                "dropout": self.dropout, "use_bias": self.use_bias}
+        return {
+            **super().get_config(),
+            "d_model": self.d_model,
+            "num_heads": self.num_heads,
+            "dropout": self.dropout,
+            "use_bias": self.use_bias,
+        }

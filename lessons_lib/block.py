@@ -12,6 +12,7 @@ Pre-norm keeps an un-normalized "residual stream" from input to output, so gradi
 the course's default is pre-norm (``norm_first=True``). With ``cross_attention=True`` the block also attends to a
 context sequence between the two sublayers (the decoder block of an encoder–decoder model).
 """
+
 from __future__ import annotations
 
 import keras
@@ -41,9 +42,19 @@ class TransformerBlock(keras.layers.Layer):
     return the self-attention weights ``[batch, heads, T, T]``, and the cross-attention weights when there are some).
     """
 
-    def __init__(self, d_model: int, num_heads: int, d_ff: int, norm_first: bool = True, activation: str = "gelu",
-                 dropout: float = 0.0, use_bias: bool = True, epsilon: float = 1e-5, cross_attention: bool = False,
-                 **kwargs):
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        d_ff: int,
+        norm_first: bool = True,
+        activation: str = "gelu",
+        dropout: float = 0.0,
+        use_bias: bool = True,
+        epsilon: float = 1e-5,
+        cross_attention: bool = False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         # `mask=` is an attention mask, consumed here; declaring support keeps Keras from warning about it.
         self.supports_masking = True
@@ -58,17 +69,25 @@ class TransformerBlock(keras.layers.Layer):
         self.use_bias = bool(use_bias)
         self.epsilon = non_negative_float(epsilon, "epsilon")
         self.cross_attention = bool(cross_attention)
-        self.attn = MultiHeadAttention(d_model, num_heads, dropout=dropout, use_bias=use_bias, name="attn")
+        self.attn = MultiHeadAttention(
+            d_model, num_heads, dropout=dropout, use_bias=use_bias, name="attn"
+        )
         self.ln1 = keras.layers.LayerNormalization(epsilon=epsilon, center=use_bias, name="ln1")
         self.ffn = FeedForward(d_model, d_ff, activation=activation, use_bias=use_bias, name="ffn")
         self.ln2 = keras.layers.LayerNormalization(epsilon=epsilon, center=use_bias, name="ln2")
         self.drop = keras.layers.Dropout(self.dropout)
         if self.cross_attention:
-            self.cross = MultiHeadAttention(d_model, num_heads, dropout=dropout, use_bias=use_bias, name="cross")
-            self.ln_cross = keras.layers.LayerNormalization(epsilon=epsilon, center=use_bias, name="ln_cross")
+            self.cross = MultiHeadAttention(
+                d_model, num_heads, dropout=dropout, use_bias=use_bias, name="cross"
+            )
+            self.ln_cross = keras.layers.LayerNormalization(
+                epsilon=epsilon, center=use_bias, name="ln_cross"
+            )
 
     def build(self, x_shape, context_shape=None):
-        for layer in (self.attn, self.ln1, self.ffn, self.ln2) + ((self.ln_cross,) if self.cross_attention else ()):
+        for layer in (self.attn, self.ln1, self.ffn, self.ln2) + (
+            (self.ln_cross,) if self.cross_attention else ()
+        ):
             if not layer.built:  # a sublayer may have been called on its own already
                 layer.build(x_shape)
         if self.cross_attention and not self.cross.built:
@@ -82,21 +101,51 @@ class TransformerBlock(keras.layers.Layer):
         out, w = fn(x)
         return norm(x + self.drop(out, training=training)), w
 
-    def call(self, x, context=None, mask=None, context_mask=None, use_causal_mask=False, return_attention=False,
-             training=None):
+    def call(
+        self,
+        x,
+        context=None,
+        mask=None,
+        context_mask=None,
+        use_causal_mask=False,
+        return_attention=False,
+        training=None,
+    ):
         check_sequence_input(x, "x", self.d_model)
         if context is not None and not self.cross_attention:
-            raise ValueError("this block was built with cross_attention=False; pass cross_attention=True to attend "
-                             "to a context, or call block(x) for self-attention")
+            raise ValueError(
+                "this block was built with cross_attention=False; pass cross_attention=True to attend "
+                "to a context, or call block(x) for self-attention"
+            )
         if context is None and self.cross_attention:
-            raise ValueError("this block has a cross-attention sublayer: call it as block(x, context)")
-        h, w_self = self._sublayer(x, self.ln1, lambda t: self.attn(
-            t, mask=mask, use_causal_mask=use_causal_mask, return_attention=True, training=training), training)
+            raise ValueError(
+                "this block has a cross-attention sublayer: call it as block(x, context)"
+            )
+        h, w_self = self._sublayer(
+            x,
+            self.ln1,
+            lambda t: self.attn(
+                t,
+                mask=mask,
+                use_causal_mask=use_causal_mask,
+                return_attention=True,
+                training=training,
+            ),
+            training,
+        )
         w_cross = None
         if self.cross_attention:
-            h, w_cross = self._sublayer(h, self.ln_cross, lambda t: self.cross(
-                t, context, mask=context_mask, return_attention=True, training=training), training)
-        y, _ = self._sublayer(h, self.ln2, lambda t: (self.ffn(t, training=training), None), training)
+            h, w_cross = self._sublayer(
+                h,
+                self.ln_cross,
+                lambda t: self.cross(
+                    t, context, mask=context_mask, return_attention=True, training=training
+                ),
+                training,
+            )
+        y, _ = self._sublayer(
+            h, self.ln2, lambda t: (self.ffn(t, training=training), None), training
+        )
         if not return_attention:
             return y
         return (y, w_self, w_cross) if self.cross_attention else (y, w_self)
@@ -110,8 +159,9 @@ class TransformerBlock(keras.layers.Layer):
 
     def decode_step(self, x, k_cache, v_cache, pos):
         """One new position ``x [B, 1, d]`` at index ``pos``; returns ``(y, (k_cache, v_cache))``."""
-        h, kv = self._sublayer(x, self.ln1, lambda t: self.attn.decode_step(t, k_cache, v_cache, pos),
-                               training=False)
+        h, kv = self._sublayer(
+            x, self.ln1, lambda t: self.attn.decode_step(t, k_cache, v_cache, pos), training=False
+        )
         y, _ = self._sublayer(h, self.ln2, lambda t: (self.ffn(t), None), training=False)
         return y, kv
 
@@ -122,12 +172,23 @@ class TransformerBlock(keras.layers.Layer):
         return x_shape
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "d_model": self.d_model, "num_heads": self.num_heads, "d_ff": self.d_ff,
-                "norm_first": self.norm_first, "activation": self.activation, "dropout": self.dropout,
-                "use_bias": self.use_bias, "epsilon": self.epsilon, "cross_attention": self.cross_attention}
+        return {
+            **super().get_config(),
+            "d_model": self.d_model,
+            "num_heads": self.num_heads,
+            "d_ff": self.d_ff,
+            "norm_first": self.norm_first,
+            "activation": self.activation,
+            "dropout": self.dropout,
+            "use_bias": self.use_bias,
+            "epsilon": self.epsilon,
+            "cross_attention": self.cross_attention,
+        }
 
 
-def block_param_count(d_model: int, d_ff: int, use_bias: bool = True, cross_attention: bool = False) -> int:
+def block_param_count(
+    d_model: int, d_ff: int, use_bias: bool = True, cross_attention: bool = False
+) -> int:
     r"""Parameters of one block: attention :math:`4d^2 (+4d)`, FFN :math:`2 d\,d_{ff} (+ d_{ff} + d)`,
     two LayerNorms :math:`2 \cdot 2d` (only :math:`\gamma` without biases); a cross-attention sublayer adds an
     attention and a LayerNorm."""

@@ -31,6 +31,7 @@ Numbers are compared the way :func:`numpy.isclose` does: element ``got`` matches
 ``tf.Tensor``/Keras variables are converted with ``.numpy()`` and may stand in for NumPy arrays (and vice versa);
 lists and tuples are interchangeable and compared item by item, dicts key by key.
 """
+
 from __future__ import annotations
 
 import copy
@@ -46,8 +47,19 @@ __all__ = ["check"]
 #: Numbers shown in messages are rounded to this many significant digits.
 SIGNIFICANT_DIGITS = 4
 
-_KIND_NAMES = {"b": "bool", "i": "int", "u": "int", "f": "float", "c": "complex", "U": "str", "S": "bytes",
-               "O": "object", "M": "datetime", "m": "timedelta", "V": "void"}
+_KIND_NAMES = {
+    "b": "bool",
+    "i": "int",
+    "u": "int",
+    "f": "float",
+    "c": "complex",
+    "U": "str",
+    "S": "bytes",
+    "O": "object",
+    "M": "datetime",
+    "m": "timedelta",
+    "V": "void",
+}
 
 
 def check(
@@ -84,7 +96,9 @@ def check(
     atol = non_negative_float(atol, "atol")
     rtol = non_negative_float(rtol, "rtol")
     if inputs is not None and not isinstance(inputs, (list, tuple)):
-        raise ValueError(f"inputs must be a list of argument tuples or single arguments, got {type(inputs).__name__}")
+        raise ValueError(
+            f"inputs must be a list of argument tuples or single arguments, got {type(inputs).__name__}"
+        )
     label = name if name is not None else _default_name(candidate)
 
     if inputs is None:
@@ -98,7 +112,9 @@ def check(
             expected = _evaluate(reference, args)
         except NotImplementedError:
             raise  # an unfinished *reference* is a bug in the course: let it surface
-        except Exception as exc:  # the reference raises for this input: the candidate must raise the same
+        except (
+            Exception
+        ) as exc:  # the reference raises for this input: the candidate must raise the same
             expected_exc: BaseException | None = exc
             expected = None
         else:
@@ -118,8 +134,13 @@ def check(
             return _fail(label, where, detail, hint)
 
         if expected_exc is not None:
-            return _fail(label, where, f"expected {_one_line_exception(expected_exc)} to be raised, "
-                                       f"but it returned {_describe(got)}", hint)
+            return _fail(
+                label,
+                where,
+                f"expected {_one_line_exception(expected_exc)} to be raised, "
+                f"but it returned {_describe(got)}",
+                hint,
+            )
         problem = compare(expected, got, atol=atol, rtol=rtol)
         if problem is not None:
             return _fail(label, where, problem, hint)
@@ -133,7 +154,9 @@ def check(
     return True
 
 
-def compare(expected: Any, got: Any, atol: float = 1e-6, rtol: float = 1e-6, path: str = "") -> str | None:
+def compare(
+    expected: Any, got: Any, atol: float = 1e-6, rtol: float = 1e-6, path: str = ""
+) -> str | None:
     """Describe the first difference between ``expected`` and ``got``, or return ``None`` when they match.
 
     Recurses into lists/tuples and dicts; ``path`` (e.g. ``"[1]['k']"``) says where inside the output the
@@ -150,8 +173,10 @@ def compare(expected: Any, got: Any, atol: float = 1e-6, rtol: float = 1e-6, pat
 
     if exp_cat in ("array", "number") and got_cat in ("array", "number"):
         if exp_cat == "array" and got_cat == "number" and _to_numpy(expected).ndim > 0:
-            return f"{at}type mismatch: expected {_type_name(expected)} of shape " \
-                   f"{_to_numpy(expected).shape}, got {_type_name(got)} {_fmt(got)}"
+            return (
+                f"{at}type mismatch: expected {_type_name(expected)} of shape "
+                f"{_to_numpy(expected).shape}, got {_type_name(got)} {_fmt(got)}"
+            )
         return _compare_arrays(_to_numpy(expected), _to_numpy(got), atol, rtol, at)
 
     if exp_cat != got_cat:
@@ -280,7 +305,9 @@ def _kind_name(dtype: np.dtype) -> str:
     return _KIND_NAMES.get(dtype.kind, dtype.kind)
 
 
-def _compare_arrays(exp: np.ndarray, got: np.ndarray, atol: float, rtol: float, at: str) -> str | None:
+def _compare_arrays(
+    exp: np.ndarray, got: np.ndarray, atol: float, rtol: float, at: str
+) -> str | None:
     if exp.shape != got.shape:
         return f"{at}shape mismatch: expected {exp.shape}, got {got.shape}"
     ek, gk = _kind_name(exp.dtype), _kind_name(got.dtype)
@@ -305,18 +332,24 @@ def _compare_arrays(exp: np.ndarray, got: np.ndarray, atol: float, rtol: float, 
     parts = []
     if ek in ("float", "complex", "int"):
         with np.errstate(invalid="ignore", over="ignore"):
-            diff = np.abs(got.astype(np.complex128 if ek == "complex" else np.float64)
-                          - exp.astype(np.complex128 if ek == "complex" else np.float64))
+            diff = np.abs(
+                got.astype(np.complex128 if ek == "complex" else np.float64)
+                - exp.astype(np.complex128 if ek == "complex" else np.float64)
+            )
         finite = diff[np.isfinite(diff)]
         max_diff = float(finite.max()) if finite.size else float("nan")
         parts.append(f"max abs diff {_fmt(max_diff)}")
     if exp.ndim == 0:
         return f"{at}values differ: expected {_fmt(e_val)}, got {_fmt(g_val)}" + (
-            f" ({parts[0]}, atol={atol:g}, rtol={rtol:g})" if parts and ek != "int" else "")
+            f" ({parts[0]}, atol={atol:g}, rtol={rtol:g})" if parts and ek != "int" else ""
+        )
     parts.append(f"{len(bad)} of {exp.size} elements differ")
-    return (f"{at}values differ: " + ", ".join(parts)
-            + f"; first at index {first}: expected {_fmt(e_val)}, got {_fmt(g_val)}"
-            + (f" (atol={atol:g}, rtol={rtol:g})" if ek in ("float", "complex") else ""))
+    return (
+        f"{at}values differ: "
+        + ", ".join(parts)
+        + f"; first at index {first}: expected {_fmt(e_val)}, got {_fmt(g_val)}"
+        + (f" (atol={atol:g}, rtol={rtol:g})" if ek in ("float", "complex") else "")
+    )
 
 
 def _compare_strings(exp: str | bytes, got: str | bytes, at: str) -> str | None:

@@ -39,6 +39,7 @@ How it works
 
 Exit status: 0 when every notebook passed, 1 when any failed, 2 for a usage error (e.g. an unknown prefix).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -164,15 +165,22 @@ class CourseReport:
 
     def header(self) -> str:
         failed = sum(not r.passed for r in self.results)
-        return (f"{self.date} · Python {self.python} · TensorFlow {self.tensorflow} · Keras {self.keras} · "
-                f"{self.cpu_count} CPUs · mode: {self.mode} · {len(self.results)} notebooks, {failed} failed · "
-                f"total {sum(r.wall_s for r in self.results):.1f} s")
+        return (
+            f"{self.date} · Python {self.python} · TensorFlow {self.tensorflow} · Keras {self.keras} · "
+            f"{self.cpu_count} CPUs · mode: {self.mode} · {len(self.results)} notebooks, {failed} failed · "
+            f"total {sum(r.wall_s for r in self.results):.1f} s"
+        )
 
     def to_markdown(self) -> str:
         """The Markdown report: a header line, the table, and the failing cells."""
-        lines = ["# Course run", "", self.header(), "",
-                 "| notebook | status | wall time (s) | peak kernel memory (MB) |",
-                 "|:--|:--|--:|--:|"]
+        lines = [
+            "# Course run",
+            "",
+            self.header(),
+            "",
+            "| notebook | status | wall time (s) | peak kernel memory (MB) |",
+            "|:--|:--|--:|--:|",
+        ]
         for r in self.results:
             status = "pass" if r.passed else "**FAIL**"
             lines.append(f"| {r.notebook} | {status} | {r.wall_s:.1f} | {r.peak_rss_mb:.0f} |")
@@ -221,8 +229,10 @@ def select_notebooks(notebooks: Sequence[Path], only: Iterable[str] | None) -> l
     unknown = [p for p in wanted if p not in by_prefix]
     if unknown:
         available = ", ".join(f"{k} ({v.stem})" for k, v in sorted(by_prefix.items())) or "none"
-        raise UnknownNotebookError(f"unknown notebook prefix{'es' if len(unknown) > 1 else ''} "
-                                   f"{', '.join(repr(u) for u in unknown)}; available: {available}")
+        raise UnknownNotebookError(
+            f"unknown notebook prefix{'es' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(u) for u in unknown)}; available: {available}"
+        )
     return [nb for nb in notebooks if nb.name[:2] in set(wanted)]
 
 
@@ -246,8 +256,12 @@ class KernelMonitor(threading.Thread):
     the new descendants seen in any sample; ``timed_out`` says whether the wall limit was hit.
     """
 
-    def __init__(self, wall_limit_s: float | None, interval_s: float = SAMPLE_INTERVAL_S,
-                 kill_grace_s: float = KILL_GRACE_S) -> None:
+    def __init__(
+        self,
+        wall_limit_s: float | None,
+        interval_s: float = SAMPLE_INTERVAL_S,
+        kill_grace_s: float = KILL_GRACE_S,
+    ) -> None:
         super().__init__(name="kernel-monitor", daemon=True)
         self._me = psutil.Process()
         self._baseline = {p.pid for p in self._me.children(recursive=True)}
@@ -360,8 +374,10 @@ def run_notebook(
     path = Path(path).resolve()
     out_dir = Path(out_dir).resolve()
     if out_dir == path.parent:
-        raise ValueError(f"the output folder must not be the notebooks folder ({out_dir}): "
-                         "the committed notebooks would be overwritten")
+        raise ValueError(
+            f"the output folder must not be the notebooks folder ({out_dir}): "
+            "the committed notebooks would be overwritten"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / path.name
     cell_timeout = cell_timeout if cell_timeout is not None else timeout
@@ -374,13 +390,20 @@ def run_notebook(
         with _kernel_environment(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*Passed unknown parameter.*")
             pm.execute_notebook(
-                str(path), str(output), parameters=parameters or None, kernel_name=kernel_name,
-                cwd=str(path.parent), progress_bar=False, log_output=False,
+                str(path),
+                str(output),
+                parameters=parameters or None,
+                kernel_name=kernel_name,
+                cwd=str(path.parent),
+                progress_bar=False,
+                log_output=False,
                 execution_timeout=max(1, math.ceil(cell_timeout)) if cell_timeout else None,
             )
     except PapermillExecutionError as exc:
         error = exc
-    except Exception as exc:  # cell timeout, dead kernel, kernel failed to start, unreadable notebook, ...
+    except (
+        Exception
+    ) as exc:  # cell timeout, dead kernel, kernel failed to start, unreadable notebook, ...
         error = exc
     finally:
         wall = time.perf_counter() - start
@@ -400,8 +423,9 @@ def run_notebook(
     )
 
 
-def _find_failure(output: Path, error: BaseException | None, timed_out: bool,
-                  timeout: float | None) -> CellFailure | None:
+def _find_failure(
+    output: Path, error: BaseException | None, timed_out: bool, timeout: float | None
+) -> CellFailure | None:
     """Locate the failing cell in the executed notebook; ``None`` if only ``raises-exception`` cells raised."""
     from papermill.exceptions import PapermillExecutionError
 
@@ -423,13 +447,17 @@ def _find_failure(output: Path, error: BaseException | None, timed_out: bool,
             i += 1
 
     def failure_for(index: int | None, cell: Any, ename: str, evalue: str) -> CellFailure:
-        return CellFailure(index, cell.get("execution_count"), _first_line(cell.source), ename, _one_line(evalue))
+        return CellFailure(
+            index, cell.get("execution_count"), _first_line(cell.source), ename, _one_line(evalue)
+        )
 
     timeout_msg = f"the notebook exceeded its wall-clock limit of {timeout:g} s and was interrupted"
     # 1. a cell whose error stopped the run (papermill flags it; raises-exception cells are not flagged)
     for index, cell in own:
         if cell.get("metadata", {}).get("papermill", {}).get("exception") is True:
-            err = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
+            err = next(
+                (o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None
+            )
             ename, evalue = (err["ename"], err["evalue"]) if err else ("CellExecutionError", "")
             if timed_out:
                 ename, evalue = "Timeout", timeout_msg
@@ -441,14 +469,20 @@ def _find_failure(output: Path, error: BaseException | None, timed_out: bool,
         # Only cells allowed to raise had error outputs: a pass. Drop papermill's "An Exception was
         # encountered" banner from the executed copy so it does not mislead.
         if nb is not None:
-            nb.cells = [c for c in nb.cells if _PAPERMILL_MARKER_TAG not in c.get("metadata", {}).get("tags", [])]
+            nb.cells = [
+                c
+                for c in nb.cells
+                if _PAPERMILL_MARKER_TAG not in c.get("metadata", {}).get("tags", [])
+            ]
             nbformat.write(nb, str(output))
         return None
 
     # 2. the run was cut short (cell timeout, dead kernel, wall limit): the last cell that started
     ename = "Timeout" if timed_out else type(error).__name__
     evalue = timeout_msg if timed_out else str(error)
-    started = [(i, c) for i, c in own if c.get("metadata", {}).get("papermill", {}).get("start_time")]
+    started = [
+        (i, c) for i, c in own if c.get("metadata", {}).get("papermill", {}).get("start_time")
+    ]
     if started:
         index, cell = started[-1]
         return failure_for(index, cell, ename, evalue)
@@ -520,8 +554,10 @@ def run_course(
     nb_dir = Path(notebooks_dir) if notebooks_dir is not None else notebooks_dir_default()
     out = Path(out_dir) if out_dir is not None else DEFAULT_OUT_DIR
     if out.resolve() == nb_dir.resolve():
-        raise ValueError(f"the output folder must not be the notebooks folder ({nb_dir}): "
-                         "the committed notebooks would be overwritten")
+        raise ValueError(
+            f"the output folder must not be the notebooks folder ({nb_dir}): "
+            "the committed notebooks would be overwritten"
+        )
     notebooks = find_notebooks(nb_dir)
     if not notebooks:
         raise ValueError(f"no notebooks matching {NOTEBOOK_GLOB} in {str(nb_dir)!r}")
@@ -532,8 +568,9 @@ def run_course(
     report = CourseReport(
         date=_dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z").strip(),
         python=platform.python_version(),
-        tensorflow=_package_version("tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tensorflow-macos",
-                                    "tensorflow-intel"),
+        tensorflow=_package_version(
+            "tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tensorflow-macos", "tensorflow-intel"
+        ),
         keras=_package_version("keras"),
         cpu_count=_cpu_count(),
         mode="full" if full else "fast",
@@ -547,8 +584,14 @@ def run_course(
         params: dict[str, Any] = {}
         if full and parameters_cell(path) is not None:
             params = {"FULL": True}
-        result = run_notebook(path, out, parameters=params, timeout=timeout, cell_timeout=cell_timeout,
-                              kernel_name=kernel_name)
+        result = run_notebook(
+            path,
+            out,
+            parameters=params,
+            timeout=timeout,
+            cell_timeout=cell_timeout,
+            kernel_name=kernel_name,
+        )
         report.results.append(result)
         mark = "✓" if result.passed else "✗"
         line = f"{mark} {result.notebook}  {result.wall_s:.1f} s  {result.peak_rss_mb:.0f} MB"
@@ -584,7 +627,9 @@ def format_memory(mb: float) -> str:
     return f"{mb:.0f} MB" if mb < 1024 else f"{mb / 1024:.1f} GB"
 
 
-def readme_table(report_json: str | Path | dict[str, Any], notebooks: Iterable[str] | None = None) -> str:
+def readme_table(
+    report_json: str | Path | dict[str, Any], notebooks: Iterable[str] | None = None
+) -> str:
     """Render the README lesson-table columns "runtime" and "peak memory" from ``report.json``.
 
     Args:
@@ -597,7 +642,9 @@ def readme_table(report_json: str | Path | dict[str, Any], notebooks: Iterable[s
     """
     if isinstance(report_json, dict):
         data = report_json
-    elif isinstance(report_json, Path) or (isinstance(report_json, str) and not report_json.lstrip().startswith("{")):
+    elif isinstance(report_json, Path) or (
+        isinstance(report_json, str) and not report_json.lstrip().startswith("{")
+    ):
         data = json.loads(Path(report_json).read_text(encoding="utf-8"))
     else:
         data = json.loads(report_json)
@@ -618,7 +665,9 @@ def readme_table(report_json: str | Path | dict[str, Any], notebooks: Iterable[s
             lines.append(f"| {Path(name).stem} | — | — |")
             continue
         runtime = format_runtime(r["wall_s"]) + ("" if r["status"] == "pass" else " (failed)")
-        lines.append(f"| {Path(r['notebook']).stem} | {runtime} | {format_memory(r['peak_rss_mb'])} |")
+        lines.append(
+            f"| {Path(r['notebook']).stem} | {runtime} | {format_memory(r['peak_rss_mb'])} |"
+        )
     return "\n".join(lines)
 
 
@@ -626,27 +675,59 @@ def readme_table(report_json: str | Path | dict[str, Any], notebooks: Iterable[s
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lessons_lib.course",
-                                     description="Run the course notebooks and report time and memory.")
+    parser = argparse.ArgumentParser(
+        prog="python -m lessons_lib.course",
+        description="Run the course notebooks and report time and memory.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute the notebooks with papermill and write the report")
-    run.add_argument("--full", action="store_true", help="pass FULL=True to notebooks with a parameters cell")
+    run.add_argument(
+        "--full", action="store_true", help="pass FULL=True to notebooks with a parameters cell"
+    )
     run.add_argument("--only", nargs="+", metavar="NN", help="run only these two-digit prefixes")
-    run.add_argument("--out", type=Path, default=None, help=f"output folder (default {DEFAULT_OUT_DIR})")
-    run.add_argument("--timeout", type=float, default=None, metavar="S",
-                     help=f"wall-clock limit per notebook (default {DEFAULT_TIMEOUT:g}, {DEFAULT_FULL_TIMEOUT:g} "
-                          "with --full)")
-    run.add_argument("--cell-timeout", type=float, default=None, metavar="S",
-                     help="limit per cell (default: --timeout)")
-    run.add_argument("--report", type=Path, default=None, metavar="PATH",
-                     help="Markdown report path (default OUT/report.md; JSON next to it)")
-    run.add_argument("--notebooks", type=Path, default=None, metavar="DIR",
-                     help=f"notebooks folder (default ${NOTEBOOKS_ENV} or {DEFAULT_NOTEBOOKS_DIR})")
+    run.add_argument(
+        "--out", type=Path, default=None, help=f"output folder (default {DEFAULT_OUT_DIR})"
+    )
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help=f"wall-clock limit per notebook (default {DEFAULT_TIMEOUT:g}, {DEFAULT_FULL_TIMEOUT:g} "
+        "with --full)",
+    )
+    run.add_argument(
+        "--cell-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="limit per cell (default: --timeout)",
+    )
+    run.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="Markdown report path (default OUT/report.md; JSON next to it)",
+    )
+    run.add_argument(
+        "--notebooks",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"notebooks folder (default ${NOTEBOOKS_ENV} or {DEFAULT_NOTEBOOKS_DIR})",
+    )
     run.add_argument("--kernel", default=KERNEL_NAME, help="Jupyter kernel name (default python3)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    readme = sub.add_parser("readme", help="print the README runtime/peak-memory table from report.json")
-    readme.add_argument("names", nargs="*", help="notebooks (prefix, stem or file name); default: all")
-    readme.add_argument("--report", type=Path, default=DEFAULT_OUT_DIR / "report.json", metavar="PATH")
+    readme = sub.add_parser(
+        "readme", help="print the README runtime/peak-memory table from report.json"
+    )
+    readme.add_argument(
+        "names", nargs="*", help="notebooks (prefix, stem or file name); default: all"
+    )
+    readme.add_argument(
+        "--report", type=Path, default=DEFAULT_OUT_DIR / "report.json", metavar="PATH"
+    )
     return parser
 
 
@@ -655,23 +736,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     if args.command == "readme":
         if not args.report.exists():
-            print(f"error: {args.report} does not exist; run `python -m lessons_lib.course run` first",
-                  file=sys.stderr)
+            print(
+                f"error: {args.report} does not exist; run `python -m lessons_lib.course run` first",
+                file=sys.stderr,
+            )
             return 2
         print(readme_table(args.report, args.names or None))
         return 0
     try:
         report = run_course(
-            notebooks_dir=args.notebooks, out_dir=args.out, only=args.only, full=args.full,
-            timeout=args.timeout, cell_timeout=args.cell_timeout, report_path=args.report,
-            kernel_name=args.kernel, progress=not args.no_progress,
+            notebooks_dir=args.notebooks,
+            out_dir=args.out,
+            only=args.only,
+            full=args.full,
+            timeout=args.timeout,
+            cell_timeout=args.cell_timeout,
+            report_path=args.report,
+            kernel_name=args.kernel,
+            progress=not args.no_progress,
         )
     except ValueError as exc:  # includes UnknownNotebookError
         print(f"error: {exc}", file=sys.stderr)
         return 2
     md = Path(args.report) if args.report is not None else Path(report.out_dir) / "report.md"
     failed = [r.notebook for r in report.results if not r.passed]
-    summary = f"{len(report.results) - len(failed)}/{len(report.results)} notebooks passed; report: {md}"
+    summary = (
+        f"{len(report.results) - len(failed)}/{len(report.results)} notebooks passed; report: {md}"
+    )
     print(summary if not failed else f"{summary}; failed: {', '.join(failed)}")
     return 0 if report.ok else 1
 

@@ -17,6 +17,7 @@ public-domain Shakespeare from karpathy/char-rnn). :func:`load_tiny_shakespeare`
 :math:`\\lfloor 0.9\\,n \\rfloor` are for training and the rest for validation
 (1,003,854 / 111,540 characters).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -72,9 +73,15 @@ class Dataset:
     size: int
 
     def __post_init__(self) -> None:
-        if not isinstance(self.filename, str) or not self.filename or Path(self.filename).name != self.filename \
-                or self.filename in (".", ".."):
-            raise ValueError(f"Dataset.filename must be a bare file name without directories, got {self.filename!r}")
+        if (
+            not isinstance(self.filename, str)
+            or not self.filename
+            or Path(self.filename).name != self.filename
+            or self.filename in (".", "..")
+        ):
+            raise ValueError(
+                f"Dataset.filename must be a bare file name without directories, got {self.filename!r}"
+            )
         if not isinstance(self.sha256, str) or not _SHA256_RE.fullmatch(self.sha256):
             raise ValueError(f"Dataset.sha256 must be 64 lowercase hex digits, got {self.sha256!r}")
         if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0:
@@ -98,8 +105,15 @@ class DatasetError(Exception):
 class DatasetChecksumError(DatasetError, ValueError):
     """A downloaded file did not match the pinned size/sha256; it was not written to the cache."""
 
-    def __init__(self, message: str, *, expected_sha256: str, got_sha256: str, expected_size: int,
-                 got_size: int) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        expected_sha256: str,
+        got_sha256: str,
+        expected_size: int,
+        got_size: int,
+    ) -> None:
         super().__init__(message)
         self.expected_sha256 = expected_sha256
         self.got_sha256 = got_sha256
@@ -133,13 +147,19 @@ def default_cache_dir() -> Path:
 def cache_path(dataset: Dataset, cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """Where ``dataset`` lives in the cache: ``cache_dir`` (or :func:`default_cache_dir`) / ``dataset.filename``."""
     if not isinstance(dataset, Dataset):
-        raise TypeError(f"dataset must be a lessons_lib.data.Dataset, got {type(dataset).__name__} {dataset!r}"[:200])
+        raise TypeError(
+            f"dataset must be a lessons_lib.data.Dataset, got {type(dataset).__name__} {dataset!r}"[
+                :200
+            ]
+        )
     if cache_dir is None:
         folder = default_cache_dir()
     elif isinstance(cache_dir, (str, os.PathLike)):
         folder = Path(cache_dir).expanduser()
     else:
-        raise TypeError(f"cache_dir must be a str, a path or None, got {type(cache_dir).__name__} {cache_dir!r}")
+        raise TypeError(
+            f"cache_dir must be a str, a path or None, got {type(cache_dir).__name__} {cache_dir!r}"
+        )
     return folder / dataset.filename
 
 
@@ -166,7 +186,9 @@ def _unavailable(dataset: Dataset, path: Path, url: str, reason: object) -> Data
     return DatasetUnavailableError(message, path=path, url=url)
 
 
-def _download(dataset: Dataset, url: str, out, path: Path, progress: bool, timeout: float) -> tuple[str, int]:
+def _download(
+    dataset: Dataset, url: str, out, path: Path, progress: bool, timeout: float
+) -> tuple[str, int]:
     """Stream ``url`` into the open binary file ``out``; return (sha256, bytes written).
 
     Network failures become :class:`DatasetUnavailableError`; reading stops early (and the size check in
@@ -182,28 +204,52 @@ def _download(dataset: Dataset, url: str, out, path: Path, progress: bool, timeo
     except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
         if isinstance(e, urllib.error.HTTPError):
             e.close()  # an HTTPError holds the open response
-        reason = e.reason if isinstance(e, urllib.error.URLError) and not isinstance(e, urllib.error.HTTPError) else e
+        reason = (
+            e.reason
+            if isinstance(e, urllib.error.URLError) and not isinstance(e, urllib.error.HTTPError)
+            else e
+        )
         raise _unavailable(dataset, path, url, reason) from e
-    with response, tqdm(total=dataset.size, unit="B", unit_scale=True, unit_divisor=1024,
-                        desc=dataset.filename, disable=not progress, file=sys.stdout, leave=False) as bar:
+    with (
+        response,
+        tqdm(
+            total=dataset.size,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=dataset.filename,
+            disable=not progress,
+            file=sys.stdout,
+            leave=False,
+        ) as bar,
+    ):
         while True:
             try:
                 chunk = response.read(_CHUNK)
             except (http.client.HTTPException, OSError) as e:
-                raise _unavailable(dataset, path, url, f"the connection broke after {size:,} bytes ({e!r})") from e
+                raise _unavailable(
+                    dataset, path, url, f"the connection broke after {size:,} bytes ({e!r})"
+                ) from e
             if not chunk:
                 break
             out.write(chunk)
             h.update(chunk)
             size += len(chunk)
             bar.update(len(chunk))
-            if size > dataset.size:  # not the file we want (an HTML error page, another file): stop early
+            if (
+                size > dataset.size
+            ):  # not the file we want (an HTML error page, another file): stop early
                 break
     return h.hexdigest(), size
 
 
-def fetch(dataset: Dataset, cache_dir: str | os.PathLike[str] | None = None, url: str | None = None,
-          progress: bool = True, timeout: float = 60.0) -> Path:
+def fetch(
+    dataset: Dataset,
+    cache_dir: str | os.PathLike[str] | None = None,
+    url: str | None = None,
+    progress: bool = True,
+    timeout: float = 60.0,
+) -> Path:
     """Return the path of a verified local copy of ``dataset``, downloading it if needed.
 
     Args:
@@ -233,8 +279,10 @@ def fetch(dataset: Dataset, cache_dir: str | os.PathLike[str] | None = None, url
         got_sha, got_size = _file_digest(path)
         if got_sha == dataset.sha256:
             return path
-        print(f"{path} is corrupt or truncated ({got_size:,} bytes, sha256 {got_sha[:12]}...; expected "
-              f"{dataset.size:,} bytes, sha256 {dataset.sha256[:12]}...): downloading it again.")
+        print(
+            f"{path} is corrupt or truncated ({got_size:,} bytes, sha256 {got_sha[:12]}...; expected "
+            f"{dataset.size:,} bytes, sha256 {dataset.sha256[:12]}...): downloading it again."
+        )
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{dataset.filename}.", suffix=".part")
@@ -255,7 +303,10 @@ def fetch(dataset: Dataset, cache_dir: str | os.PathLike[str] | None = None, url
                 f"    got      {got}\n"
                 f"Nothing was written to {path.parent}. Try again, or download the file from {dataset.url} "
                 f"yourself and put it at {path}.",
-                expected_sha256=dataset.sha256, got_sha256=got_sha, expected_size=dataset.size, got_size=got_size,
+                expected_sha256=dataset.sha256,
+                got_sha256=got_sha,
+                expected_size=dataset.size,
+                got_size=got_size,
             )
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
@@ -264,8 +315,9 @@ def fetch(dataset: Dataset, cache_dir: str | os.PathLike[str] | None = None, url
     return path
 
 
-def load_tiny_shakespeare(cache_dir: str | os.PathLike[str] | None = None, url: str | None = None,
-                          progress: bool = True) -> str:
+def load_tiny_shakespeare(
+    cache_dir: str | os.PathLike[str] | None = None, url: str | None = None, progress: bool = True
+) -> str:
     """The Tiny Shakespeare corpus (1,115,394 characters) as one string.
 
     Downloads and caches the file on first use (see :func:`fetch` for the cache folder and the checks).
@@ -277,7 +329,9 @@ def load_tiny_shakespeare(cache_dir: str | os.PathLike[str] | None = None, url: 
         progress: show a progress bar while downloading.
     """
     path = fetch(TINY_SHAKESPEARE, cache_dir=cache_dir, url=url, progress=progress)
-    return path.read_bytes().decode("utf-8")  # bytes, not read_text: keep line endings exactly as stored
+    return path.read_bytes().decode(
+        "utf-8"
+    )  # bytes, not read_text: keep line endings exactly as stored
 
 
 def train_val_split(text: str, train_fraction: float = 0.9) -> tuple[str, str]:
@@ -296,8 +350,10 @@ def train_val_split(text: str, train_fraction: float = 0.9) -> tuple[str, str]:
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
     if isinstance(train_fraction, bool) or not isinstance(train_fraction, numbers.Real):
-        raise TypeError(f"train_fraction must be a float in (0, 1), got {type(train_fraction).__name__} "
-                        f"{train_fraction!r}")
+        raise TypeError(
+            f"train_fraction must be a float in (0, 1), got {type(train_fraction).__name__} "
+            f"{train_fraction!r}"
+        )
     if not (math.isfinite(train_fraction) and 0 < train_fraction < 1):
         raise ValueError(f"train_fraction must be strictly between 0 and 1, got {train_fraction!r}")
     cut = int(len(text) * train_fraction)

@@ -12,6 +12,7 @@ Mixed precision is *recommended* (not switched on) for GPUs only: on a CPU it wa
 hand-worked examples need float32 everywhere. Training code reads ``info.mixed_precision`` and
 ``info.jit_compile`` to decide.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,8 +25,10 @@ import tempfile
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 # The notice TensorFlow writes while it loads when oneDNN is on (its default on x86 CPUs).
-_LOAD_NOTICES = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
-                 "oneDNN custom operations are on.")
+_LOAD_NOTICES = (
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+    "oneDNN custom operations are on.",
+)
 
 
 def _import_tensorflow_quietly() -> None:
@@ -43,6 +46,7 @@ def _import_tensorflow_quietly() -> None:
         saved = os.dup(2)
     except (OSError, ValueError, AttributeError):  # no usable file descriptor 2: nothing to filter
         import tensorflow  # noqa: F401
+
         return
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
@@ -110,7 +114,9 @@ def setup(seed: int = 0, verbose: bool = True) -> DeviceInfo:
         operations on the GPU when there is one and on the CPU otherwise.
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"setup(seed=...) expects a non-negative int, got {seed!r} ({type(seed).__name__})")
+        raise ValueError(
+            f"setup(seed=...) expects a non-negative int, got {seed!r} ({type(seed).__name__})"
+        )
     import logging
 
     import tensorflow as tf

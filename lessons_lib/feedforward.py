@@ -9,6 +9,7 @@ GPT-2 and later; there is **no** activation after :math:`W_2`. ``W_1`` widens ``
 GELU (Hendrycks & Gimpel, 2016): :math:`\mathrm{GELU}(x) = x\,\Phi(x)`; the tanh approximation used by GPT-2 is
 :math:`\tfrac12 x\,(1 + \tanh(\sqrt{2/\pi}\,(x + 0.044715 x^3)))`.
 """
+
 from __future__ import annotations
 
 from math import erf, sqrt
@@ -45,17 +46,23 @@ def activation_fn(name: str):
     raise ValueError(f"activation must be one of {ACTIVATIONS}, got {name!r}")
 
 
-def feed_forward(x: Any, w1: Any, b1: Any, w2: Any, b2: Any, activation: str = "relu") -> np.ndarray:
+def feed_forward(
+    x: Any, w1: Any, b1: Any, w2: Any, b2: Any, activation: str = "relu"
+) -> np.ndarray:
     """NumPy reference of ``act(x @ w1 + b1) @ w2 + b2`` for ``x`` of shape ``[..., d_model]``.
 
     Shapes: ``w1 [d_model, d_ff]``, ``b1 [d_ff]``, ``w2 [d_ff, d_model]``, ``b2 [d_model]``.
     """
     act = activation_fn(activation)
     x = float_array(x, "x")
-    w1, b1, w2, b2 = (float_array(a, n) for a, n in ((w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2")))
+    w1, b1, w2, b2 = (
+        float_array(a, n) for a, n in ((w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2"))
+    )
     d_model = x.shape[-1]
     if w1.ndim != 2 or w1.shape[0] != d_model:
-        raise ValueError(f"w1 must have shape (d_model={d_model}, d_ff), got {w1.shape} (x has shape {x.shape})")
+        raise ValueError(
+            f"w1 must have shape (d_model={d_model}, d_ff), got {w1.shape} (x has shape {x.shape})"
+        )
     d_ff = w1.shape[1]
     expected = {"b1": (d_ff,), "w2": (d_ff, d_model), "b2": (d_model,)}
     for name, arr in (("b1", b1), ("w2", w2), ("b2", b2)):
@@ -76,8 +83,15 @@ class FeedForward(keras.layers.Layer):
         use_bias: whether both projections have biases.
     """
 
-    def __init__(self, d_model: int, d_ff: int, activation: str = "gelu", dropout: float = 0.0,
-                 use_bias: bool = True, **kwargs):
+    def __init__(
+        self,
+        d_model: int,
+        d_ff: int,
+        activation: str = "gelu",
+        dropout: float = 0.0,
+        use_bias: bool = True,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.d_model = positive_int(d_model, "d_model")
         self.d_ff = positive_int(d_ff, "d_ff")
@@ -86,8 +100,11 @@ class FeedForward(keras.layers.Layer):
         self.activation = activation
         self.dropout = non_negative_float(dropout, "dropout", upper=1.0)
         self.use_bias = bool(use_bias)
-        keras_act = {"relu": "relu", "gelu": keras.activations.gelu,
-                     "gelu_tanh": lambda t: keras.activations.gelu(t, approximate=True)}[activation]
+        keras_act = {
+            "relu": "relu",
+            "gelu": keras.activations.gelu,
+            "gelu_tanh": lambda t: keras.activations.gelu(t, approximate=True),
+        }[activation]
         self.w1 = keras.layers.Dense(d_ff, activation=keras_act, use_bias=use_bias, name="w1")
         self.w2 = keras.layers.Dense(d_model, use_bias=use_bias, name="w2")
         self.drop = keras.layers.Dropout(self.dropout)
@@ -100,14 +117,24 @@ class FeedForward(keras.layers.Layer):
 
     def call(self, x, training=None):
         if "float" not in str(x.dtype):
-            raise TypeError(f"FeedForward expects float input [..., {self.d_model}], got dtype {x.dtype}")
+            raise TypeError(
+                f"FeedForward expects float input [..., {self.d_model}], got dtype {x.dtype}"
+            )
         if x.shape[-1] != self.d_model:
-            raise ValueError(f"FeedForward expects last dimension d_model={self.d_model}, got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"FeedForward expects last dimension d_model={self.d_model}, got shape {tuple(x.shape)}"
+            )
         return self.drop(self.w2(self.w1(x)), training=training)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "d_model": self.d_model, "d_ff": self.d_ff, "activation": self.activation,
-                "dropout": self.dropout, "use_bias": self.use_bias}
+        return {
+            **super().get_config(),
+            "d_model": self.d_model,
+            "d_ff": self.d_ff,
+            "activation": self.activation,
+            "dropout": self.dropout,
+            "use_bias": self.use_bias,
+        }

@@ -20,6 +20,7 @@ we keep the last ``max_len // 2`` tokens, re-fill the cache from them in one for
 context then varies between ``max_len // 2`` and ``max_len`` tokens (re-filling at every step would be exact but
 would cost as much as having no cache).
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -31,14 +32,23 @@ from lessons_lib._validate import describe
 
 
 def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(
+        x, (bool, np.bool_)
+    )
 
 
-def _check_sampling(vocab_size: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
+def _check_sampling(
+    vocab_size: int, temperature: float, top_k: int | None, top_p: float | None
+) -> None:
     if not _is_number(temperature) or not temperature > 0:
-        raise ValueError(f"temperature must be a number > 0 (use greedy=True for argmax), got {temperature!r}")
-    if top_k is not None and (isinstance(top_k, (bool, np.bool_)) or not isinstance(top_k, (int, np.integer))
-                              or not 0 < top_k <= vocab_size):
+        raise ValueError(
+            f"temperature must be a number > 0 (use greedy=True for argmax), got {temperature!r}"
+        )
+    if top_k is not None and (
+        isinstance(top_k, (bool, np.bool_))
+        or not isinstance(top_k, (int, np.integer))
+        or not 0 < top_k <= vocab_size
+    ):
         raise ValueError(f"top_k must be an integer in [1, vocab_size={vocab_size}], got {top_k!r}")
     if top_p is not None and (not _is_number(top_p) or not 0 < top_p <= 1):
         raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
@@ -61,14 +71,15 @@ def top_p_filter(logits: np.ndarray, p: float) -> np.ndarray:
     probs = np.exp(sorted_logits - sorted_logits[..., :1])
     probs /= probs.sum(axis=-1, keepdims=True)
     before = np.cumsum(probs, axis=-1) - probs  # probability mass strictly before each token
-    drop_sorted = before >= p                   # the first token is always kept (before = 0 < p)
+    drop_sorted = before >= p  # the first token is always kept (before = 0 < p)
     drop = np.zeros_like(drop_sorted)
     np.put_along_axis(drop, order, drop_sorted, axis=-1)
     return np.where(drop, -np.inf, logits)
 
 
-def next_token_distribution(logits: Any, temperature: float = 1.0, top_k: int | None = None,
-                            top_p: float | None = None) -> np.ndarray:
+def next_token_distribution(
+    logits: Any, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+) -> np.ndarray:
     """The distribution each strategy draws from: temperature, then top-k, then top-p, then softmax."""
     z = np.asarray(logits, dtype=np.float64)
     _check_sampling(z.shape[-1], temperature, top_k, top_p)
@@ -81,8 +92,14 @@ def next_token_distribution(logits: Any, temperature: float = 1.0, top_k: int | 
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def sample_next(logits: Any, rng: np.random.Generator, temperature: float = 1.0, top_k: int | None = None,
-                top_p: float | None = None, greedy: bool = False) -> np.ndarray:
+def sample_next(
+    logits: Any,
+    rng: np.random.Generator,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    greedy: bool = False,
+) -> np.ndarray:
     """Draw one token id per row of ``logits [B, vocab]`` (argmax when ``greedy``)."""
     z = np.asarray(logits, dtype=np.float64)
     if greedy:
@@ -101,8 +118,12 @@ def _tf_sample(logits, seed, step, temperature, top_k, top_p, greedy):
     kth = tf.gather(tf.sort(z, axis=-1, direction="DESCENDING"), k - 1, axis=-1)[:, None]
     z = tf.where(z < kth, tf.constant(-np.inf, z.dtype), z)
     sorted_z = tf.sort(z, axis=-1, direction="DESCENDING")
-    before = tf.cumsum(tf.nn.softmax(sorted_z, axis=-1), axis=-1, exclusive=True)  # mass strictly before
-    threshold = tf.reduce_min(tf.where(before < top_p, sorted_z, tf.constant(np.inf, z.dtype)), axis=-1)
+    before = tf.cumsum(
+        tf.nn.softmax(sorted_z, axis=-1), axis=-1, exclusive=True
+    )  # mass strictly before
+    threshold = tf.reduce_min(
+        tf.where(before < top_p, sorted_z, tf.constant(np.inf, z.dtype)), axis=-1
+    )
     z = tf.where(z < threshold[:, None], tf.constant(-np.inf, z.dtype), z)
     drawn = tf.random.stateless_categorical(z, 1, seed=tf.stack([seed, step]), dtype=tf.int32)[:, 0]
     return tf.where(greedy, tf.argmax(logits, axis=-1, output_type=tf.int32), drawn)
@@ -111,7 +132,9 @@ def _tf_sample(logits, seed, step, temperature, top_k, top_p, greedy):
 def _set_column(t, col, values):
     """``t[:, col] = values`` for a ``[batch, slots, ...]`` tensor (XLA-friendly: one scatter)."""
     batch = tf.shape(t)[0]
-    return tf.tensor_scatter_nd_update(t, tf.stack([tf.range(batch), tf.fill([batch], col)], 1), values)
+    return tf.tensor_scatter_nd_update(
+        t, tf.stack([tf.range(batch), tf.fill([batch], col)], 1), values
+    )
 
 
 class Generator:
@@ -137,10 +160,14 @@ class Generator:
     # Both loops return (tokens [B, S], logits [B, S, V]) for S = max_len + 1 slots, of which n_steps are used.
     def _buffers(self, batch):
         slots = self.max_len + 1
-        return (tf.zeros((batch, slots), tf.int32),
-                tf.zeros((batch, slots, self.model.vocab_size), tf.float32))
+        return (
+            tf.zeros((batch, slots), tf.int32),
+            tf.zeros((batch, slots, self.model.vocab_size), tf.float32),
+        )
 
-    def _window_loop_fn(self, window, n_valid, n_steps, step0, seed, temperature, top_k, top_p, greedy):
+    def _window_loop_fn(
+        self, window, n_valid, n_steps, step0, seed, temperature, top_k, top_p, greedy
+    ):
         batch = tf.shape(window)[0]
         tokens, logits_out = self._buffers(batch)
         full = self.max_len
@@ -156,11 +183,16 @@ class Generator:
             return i + 1, window, tf.minimum(n_valid + 1, full), tokens, logits_out
 
         _, _, _, tokens, logits_out = tf.while_loop(
-            lambda i, *_: i < n_steps, body, (tf.constant(0), window, n_valid, tokens, logits_out),
-            maximum_iterations=self.max_len + 1)
+            lambda i, *_: i < n_steps,
+            body,
+            (tf.constant(0), window, n_valid, tokens, logits_out),
+            maximum_iterations=self.max_len + 1,
+        )
         return tokens, logits_out
 
-    def _cached_loop_fn(self, window, keep, n_steps, step0, seed, temperature, top_k, top_p, greedy):
+    def _cached_loop_fn(
+        self, window, keep, n_steps, step0, seed, temperature, top_k, top_p, greedy
+    ):
         batch = tf.shape(window)[0]
         tokens, logits_out = self._buffers(batch)
         all_logits, cache = self.model.prefill(window)
@@ -173,22 +205,37 @@ class Generator:
             new_logits, new_cache = tf.cond(
                 i + 1 < n_steps,
                 lambda: self.model.decode_step(tok, cache, keep + i),
-                lambda: (tf.cast(logits, all_logits.dtype), cache))
+                lambda: (tf.cast(logits, all_logits.dtype), cache),
+            )
             return i + 1, tf.cast(new_logits, tf.float32), new_cache, tokens, logits_out
 
         _, _, _, tokens, logits_out = tf.while_loop(
-            lambda i, *_: i < n_steps, body, (tf.constant(0), logits, cache, tokens, logits_out),
-            maximum_iterations=self.max_len + 1)
+            lambda i, *_: i < n_steps,
+            body,
+            (tf.constant(0), logits, cache, tokens, logits_out),
+            maximum_iterations=self.max_len + 1,
+        )
         return tokens, logits_out
 
     def _window(self, seqs: np.ndarray, keep: int) -> np.ndarray:
-        ids = np.zeros((seqs.shape[0], self.max_len), dtype=np.int32)  # right padding: causality ignores it
+        ids = np.zeros(
+            (seqs.shape[0], self.max_len), dtype=np.int32
+        )  # right padding: causality ignores it
         ids[:, :keep] = seqs[:, -keep:]
         return ids
 
-    def generate(self, prompt_ids: Sequence[int] | np.ndarray, max_new_tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, top_p: float | None = None, greedy: bool = False, seed: int = 0,
-                 use_cache: bool = True, return_logits: bool = False):
+    def generate(
+        self,
+        prompt_ids: Sequence[int] | np.ndarray,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        greedy: bool = False,
+        seed: int = 0,
+        use_cache: bool = True,
+        return_logits: bool = False,
+    ):
         """Continue ``prompt_ids`` (``[T]`` or ``[batch, T]``, same length per row) by ``max_new_tokens`` tokens.
 
         Token number ``n`` is drawn with the stateless seed ``(seed, n)``, so both paths draw the same tokens from the
@@ -200,33 +247,57 @@ class Generator:
         if prompt.ndim == 1:
             prompt = prompt[None]
         if prompt.ndim != 2 or prompt.shape[1] == 0:
-            raise ValueError(f"prompt must be a non-empty sequence of token ids, got {describe(given)}")
+            raise ValueError(
+                f"prompt must be a non-empty sequence of token ids, got {describe(given)}"
+            )
         if not np.issubdtype(prompt.dtype, np.integer):
             raise TypeError(f"prompt must hold integer token ids, got {describe(given)}")
         vocab = self.model.vocab_size
         if prompt.min() < 0 or prompt.max() >= vocab:
-            raise ValueError(f"prompt ids must be in [0, {vocab}), got min {prompt.min()} and max {prompt.max()}")
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 1:
+            raise ValueError(
+                f"prompt ids must be in [0, {vocab}), got min {prompt.min()} and max {prompt.max()}"
+            )
+        if (
+            isinstance(max_new_tokens, bool)
+            or not isinstance(max_new_tokens, (int, np.integer))
+            or max_new_tokens < 1
+        ):
             raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
         if not greedy:
             _check_sampling(vocab, temperature, top_k, top_p)
-        params = (tf.constant(int(seed), tf.int32), tf.constant(float(temperature), tf.float32),
-                  tf.constant(int(top_k or 0), tf.int32), tf.constant(float(top_p or 1.0), tf.float32),
-                  tf.constant(bool(greedy)))
+        params = (
+            tf.constant(int(seed), tf.int32),
+            tf.constant(float(temperature), tf.float32),
+            tf.constant(int(top_k or 0), tf.int32),
+            tf.constant(float(top_p or 1.0), tf.float32),
+            tf.constant(bool(greedy)),
+        )
         seqs = prompt.astype(np.int32)
         new, used = [], []
         done, first = 0, True
         while done < max_new_tokens:
-            if use_cache:  # one prefill, then decode until the cache is full (see the module docstring)
+            if (
+                use_cache
+            ):  # one prefill, then decode until the cache is full (see the module docstring)
                 keep = min(seqs.shape[1], self.max_len) if first else self.max_len // 2
                 steps = min(max_new_tokens - done, self.max_len - keep + 1)
-                toks, logits = self._cached_loop(self._window(seqs, keep), tf.constant(keep), tf.constant(steps),
-                                                 tf.constant(done), *params)
+                toks, logits = self._cached_loop(
+                    self._window(seqs, keep),
+                    tf.constant(keep),
+                    tf.constant(steps),
+                    tf.constant(done),
+                    *params,
+                )
             else:
                 keep = min(seqs.shape[1], self.max_len)
                 steps = min(max_new_tokens - done, self.max_len)
-                toks, logits = self._window_loop(self._window(seqs, keep), tf.constant(keep), tf.constant(steps),
-                                                 tf.constant(done), *params)
+                toks, logits = self._window_loop(
+                    self._window(seqs, keep),
+                    tf.constant(keep),
+                    tf.constant(steps),
+                    tf.constant(done),
+                    *params,
+                )
             toks = toks.numpy()[:, :steps]
             new.append(toks)
             used.append(logits.numpy()[:, :steps])

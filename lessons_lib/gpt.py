@@ -6,6 +6,7 @@ r"""A GPT-style (decoder-only) language model built from the course's pieces.
 Every block uses a causal mask, so position ``t`` only sees tokens ``0..t`` and the logits at ``t`` predict token
 ``t + 1`` (Radford et al., 2018/2019).
 """
+
 from __future__ import annotations
 
 import keras
@@ -31,10 +32,23 @@ class GPT(keras.Model):
         positional: ``"learned"`` or ``"sinusoidal"`` position information.
     """
 
-    def __init__(self, vocab_size: int, max_len: int, d_model: int, num_heads: int, num_layers: int,
-                 d_ff: int | None = None, norm_first: bool = True, activation: str = "gelu", dropout: float = 0.0,
-                 use_bias: bool = True, tie_embeddings: bool = True, positional: str = "learned",
-                 embeddings_initializer="uniform", **kwargs):
+    def __init__(
+        self,
+        vocab_size: int,
+        max_len: int,
+        d_model: int,
+        num_heads: int,
+        num_layers: int,
+        d_ff: int | None = None,
+        norm_first: bool = True,
+        activation: str = "gelu",
+        dropout: float = 0.0,
+        use_bias: bool = True,
+        tie_embeddings: bool = True,
+        positional: str = "learned",
+        embeddings_initializer="uniform",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.vocab_size = positive_int(vocab_size, "vocab_size")
         self.max_len = positive_int(max_len, "max_len")
@@ -49,19 +63,41 @@ class GPT(keras.Model):
         self.tie_embeddings = bool(tie_embeddings)
         self.positional = positional
         self.embeddings_initializer = embeddings_initializer
-        self.embed = TokenAndPositionEmbedding(vocab_size, max_len, d_model, positional=positional,
-                                               embeddings_initializer=embeddings_initializer, name="embed")
+        self.embed = TokenAndPositionEmbedding(
+            vocab_size,
+            max_len,
+            d_model,
+            positional=positional,
+            embeddings_initializer=embeddings_initializer,
+            name="embed",
+        )
         self.embed_drop = keras.layers.Dropout(self.dropout)
-        self.blocks = [TransformerBlock(d_model, num_heads, self.d_ff, norm_first=norm_first, activation=activation,
-                                        dropout=dropout, use_bias=use_bias, name=f"block_{i}")
-                       for i in range(num_layers)]
+        self.blocks = [
+            TransformerBlock(
+                d_model,
+                num_heads,
+                self.d_ff,
+                norm_first=norm_first,
+                activation=activation,
+                dropout=dropout,
+                use_bias=use_bias,
+                name=f"block_{i}",
+            )
+            for i in range(num_layers)
+        ]
         self.ln_f = keras.layers.LayerNormalization(epsilon=1e-5, center=use_bias, name="ln_f")
-        self.head = None if tie_embeddings else keras.layers.Dense(vocab_size, use_bias=False, name="head")
+        self.head = (
+            None if tie_embeddings else keras.layers.Dense(vocab_size, use_bias=False, name="head")
+        )
 
     def build(self, input_shape):
         hidden = tuple(input_shape) + (self.d_model,)
-        for layer, shape in [(self.embed, input_shape), *((b, hidden) for b in self.blocks), (self.ln_f, hidden),
-                             *([(self.head, hidden)] if self.head is not None else [])]:
+        for layer, shape in [
+            (self.embed, input_shape),
+            *((b, hidden) for b in self.blocks),
+            (self.ln_f, hidden),
+            *([(self.head, hidden)] if self.head is not None else []),
+        ]:
             if not layer.built:  # a sublayer may have been called on its own already
                 layer.build(shape)
 
@@ -78,7 +114,11 @@ class GPT(keras.Model):
 
     def _logits(self, x):
         h = self.ln_f(x)
-        return ops.matmul(h, ops.transpose(self.embed.embeddings)) if self.head is None else self.head(h)
+        return (
+            ops.matmul(h, ops.transpose(self.embed.embeddings))
+            if self.head is None
+            else self.head(h)
+        )
 
     # --- incremental decoding with a KV cache (lesson 10) ------------------------------------------------------
     def prefill(self, ids):
@@ -107,24 +147,50 @@ class GPT(keras.Model):
         return tuple(input_shape) + (self.vocab_size,)
 
     def get_config(self) -> dict:
-        return {"vocab_size": self.vocab_size, "max_len": self.max_len, "d_model": self.d_model,
-                "num_heads": self.num_heads, "num_layers": self.num_layers, "d_ff": self.d_ff,
-                "norm_first": self.norm_first, "activation": self.activation, "dropout": self.dropout,
-                "use_bias": self.use_bias, "tie_embeddings": self.tie_embeddings, "positional": self.positional,
-                "embeddings_initializer": keras.initializers.serialize(self.embed.embeddings_initializer),
-                "name": self.name}
+        return {
+            "vocab_size": self.vocab_size,
+            "max_len": self.max_len,
+            "d_model": self.d_model,
+            "num_heads": self.num_heads,
+            "num_layers": self.num_layers,
+            "d_ff": self.d_ff,
+            "norm_first": self.norm_first,
+            "activation": self.activation,
+            "dropout": self.dropout,
+            "use_bias": self.use_bias,
+            "tie_embeddings": self.tie_embeddings,
+            "positional": self.positional,
+            "embeddings_initializer": keras.initializers.serialize(
+                self.embed.embeddings_initializer
+            ),
+            "name": self.name,
+        }
 
 
-def gpt_param_count(vocab_size: int, max_len: int, d_model: int, num_layers: int, d_ff: int | None = None,
-                    use_bias: bool = True, tie_embeddings: bool = True, positional: str = "learned") -> int:
+def gpt_param_count(
+    vocab_size: int,
+    max_len: int,
+    d_model: int,
+    num_layers: int,
+    d_ff: int | None = None,
+    use_bias: bool = True,
+    tie_embeddings: bool = True,
+    positional: str = "learned",
+) -> int:
     r"""Parameters of :class:`GPT`: :math:`Vd` (tokens) :math:`+ T_{max} d` (learned positions)
     :math:`+ L \cdot \text{block} + \text{LN}_f\,(+ dV` untied head).
     """
-    for name, value in (("vocab_size", vocab_size), ("max_len", max_len), ("d_model", d_model),
-                        ("num_layers", num_layers)):
+    for name, value in (
+        ("vocab_size", vocab_size),
+        ("max_len", max_len),
+        ("d_model", d_model),
+        ("num_layers", num_layers),
+    ):
         positive_int(value, name)
     if positional not in TokenAndPositionEmbedding.POSITIONAL:
-        raise ValueError(f"positional must be one of {TokenAndPositionEmbedding.POSITIONAL}, got {positional!r}")
+        raise ValueError(
+            f"positional must be one of {TokenAndPositionEmbedding.POSITIONAL}, got {positional!r}"
+        )
     d_ff = 4 * d_model if d_ff is None else positive_int(d_ff, "d_ff")
     n = vocab_size * d_model + (max_len * d_model if positional == "learned" else 0)
     n += num_layers * block_param_count(d_model, d_ff, use_bias)

@@ -9,6 +9,7 @@ Its gradient with respect to ``x`` (for one token, :math:`\hat x = (x-\mu)/\sigm
 
 where the bar is the mean over features (:func:`layer_norm_backward`).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,7 +25,9 @@ def _params(x: np.ndarray, gamma: Any, beta: Any) -> tuple[np.ndarray, np.ndarra
     beta = np.zeros(d) if beta is None else float_array(beta, "beta")
     for name, p in (("gamma", gamma), ("beta", beta)):
         if p.shape != (d,):
-            raise ValueError(f"{name} must have shape ({d},) to match x of shape {x.shape}, got {p.shape}")
+            raise ValueError(
+                f"{name} must have shape ({d},) to match x of shape {x.shape}, got {p.shape}"
+            )
     return gamma, beta
 
 
@@ -55,4 +58,6 @@ def layer_norm_backward(x: Any, grad_out: Any, gamma: Any = None, eps: float = 1
     sigma = np.sqrt(x.var(axis=-1, keepdims=True) + eps)
     x_hat = (x - mu) / sigma
     g = grad_out * gamma
-    return (g - g.mean(axis=-1, keepdims=True) - x_hat * (g * x_hat).mean(axis=-1, keepdims=True)) / sigma
+    return (
+        g - g.mean(axis=-1, keepdims=True) - x_hat * (g * x_hat).mean(axis=-1, keepdims=True)
+    ) / sigma

@@ -12,6 +12,7 @@ rotation :math:`R_k` that depends on the offset ``k`` only (:func:`sinusoidal_sh
 RoPE (Su et al., 2021, "RoFormer") rotates each pair of query/key features by :math:`pos\,\omega_i` instead of adding
 anything, so that :math:`\langle R_m q, R_n k\rangle` depends on ``m - n`` only (:func:`apply_rope`).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -57,7 +58,7 @@ def sinusoidal_shift_matrix(k: int, d_model: int, base: float = 10000.0) -> np.n
     r = np.zeros((d_model, d_model))
     for i, wi in enumerate(w):
         c, s = np.cos(k * wi), np.sin(k * wi)
-        r[2 * i:2 * i + 2, 2 * i:2 * i + 2] = [[c, s], [-s, c]]
+        r[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = [[c, s], [-s, c]]
     return r
 
 
@@ -76,7 +77,9 @@ def apply_rope(x: Any, positions: Any = None, base: float = 10000.0) -> np.ndarr
     t = x.shape[-2]
     pos = np.arange(t) if positions is None else np.asarray(positions)
     if pos.shape != (t,):
-        raise ValueError(f"positions must have shape ({t},) to match x of shape {x.shape}, got {pos.shape}")
+        raise ValueError(
+            f"positions must have shape ({t},) to match x of shape {x.shape}, got {pos.shape}"
+        )
     angles = pos[:, None] * frequencies(d, base)[None, :]  # [T, d/2]
     cos, sin = np.cos(angles), np.sin(angles)
     x_even, x_odd = x[..., 0::2], x[..., 1::2]
@@ -104,8 +107,16 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
 
     POSITIONAL = ("learned", "sinusoidal", "none")
 
-    def __init__(self, vocab_size: int, max_len: int, d_model: int, positional: str = "learned",
-                 scale: bool = False, embeddings_initializer: Any = "uniform", **kwargs):
+    def __init__(
+        self,
+        vocab_size: int,
+        max_len: int,
+        d_model: int,
+        positional: str = "learned",
+        scale: bool = False,
+        embeddings_initializer: Any = "uniform",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.vocab_size = positive_int(vocab_size, "vocab_size")
         self.max_len = positive_int(max_len, "max_len")
@@ -117,14 +128,25 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         self.positional = positional
         self.scale = bool(scale)
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
-        self.token_embedding = keras.layers.Embedding(vocab_size, d_model, name="token_embedding",
-                                                      embeddings_initializer=self.embeddings_initializer)
+        self.token_embedding = keras.layers.Embedding(
+            vocab_size,
+            d_model,
+            name="token_embedding",
+            embeddings_initializer=self.embeddings_initializer,
+        )
         self.position_embedding = None
         if positional == "learned":
-            self.position_embedding = keras.layers.Embedding(max_len, d_model, name="position_embedding",
-                                                             embeddings_initializer=self.embeddings_initializer)
-        self._sinusoid = sinusoidal_positional_encoding(max_len, d_model).astype("float32") \
-            if positional == "sinusoidal" else None
+            self.position_embedding = keras.layers.Embedding(
+                max_len,
+                d_model,
+                name="position_embedding",
+                embeddings_initializer=self.embeddings_initializer,
+            )
+        self._sinusoid = (
+            sinusoidal_positional_encoding(max_len, d_model).astype("float32")
+            if positional == "sinusoidal"
+            else None
+        )
 
     def build(self, input_shape):
         self.token_embedding.build(input_shape)
@@ -140,16 +162,28 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         """``ids [batch, T]`` → ``[batch, T, d_model]``; ``offset`` is the position of the first id (KV-cache decoding)."""
         dtype = str(ids.dtype)
         if "int" not in dtype:
-            raise TypeError(f"TokenAndPositionEmbedding expects integer token ids [batch, T], got {describe(ids)}")
+            raise TypeError(
+                f"TokenAndPositionEmbedding expects integer token ids [batch, T], got {describe(ids)}"
+            )
         if len(ids.shape) != 2:
             raise ValueError(f"token ids must have shape [batch, T], got {tuple(ids.shape)}")
         t = ids.shape[1]
         if t is not None and isinstance(offset, int) and t + offset > self.max_len:
-            raise ValueError(f"sequence length {t} exceeds max_len={self.max_len}; keep the last {self.max_len} tokens")
-        values = ids if isinstance(ids, np.ndarray) else getattr(ids, "_numpy", lambda: None)()  # eager only
-        if values is not None and values.size and (values.min() < 0 or values.max() >= self.vocab_size):
-            raise ValueError(f"token ids must be in [0, {self.vocab_size}), got min {values.min()} and max "
-                             f"{values.max()}")
+            raise ValueError(
+                f"sequence length {t} exceeds max_len={self.max_len}; keep the last {self.max_len} tokens"
+            )
+        values = (
+            ids if isinstance(ids, np.ndarray) else getattr(ids, "_numpy", lambda: None)()
+        )  # eager only
+        if (
+            values is not None
+            and values.size
+            and (values.min() < 0 or values.max() >= self.vocab_size)
+        ):
+            raise ValueError(
+                f"token ids must be in [0, {self.vocab_size}), got min {values.min()} and max "
+                f"{values.max()}"
+            )
         x = self.token_embedding(ids)
         if self.scale:
             x = x * ops.sqrt(ops.cast(self.d_model, x.dtype))
@@ -157,14 +191,24 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         if self.position_embedding is not None:
             x = x + self.position_embedding(ops.arange(n) + offset)[None]
         elif self._sinusoid is not None:
-            x = x + ops.cast(ops.take(ops.convert_to_tensor(self._sinusoid), ops.arange(n) + offset, axis=0)[None],
-                             x.dtype)
+            x = x + ops.cast(
+                ops.take(ops.convert_to_tensor(self._sinusoid), ops.arange(n) + offset, axis=0)[
+                    None
+                ],
+                x.dtype,
+            )
         return x
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.d_model,)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "vocab_size": self.vocab_size, "max_len": self.max_len,
-                "d_model": self.d_model, "positional": self.positional, "scale": self.scale,
-                "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer)}
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "max_len": self.max_len,
+            "d_model": self.d_model,
+            "positional": self.positional,
+            "scale": self.scale,
+            "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+        }

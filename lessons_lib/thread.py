@@ -9,6 +9,7 @@ paper. :func:`forward` computes every intermediate with the NumPy references of 
 The thread's block is **post-norm** and uses ReLU, like the original Transformer (Vaswani et al., 2017) that the
 source article describes; each lesson picks up where the previous one stopped by reading ``forward()[name]``.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -51,10 +52,20 @@ def _weights() -> dict[str, np.ndarray]:
     d, f, v = D_MODEL, D_FF, len(VOCAB)
     return {
         "E": draw((v, d), 1.0),  # token embedding table, also the (tied) output matrix
-        "W_Q": draw((d, d), 0.7), "W_K": draw((d, d), 0.7), "W_V": draw((d, d), 0.7), "W_O": draw((d, d), 0.7),
-        "W_1": draw((d, f), 0.5), "b_1": draw((f,), 0.2), "W_2": draw((f, d), 0.3), "b_2": draw((d,), 0.2),
-        "gamma_1": np.ones(d), "beta_1": np.zeros(d), "gamma_2": np.ones(d), "beta_2": np.zeros(d),
-        "gamma_f": np.ones(d), "beta_f": np.zeros(d),
+        "W_Q": draw((d, d), 0.7),
+        "W_K": draw((d, d), 0.7),
+        "W_V": draw((d, d), 0.7),
+        "W_O": draw((d, d), 0.7),
+        "W_1": draw((d, f), 0.5),
+        "b_1": draw((f,), 0.2),
+        "W_2": draw((f, d), 0.3),
+        "b_2": draw((d,), 0.2),
+        "gamma_1": np.ones(d),
+        "beta_1": np.zeros(d),
+        "gamma_2": np.ones(d),
+        "beta_2": np.zeros(d),
+        "gamma_f": np.ones(d),
+        "beta_f": np.zeros(d),
     }
 
 
@@ -82,20 +93,21 @@ def forward(sentence: str = SENTENCE) -> dict[str, np.ndarray]:
     s["ids"] = ids = np.array(tokenize(sentence))
     t = len(ids)
     s["one_hot"] = np.eye(len(VOCAB))[ids]
-    s["embeddings"] = w["E"][ids]                                      # lesson 02
-    s["positions"] = sinusoidal_positional_encoding(t, D_MODEL)         # lesson 03
+    s["embeddings"] = w["E"][ids]  # lesson 02
+    s["positions"] = sinusoidal_positional_encoding(t, D_MODEL)  # lesson 03
     s["x"] = x = s["embeddings"] + s["positions"]
-    s["Q"], s["K"], s["V"] = x @ w["W_Q"], x @ w["W_K"], x @ w["W_V"]   # lesson 04
+    s["Q"], s["K"], s["V"] = x @ w["W_Q"], x @ w["W_K"], x @ w["W_V"]  # lesson 04
     s["Q_heads"], s["K_heads"], s["V_heads"] = (split_heads(s[n]) for n in ("Q", "K", "V"))
     s["scores"] = s["Q_heads"] @ s["K_heads"].transpose(0, 2, 1) / np.sqrt(D_K)
     s["mask"] = causal_mask(t)
     s["head_outputs"], s["weights"] = scaled_dot_product_attention(
-        s["Q_heads"], s["K_heads"], s["V_heads"], mask=s["mask"])
-    s["concat"] = merge_heads(s["head_outputs"])                        # lesson 05
+        s["Q_heads"], s["K_heads"], s["V_heads"], mask=s["mask"]
+    )
+    s["concat"] = merge_heads(s["head_outputs"])  # lesson 05
     s["attn_out"] = s["concat"] @ w["W_O"]
-    s["residual_1"] = x + s["attn_out"]                                  # lesson 07 (post-norm)
+    s["residual_1"] = x + s["attn_out"]  # lesson 07 (post-norm)
     s["h1"] = layer_norm(s["residual_1"], w["gamma_1"], w["beta_1"], EPS)
-    s["ffn_hidden"] = np.maximum(s["h1"] @ w["W_1"] + w["b_1"], 0.0)    # lesson 06
+    s["ffn_hidden"] = np.maximum(s["h1"] @ w["W_1"] + w["b_1"], 0.0)  # lesson 06
     s["ffn_out"] = feed_forward(s["h1"], w["W_1"], w["b_1"], w["W_2"], w["b_2"], activation="relu")
     s["residual_2"] = s["h1"] + s["ffn_out"]
     s["block_out"] = layer_norm(s["residual_2"], w["gamma_2"], w["beta_2"], EPS)
@@ -111,18 +123,36 @@ def build_gpt():
     from lessons_lib.gpt import GPT
 
     w = _weights()
-    model = GPT(len(VOCAB), MAX_LEN, D_MODEL, NUM_HEADS, num_layers=1, d_ff=D_FF, norm_first=False,
-                activation="relu", positional="sinusoidal", tie_embeddings=True, name="thread_gpt")
+    model = GPT(
+        len(VOCAB),
+        MAX_LEN,
+        D_MODEL,
+        NUM_HEADS,
+        num_layers=1,
+        d_ff=D_FF,
+        norm_first=False,
+        activation="relu",
+        positional="sinusoidal",
+        tie_embeddings=True,
+        name="thread_gpt",
+    )
     model.build((1, None))
     zeros = np.zeros(D_MODEL)
     block = model.blocks[0]
     model.embed.token_embedding.embeddings.assign(w["E"])
-    for dense, name in ((block.attn.wq, "W_Q"), (block.attn.wk, "W_K"), (block.attn.wv, "W_V"),
-                        (block.attn.wo, "W_O")):
+    for dense, name in (
+        (block.attn.wq, "W_Q"),
+        (block.attn.wk, "W_K"),
+        (block.attn.wv, "W_V"),
+        (block.attn.wo, "W_O"),
+    ):
         dense.kernel.assign(w[name])
         dense.bias.assign(zeros)
-    block.ffn.w1.kernel.assign(w["W_1"]); block.ffn.w1.bias.assign(w["b_1"])
-    block.ffn.w2.kernel.assign(w["W_2"]); block.ffn.w2.bias.assign(w["b_2"])
+    block.ffn.w1.kernel.assign(w["W_1"])
+    block.ffn.w1.bias.assign(w["b_1"])
+    block.ffn.w2.kernel.assign(w["W_2"])
+    block.ffn.w2.bias.assign(w["b_2"])
     for ln, suffix in ((block.ln1, "1"), (block.ln2, "2"), (model.ln_f, "f")):
-        ln.gamma.assign(w[f"gamma_{suffix}"]); ln.beta.assign(w[f"beta_{suffix}"])
+        ln.gamma.assign(w[f"gamma_{suffix}"])
+        ln.beta.assign(w[f"beta_{suffix}"])
     return model

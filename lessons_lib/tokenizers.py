@@ -28,6 +28,7 @@ a GPT-2-like pattern (a word keeps its leading space), so merges never cross wor
 as ``<|endoftext|>`` or ``<pad>`` are cut out of the text before anything else: each is always exactly one id and
 is never split or merged.
 """
+
 from __future__ import annotations
 
 import re
@@ -150,10 +151,10 @@ def pad_and_truncate(
     ids = np.full((len(rows), max_len), pad_id, dtype=np.int32)
     mask = np.zeros((len(rows), max_len), dtype=bool)
     for i, row in enumerate(rows):
-        row = row[:max_len] if truncation_side == "right" else row[max(len(row) - max_len, 0):]
+        row = row[:max_len] if truncation_side == "right" else row[max(len(row) - max_len, 0) :]
         start = 0 if padding_side == "right" else max_len - len(row)
-        ids[i, start:start + len(row)] = row
-        mask[i, start:start + len(row)] = True
+        ids[i, start : start + len(row)] = row
+        mask[i, start : start + len(row)] = True
     return ids, mask
 
 
@@ -192,7 +193,9 @@ def _check_specials(special_tokens: Any, unk_token: Any) -> tuple[str, ...]:
         )
     for s in special_tokens:
         if not isinstance(s, str) or not s:
-            raise TypeError(f"every special token must be a non-empty str, got {s!r} in {special_tokens!r}")
+            raise TypeError(
+                f"every special token must be a non-empty str, got {s!r} in {special_tokens!r}"
+            )
     duplicates = sorted({s for s in special_tokens if special_tokens.count(s) > 1})
     if duplicates:
         raise ValueError(f"special_tokens must be distinct, got {duplicates} more than once")
@@ -210,7 +213,9 @@ def _check_ids(ids: Any, name: str = "ids", vocab_size: int | None = None) -> li
         ids = ids.numpy()
     if isinstance(ids, np.ndarray):
         if ids.ndim != 1:
-            raise ValueError(f"{name} must be a 1-D sequence of ids, got an array of shape {ids.shape}")
+            raise ValueError(
+                f"{name} must be a 1-D sequence of ids, got an array of shape {ids.shape}"
+            )
         if not np.issubdtype(ids.dtype, np.integer):
             raise TypeError(f"{name} must hold integer ids, got an array of dtype {ids.dtype}")
         ids = ids.tolist()
@@ -219,7 +224,9 @@ def _check_ids(ids: Any, name: str = "ids", vocab_size: int | None = None) -> li
     out = []
     for pos, i in enumerate(ids):
         if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
-            raise TypeError(f"{name} must hold integer ids, got {i!r} ({type(i).__name__}) at position {pos}")
+            raise TypeError(
+                f"{name} must hold integer ids, got {i!r} ({type(i).__name__}) at position {pos}"
+            )
         out.append(int(i))
     if vocab_size is not None:
         bad = [(pos, i) for pos, i in enumerate(out) if not 0 <= i < vocab_size]
@@ -241,7 +248,7 @@ def _split_specials(text: str, pattern: re.Pattern[str] | None) -> Iterator[tupl
     pos = 0
     for m in pattern.finditer(text):
         if m.start() > pos:
-            yield text[pos:m.start()], pos, False
+            yield text[pos : m.start()], pos, False
         yield m.group(), m.start(), True
         pos = m.end()
     if pos < len(text):
@@ -261,8 +268,13 @@ def _specials_pattern(special_tokens: Sequence[str]) -> re.Pattern[str] | None:
 class _Tokenizer:
     """What both tokenizers share: the id <-> token tables, special tokens, unknown characters and ``decode``."""
 
-    def __init__(self, alphabet: Iterable[str], extra_tokens: Iterable[str],
-                 special_tokens: Sequence[str], unk_token: str | None) -> None:
+    def __init__(
+        self,
+        alphabet: Iterable[str],
+        extra_tokens: Iterable[str],
+        special_tokens: Sequence[str],
+        unk_token: str | None,
+    ) -> None:
         self.special_tokens: tuple[str, ...] = _check_specials(special_tokens, unk_token)
         self.unk_token: str | None = unk_token
         if isinstance(alphabet, str):
@@ -275,15 +287,19 @@ class _Tokenizer:
             raise ValueError("the alphabet must not repeat characters")
         clash = sorted(set(chars) & set(self.special_tokens))
         if clash:
-            raise ValueError(f"special tokens {clash} are also ordinary characters of the alphabet; "
-                             "use multi-character special tokens such as '<pad>'")
+            raise ValueError(
+                f"special tokens {clash} are also ordinary characters of the alphabet; "
+                "use multi-character special tokens such as '<pad>'"
+            )
         self.alphabet: tuple[str, ...] = tuple(sorted(chars))
         self._alphabet_set = frozenset(self.alphabet)
         # ids: special tokens first, then the sorted characters, then whatever the subclass adds (merged tokens).
         self._id_to_token: list[str] = [*self.special_tokens, *self.alphabet]
         self._token_to_id: dict[str, int] = {t: i for i, t in enumerate(self._id_to_token)}
         for t in extra_tokens:
-            if t not in self._token_to_id:  # BPE can build the same string twice ("ab"+"c", "a"+"bc"): one id
+            if (
+                t not in self._token_to_id
+            ):  # BPE can build the same string twice ("ab"+"c", "a"+"bc"): one id
                 self._token_to_id[t] = len(self._id_to_token)
                 self._id_to_token.append(t)
         self._unk_id = None if unk_token is None else self._token_to_id[unk_token]
@@ -308,7 +324,9 @@ class _Tokenizer:
     def token_to_id(self, token: str) -> int:
         """The id of one token, e.g. ``tok.token_to_id("<pad>")``."""
         if token not in self._token_to_id:
-            raise ValueError(f"{token!r} is not a token of this vocabulary (vocab_size={self.vocab_size})")
+            raise ValueError(
+                f"{token!r} is not a token of this vocabulary (vocab_size={self.vocab_size})"
+            )
         return self._token_to_id[token]
 
     def id_to_token(self, token_id: int) -> str:
@@ -359,7 +377,9 @@ class _Tokenizer:
         """
         ids = _check_ids(ids, "ids", self.vocab_size)
         n_special = len(self.special_tokens)
-        return "".join(self._id_to_token[i] for i in ids if not (skip_special_tokens and i < n_special))
+        return "".join(
+            self._id_to_token[i] for i in ids if not (skip_special_tokens and i < n_special)
+        )
 
 
 class CharTokenizer(_Tokenizer):
@@ -373,15 +393,20 @@ class CharTokenizer(_Tokenizer):
     (('e', 'h', 'l', 'o'), [1, 3, 2, 0], 'oh')
     """
 
-    def __init__(self, alphabet: Iterable[str], special_tokens: Sequence[str] = (),
-                 unk_token: str | None = None) -> None:
+    def __init__(
+        self,
+        alphabet: Iterable[str],
+        special_tokens: Sequence[str] = (),
+        unk_token: str | None = None,
+    ) -> None:
         """Args: ``alphabet``, the characters (any order; stored sorted); ``special_tokens``; ``unk_token``
         (one of the special tokens, used for unknown characters instead of raising)."""
         super().__init__(alphabet, (), special_tokens, unk_token)
 
     @classmethod
-    def from_text(cls, text: str, special_tokens: Sequence[str] = (),
-                  unk_token: str | None = None) -> "CharTokenizer":
+    def from_text(
+        cls, text: str, special_tokens: Sequence[str] = (), unk_token: str | None = None
+    ) -> "CharTokenizer":
         """The tokenizer whose alphabet is the distinct characters of ``text`` (special tokens in it excluded)."""
         _check_training_text(text)
         specials = _check_specials(special_tokens, unk_token)
@@ -390,15 +415,21 @@ class CharTokenizer(_Tokenizer):
             if not is_special:
                 chars.update(piece)
         if not chars:
-            raise ValueError("text contains nothing but special tokens; there are no characters to learn")
+            raise ValueError(
+                "text contains nothing but special tokens; there are no characters to learn"
+            )
         return cls(chars, specials, unk_token)
 
     def _encode_piece(self, piece: str) -> list[int]:
         table, unk = self._token_to_id, self._unk_id
-        return [table.get(c, unk) for c in piece]  # unknown -> unk (refused earlier when there is none)
+        return [
+            table.get(c, unk) for c in piece
+        ]  # unknown -> unk (refused earlier when there is none)
 
     def __repr__(self) -> str:
-        return f"CharTokenizer(vocab_size={self.vocab_size}, special_tokens={self.special_tokens!r})"
+        return (
+            f"CharTokenizer(vocab_size={self.vocab_size}, special_tokens={self.special_tokens!r})"
+        )
 
 
 class BPETokenizer(_Tokenizer):
@@ -415,16 +446,23 @@ class BPETokenizer(_Tokenizer):
 
     _CACHE_LIMIT = 200_000  # cached word -> ids entries before the cache is cleared
 
-    def __init__(self, alphabet: Iterable[str], merges: Sequence[tuple[str, str]],
-                 special_tokens: Sequence[str] = (), unk_token: str | None = None,
-                 merge_counts: Sequence[int] | None = None) -> None:
+    def __init__(
+        self,
+        alphabet: Iterable[str],
+        merges: Sequence[tuple[str, str]],
+        special_tokens: Sequence[str] = (),
+        unk_token: str | None = None,
+        merge_counts: Sequence[int] | None = None,
+    ) -> None:
         """Rebuild a tokenizer from its parts (``alphabet``, ``merges``, special tokens); :meth:`train` learns them."""
         merges = [tuple(m) for m in merges]
         known = set(alphabet)
         for k, m in enumerate(merges):
             if len(m) != 2 or not all(isinstance(s, str) and s in known for s in m):
-                raise ValueError(f"merges[{k}] = {m!r} must be a pair of tokens that exist before it "
-                                 "(characters of the alphabet or earlier merges)")
+                raise ValueError(
+                    f"merges[{k}] = {m!r} must be a pair of tokens that exist before it "
+                    "(characters of the alphabet or earlier merges)"
+                )
             known.add(m[0] + m[1])
         super().__init__(alphabet, (a + b for a, b in merges), special_tokens, unk_token)
         self.merges: list[tuple[str, str]] = merges
@@ -433,9 +471,15 @@ class BPETokenizer(_Tokenizer):
         self._cache: dict[str, list[int]] = {}
 
     @classmethod
-    def train(cls, text: str, vocab_size: int, special_tokens: Sequence[str] = (),
-              unk_token: str | None = None, min_frequency: int = 2,
-              initial_alphabet: Iterable[str] = ()) -> "BPETokenizer":
+    def train(
+        cls,
+        text: str,
+        vocab_size: int,
+        special_tokens: Sequence[str] = (),
+        unk_token: str | None = None,
+        min_frequency: int = 2,
+        initial_alphabet: Iterable[str] = (),
+    ) -> "BPETokenizer":
         """Learn merges from ``text`` until the vocabulary has ``vocab_size`` tokens.
 
         Args:
@@ -463,10 +507,16 @@ class BPETokenizer(_Tokenizer):
             if not is_special:
                 word_freqs.update(WORD_PATTERN.findall(piece))
         if not word_freqs:
-            raise ValueError("text contains nothing but special tokens; there are no characters to learn")
-        if isinstance(initial_alphabet, (bytes, bytearray)) or not isinstance(initial_alphabet, Iterable):
-            raise TypeError(f"initial_alphabet must be a str or an iterable of characters, "
-                            f"got {type(initial_alphabet).__name__}")
+            raise ValueError(
+                "text contains nothing but special tokens; there are no characters to learn"
+            )
+        if isinstance(initial_alphabet, (bytes, bytearray)) or not isinstance(
+            initial_alphabet, Iterable
+        ):
+            raise TypeError(
+                f"initial_alphabet must be a str or an iterable of characters, "
+                f"got {type(initial_alphabet).__name__}"
+            )
         alphabet = sorted(set().union(*word_freqs, initial_alphabet))
         n_base = len(alphabet) + len(specials)
         if vocab_size < n_base:
@@ -497,7 +547,9 @@ class BPETokenizer(_Tokenizer):
             merges.append(best)
             counts.append(top)
             tokens.add(best[0] + best[1])
-            for i in where.pop(best):  # only the words containing the pair change: recount just those
+            for i in where.pop(
+                best
+            ):  # only the words containing the pair change: recount just those
                 w, f = words[i], freqs[i]
                 for pair in zip(w, w[1:]):
                     pair_counts[pair] -= f
@@ -511,10 +563,18 @@ class BPETokenizer(_Tokenizer):
 
     def with_merges(self, n: int) -> "BPETokenizer":
         """The same tokenizer keeping only the first ``n`` merges (to watch what each stage of training buys)."""
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n <= len(self.merges):
-            raise ValueError(f"n must be an integer in 0..{len(self.merges)} (the number of merges), got {n!r}")
+        if (
+            isinstance(n, bool)
+            or not isinstance(n, (int, np.integer))
+            or not 0 <= n <= len(self.merges)
+        ):
+            raise ValueError(
+                f"n must be an integer in 0..{len(self.merges)} (the number of merges), got {n!r}"
+            )
         counts = None if self.merge_counts is None else self.merge_counts[:n]
-        return BPETokenizer(self.alphabet, self.merges[:n], self.special_tokens, self.unk_token, counts)
+        return BPETokenizer(
+            self.alphabet, self.merges[:n], self.special_tokens, self.unk_token, counts
+        )
 
     def tokenize(self, text: str) -> list[str]:
         """The tokens of ``text`` as strings (``[tok.tokens[i] for i in tok.encode(text)]``): handy for looking."""
@@ -536,7 +596,9 @@ class BPETokenizer(_Tokenizer):
         symbols = list(word)
         while len(symbols) > 1:
             # the pair that was learned earliest among those present in the word
-            pair = min(zip(symbols, symbols[1:]), key=lambda p: self._ranks.get(p, len(self._ranks)))
+            pair = min(
+                zip(symbols, symbols[1:]), key=lambda p: self._ranks.get(p, len(self._ranks))
+            )
             if pair not in self._ranks:
                 break
             symbols = merge_pair(symbols, pair)
@@ -544,5 +606,7 @@ class BPETokenizer(_Tokenizer):
         return [table.get(s, unk) for s in symbols]  # only characters can be unknown
 
     def __repr__(self) -> str:
-        return (f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)}, "
-                f"special_tokens={self.special_tokens!r})")
+        return (
+            f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)}, "
+            f"special_tokens={self.special_tokens!r})"
+        )

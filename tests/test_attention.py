@@ -2,7 +2,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from lessons_lib import MultiHeadAttention, causal_mask, scaled_dot_product_attention, softmax
 
 
@@ -39,7 +38,11 @@ def test_attention_hand_case():
 
 
 def test_attention_leading_dims_and_tf_reference(rng):
-    q, k, v = rng.normal(size=(2, 3, 5, 4)), rng.normal(size=(2, 3, 7, 4)), rng.normal(size=(2, 3, 7, 6))
+    q, k, v = (
+        rng.normal(size=(2, 3, 5, 4)),
+        rng.normal(size=(2, 3, 7, 4)),
+        rng.normal(size=(2, 3, 7, 6)),
+    )
     out, w = scaled_dot_product_attention(q, k, v)
     assert out.shape == (2, 3, 5, 6) and w.shape == (2, 3, 5, 7)
     ref_w = tf.nn.softmax(tf.matmul(q, k, transpose_b=True) / 2.0, axis=-1).numpy()
@@ -71,12 +74,15 @@ def test_permutation_equivariance(rng):
     np.testing.assert_allclose(out_p, out[perm], atol=1e-12)
 
 
-@pytest.mark.parametrize("q,k,v,msg", [
-    ((3, 4), (3, 5), (3, 5), "same last dimension"),
-    ((3, 4), (3, 4), (2, 4), "same number of positions"),
-    ((2, 3, 4), (3, 3, 4), (3, 3, 4), "leading"),
-    ((4,), (4,), (4,), "rank >= 2"),
-])
+@pytest.mark.parametrize(
+    "q,k,v,msg",
+    [
+        ((3, 4), (3, 5), (3, 5), "same last dimension"),
+        ((3, 4), (3, 4), (2, 4), "same number of positions"),
+        ((2, 3, 4), (3, 3, 4), (3, 3, 4), "leading"),
+        ((4,), (4,), (4,), "rank >= 2"),
+    ],
+)
 def test_attention_bad_shapes(q, k, v, msg):
     with pytest.raises(ValueError, match=msg):
         scaled_dot_product_attention(np.zeros(q), np.zeros(k), np.zeros(v))
@@ -94,7 +100,11 @@ def test_attention_bad_mask_and_dtype():
 
 def _copy_to_keras(ours: MultiHeadAttention, ref: keras.layers.MultiHeadAttention):
     h, dk, d = ours.num_heads, ours.d_k, ours.d_model
-    for dense, sub in ((ours.wq, ref._query_dense), (ours.wk, ref._key_dense), (ours.wv, ref._value_dense)):
+    for dense, sub in (
+        (ours.wq, ref._query_dense),
+        (ours.wk, ref._key_dense),
+        (ours.wv, ref._value_dense),
+    ):
         sub.kernel.assign(dense.kernel.numpy().reshape(d, h, dk))
         sub.bias.assign(dense.bias.numpy().reshape(h, dk))
     ref._output_dense.kernel.assign(ours.wo.kernel.numpy().reshape(h, dk, d))
@@ -154,7 +164,9 @@ def test_mha_gradient_matches_finite_differences():
         for sign in (1, -1):
             xp = x0.copy()
             xp[idx] += sign * eps
-            num[idx] += sign * float(tf.reduce_sum(mha(tf.constant(xp, tf.float32), use_causal_mask=True) ** 2))
+            num[idx] += sign * float(
+                tf.reduce_sum(mha(tf.constant(xp, tf.float32), use_causal_mask=True) ** 2)
+            )
         num[idx] /= 2 * eps
     np.testing.assert_allclose(grad, num, rtol=2e-2, atol=2e-3)
 

@@ -1,4 +1,5 @@
 """Binder and the pins: the config lints, and every pin agrees across requirements files."""
+
 import re
 import shutil
 import subprocess
@@ -23,7 +24,12 @@ def pins(path: Path) -> dict[str, str]:
 
 
 def test_every_direct_dependency_is_pinned():
-    for f in ("requirements.txt", "requirements-gpu.txt", "requirements-common.txt", "binder/requirements.txt"):
+    for f in (
+        "requirements.txt",
+        "requirements-gpu.txt",
+        "requirements-common.txt",
+        "binder/requirements.txt",
+    ):
         for line in (ROOT / f).read_text().splitlines():
             line = line.split("#")[0].strip()
             if line and not line.startswith(("-r", "-e", ".")):
@@ -31,12 +37,18 @@ def test_every_direct_dependency_is_pinned():
 
 
 def test_binder_pins_match_requirements():
-    main, binder, gpu = (pins(ROOT / f) for f in ("requirements.txt", "binder/requirements.txt",
-                                                   "requirements-gpu.txt"))
+    main, binder, gpu = (
+        pins(ROOT / f)
+        for f in ("requirements.txt", "binder/requirements.txt", "requirements-gpu.txt")
+    )
     for name, version in binder.items():
-        assert main.get(name) == version, f"binder pins {name}=={version}, requirements.txt {main.get(name)}"
+        assert main.get(name) == version, (
+            f"binder pins {name}=={version}, requirements.txt {main.get(name)}"
+        )
     assert gpu["tensorflow"] == main["tensorflow-cpu"]
-    assert "." in (ROOT / "binder/requirements.txt").read_text().split(), "binder must install lessons_lib"
+    assert "." in (ROOT / "binder/requirements.txt").read_text().split(), (
+        "binder must install lessons_lib"
+    )
 
 
 def test_binder_start_and_runtime():
@@ -47,13 +59,19 @@ def test_binder_start_and_runtime():
 
 
 def test_repo2docker_accepts_the_binder_config():
-    exe = shutil.which("jupyter-repo2docker") or str(Path(sys.executable).parent / "jupyter-repo2docker")
+    exe = shutil.which("jupyter-repo2docker") or str(
+        Path(sys.executable).parent / "jupyter-repo2docker"
+    )
     if not Path(exe).exists():
         pytest.skip("jupyter-repo2docker is not installed")
-    r = subprocess.run([exe, "--no-build", "--debug", str(ROOT)], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [exe, "--no-build", "--debug", str(ROOT)], capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     text = r.stdout + r.stderr
     assert "python=3.11" in text
     install = text.index('pip install --no-cache-dir -r "binder/requirements.txt"')
-    assert text.index("COPY --chown=0:0 src/ ") < install, "lessons_lib (`.`) must be installable: repo copied first"
+    assert text.index("COPY --chown=0:0 src/ ") < install, (
+        "lessons_lib (`.`) must be installable: repo copied first"
+    )
     assert 'R2D_ENTRYPOINT="${REPO_DIR}/binder/start"' in text

@@ -1,24 +1,40 @@
-import keras
 import numpy as np
 import pytest
-
-from lessons_lib import (GPT, TransformerBlock, block_param_count, feed_forward, gpt_param_count, layer_norm,
-                         scaled_dot_product_attention, thread)
+from lessons_lib import (
+    GPT,
+    TransformerBlock,
+    block_param_count,
+    feed_forward,
+    gpt_param_count,
+    layer_norm,
+    scaled_dot_product_attention,
+    thread,
+)
 from lessons_lib.attention import causal_mask
 
 
 def _numpy_block(block: TransformerBlock, x: np.ndarray) -> np.ndarray:
     """The block's formula written with the NumPy references and the block's own weights."""
     a, h = block.attn, block.num_heads
+
     def mha(t):
         q, k, v = (t @ d.kernel.numpy() + d.bias.numpy() for d in (a.wq, a.wk, a.wv))
         split = lambda m: m.reshape(m.shape[0], m.shape[1], h, -1).transpose(0, 2, 1, 3)
-        out, _ = scaled_dot_product_attention(split(q), split(k), split(v), mask=causal_mask(t.shape[1]))
+        out, _ = scaled_dot_product_attention(
+            split(q), split(k), split(v), mask=causal_mask(t.shape[1])
+        )
         return out.transpose(0, 2, 1, 3).reshape(t.shape) @ a.wo.kernel.numpy() + a.wo.bias.numpy()
+
     ln = lambda t, l: layer_norm(t, l.gamma.numpy(), l.beta.numpy(), eps=1e-5)
     f = block.ffn
-    ffn = lambda t: feed_forward(t, f.w1.kernel.numpy(), f.w1.bias.numpy(), f.w2.kernel.numpy(), f.w2.bias.numpy(),
-                                 activation=block.activation)
+    ffn = lambda t: feed_forward(
+        t,
+        f.w1.kernel.numpy(),
+        f.w1.bias.numpy(),
+        f.w2.kernel.numpy(),
+        f.w2.bias.numpy(),
+        activation=block.activation,
+    )
     if block.norm_first:
         x = x + mha(ln(x, block.ln1))
         return x + ffn(ln(x, block.ln2))
@@ -50,7 +66,10 @@ def test_block_param_count_and_config():
 
 def test_block_cross_attention_and_errors(rng):
     block = TransformerBlock(8, 2, 16, cross_attention=True)
-    x, ctx = rng.normal(size=(2, 4, 8)).astype("float32"), rng.normal(size=(2, 6, 8)).astype("float32")
+    x, ctx = (
+        rng.normal(size=(2, 4, 8)).astype("float32"),
+        rng.normal(size=(2, 6, 8)).astype("float32"),
+    )
     y, w_self, w_cross = block(x, ctx, use_causal_mask=True, return_attention=True)
     assert y.shape == (2, 4, 8) and w_self.shape == (2, 2, 4, 4) and w_cross.shape == (2, 2, 4, 6)
     assert block.count_params() == block_param_count(8, 16, cross_attention=True)
@@ -70,11 +89,15 @@ def test_gpt_shapes_params_and_causality(rng):
     assert logits.shape == (2, 6, 11) and w.shape == (2, 2, 4, 6, 6)
     assert model.count_params() == gpt_param_count(11, 8, 16, 2)
     changed = ids.copy()
-    changed[:, -1] = (changed[:, -1] + 1) % 11  # changing the last token cannot change earlier predictions
+    changed[:, -1] = (
+        changed[:, -1] + 1
+    ) % 11  # changing the last token cannot change earlier predictions
     np.testing.assert_allclose(model(changed)[:, :-1], logits[:, :-1], atol=1e-6)
     untied = GPT(11, 8, 16, 4, 1, use_bias=False, tie_embeddings=False)
     untied(ids)
-    assert untied.count_params() == gpt_param_count(11, 8, 16, 1, use_bias=False, tie_embeddings=False)
+    assert untied.count_params() == gpt_param_count(
+        11, 8, 16, 1, use_bias=False, tie_embeddings=False
+    )
     clone = GPT.from_config(model.get_config())
     assert clone.get_config() == model.get_config()
 
@@ -87,7 +110,9 @@ def test_thread_numpy_matches_keras_gpt():
     logits = thread.build_gpt()(s["ids"][None]).numpy()[0]
     np.testing.assert_allclose(logits, s["logits"], atol=1e-5)
     w = thread.weights()
-    assert all(np.allclose(v, np.round(v, 1)) for v in w.values())  # every weight has one decimal: hand-friendly
+    assert all(
+        np.allclose(v, np.round(v, 1)) for v in w.values()
+    )  # every weight has one decimal: hand-friendly
     with pytest.raises(ValueError, match="not in the thread's vocabulary"):
         thread.tokenize("to be or not to sing")
 
@@ -99,9 +124,14 @@ def test_layers_build_after_a_sublayer_was_used_alone(rng):
     assert block(x).shape == (1, 3, 8)
 
 
-@pytest.mark.parametrize("kwargs,msg", [({"positional": "sinusodial"}, "positional must be one of"),
-                                        ({"vocab_size": 0}, "vocab_size must be a positive integer"),
-                                        ({"max_len": -4}, "max_len must be a positive integer")])
+@pytest.mark.parametrize(
+    "kwargs,msg",
+    [
+        ({"positional": "sinusodial"}, "positional must be one of"),
+        ({"vocab_size": 0}, "vocab_size must be a positive integer"),
+        ({"max_len": -4}, "max_len must be a positive integer"),
+    ],
+)
 def test_gpt_param_count_bad_input(kwargs, msg):
     args = {"vocab_size": 10, "max_len": 8, "d_model": 4, "num_layers": 1, **kwargs}
     with pytest.raises(ValueError, match=msg):

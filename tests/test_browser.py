@@ -10,6 +10,7 @@ its controls; the selection made in the browser reaches Python. Nothing may be f
 Without Chromium (or Playwright) the tests skip with the reason; with ``CI=true`` they fail instead.
 On failure a screenshot goes to ``test-artifacts/``; a passing run saves ``docs/img/attention-explorer.png``.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,25 +34,41 @@ FIXTURE = ROOT / "tests" / "browser_fixtures" / "viz_views.py"
 ARTIFACTS = ROOT / "test-artifacts"
 README_IMAGE = ROOT / "docs" / "img" / "attention-explorer.png"
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--disable-default-apps"]
-FIRST_RENDER_MS = 150_000   # kernel start + TensorFlow import, on a loaded 2-core machine
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-default-apps",
+]
+FIRST_RENDER_MS = 150_000  # kernel start + TensorFlow import, on a loaded 2-core machine
 STEP_MS = 20_000
 
 
 def _unavailable(reason: str) -> None:
     if IN_CI:
-        pytest.fail(f"{reason} (CI=true: the browser tests must run; .ci/run installs chromium with apt)")
+        pytest.fail(
+            f"{reason} (CI=true: the browser tests must run; .ci/run installs chromium with apt)"
+        )
     pytest.skip(reason)
 
 
 def _chromium() -> str:
-    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                      shutil.which("chromium-browser")):
+    for candidate in (
+        os.environ.get("CHROMIUM"),
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+    ):
         if candidate and Path(candidate).exists():
             return candidate
-    _unavailable("Chromium is not installed (apt-get install -y chromium); the browser tests need it")
+    _unavailable(
+        "Chromium is not installed (apt-get install -y chromium); the browser tests need it"
+    )
     raise AssertionError  # unreachable
 
 
@@ -71,8 +88,14 @@ def notebook_from_percent(path: Path) -> nbformat.NotebookNode:
     nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"viz-{i}"
-    nb.metadata = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
-                   "language_info": {"name": "python"}}
+    nb.metadata = {
+        "kernelspec": {
+            "display_name": "Python 3 (ipykernel)",
+            "language": "python",
+            "name": "python3",
+        },
+        "language_info": {"name": "python"},
+    }
     return nb
 
 
@@ -91,24 +114,45 @@ def lab(tmp_path_factory):
     except ImportError:
         _unavailable("the Python package playwright is not installed")
     base = tmp_path_factory.mktemp("lab")
-    root, workspaces, settings, config, runtime = (base / n for n in ("root", "ws", "settings", "config", "rt"))
+    root, workspaces, settings, config, runtime = (
+        base / n for n in ("root", "ws", "settings", "config", "rt")
+    )
     for d in (root, workspaces, settings, config, runtime):
         d.mkdir()
     nbformat.write(notebook_from_percent(FIXTURE), root / "viz_views.ipynb")
     # fresh user settings: no "news" question, no update check (nothing to fetch, nothing popping up)
     (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
-    (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    (
+        settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    ).write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     port = _free_port()
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "JUPYTER_CONFIG_DIR": str(config),
-           "JUPYTER_RUNTIME_DIR": str(runtime), "JUPYTERLAB_SETTINGS_DIR": str(settings),
-           "JUPYTERLAB_WORKSPACES_DIR": str(workspaces), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "JUPYTER_CONFIG_DIR": str(config),
+        "JUPYTER_RUNTIME_DIR": str(runtime),
+        "JUPYTERLAB_SETTINGS_DIR": str(settings),
+        "JUPYTERLAB_WORKSPACES_DIR": str(workspaces),
+        "PYTHONUNBUFFERED": "1",
+    }
     env.pop("PYTEST_CURRENT_TEST", None)
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-           "--ServerApp.port_retries=0", "--ServerApp.token=", "--ServerApp.password=", "--allow-root",
-           f"--ServerApp.root_dir={root}", f"--LabApp.workspaces_dir={workspaces}",
-           "--LabApp.expose_app_in_browser=True", "--JupyterNotebookApp.expose_app_in_browser=True",
-           "--ServerApp.open_browser=False"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        "--ServerApp.token=",
+        "--ServerApp.password=",
+        "--allow-root",
+        f"--ServerApp.root_dir={root}",
+        f"--LabApp.workspaces_dir={workspaces}",
+        "--LabApp.expose_app_in_browser=True",
+        "--JupyterNotebookApp.expose_app_in_browser=True",
+        "--ServerApp.open_browser=False",
+    ]
     log_path = base / "server.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
@@ -158,7 +202,9 @@ class Page:
         self.external: list[str] = []
         self.errors: list[str] = []
         self.page.on("request", self._request)
-        self.page.on("console", lambda m: self.errors.append(m.text) if "lessons_lib.viz" in m.text else None)
+        self.page.on(
+            "console", lambda m: self.errors.append(m.text) if "lessons_lib.viz" in m.text else None
+        )
         self.page.on("pageerror", lambda e: self.errors.append(str(e)) if "viz" in str(e) else None)
 
     def _request(self, request) -> None:
@@ -172,7 +218,9 @@ class Page:
         if exc_type is not None:
             ARTIFACTS.mkdir(exist_ok=True)
             try:
-                self.page.screenshot(path=str(ARTIFACTS / f"browser-{self.name}.png"), full_page=True)
+                self.page.screenshot(
+                    path=str(ARTIFACTS / f"browser-{self.name}.png"), full_page=True
+                )
             except Exception:  # noqa: BLE001 - the original failure matters more
                 pass
         self.context.close()
@@ -228,7 +276,7 @@ def test_views_in_jupyterlab(lab, browser):
         assert att.count() == 1
         assert att.locator(".lv-panel").count() == 1
         assert att.locator(".lv-panel").get_attribute("data-head") == "0"
-        assert att.locator(".lv-cell").count() == 36                      # 6 queries x 6 keys
+        assert att.locator(".lv-cell").count() == 36  # 6 queries x 6 keys
         readout = att.locator(".lv-readout")
         assert "no query selected" in readout.inner_text()
         highlight = att.locator(".lv-row-highlight").first
@@ -236,7 +284,9 @@ def test_views_in_jupyterlab(lab, browser):
 
         # another head: a second panel appears
         att.locator('.lv-head[data-head="1"]').click()
-        page.wait_for_function("() => document.querySelectorAll('.lv-attention .lv-panel').length === 2")
+        page.wait_for_function(
+            "() => document.querySelectorAll('.lv-attention .lv-panel').length === 2"
+        )
         assert [p.get_attribute("data-head") for p in att.locator(".lv-panel").all()] == ["0", "1"]
         assert att.get_attribute("data-heads") == "0,1"
 
@@ -248,7 +298,9 @@ def test_views_in_jupyterlab(lab, browser):
         for h in att.locator(".lv-row-highlight").all():
             assert h.get_attribute("visibility") == "visible" and h.get_attribute("data-q") == "2"
         assert att.locator(".lv-rowline").count() == 2
-        assert att.locator('.lv-rowline[data-head="0"] .lv-key.lv-top').get_attribute("data-k") == "2"
+        assert (
+            att.locator('.lv-rowline[data-head="0"] .lv-key.lv-top').get_attribute("data-k") == "2"
+        )
 
         # click another query: it stays pinned when the mouse leaves
         att.locator('.lv-qtok[data-q="3"]').click()
@@ -277,9 +329,13 @@ def test_views_in_jupyterlab(lab, browser):
         # the causal mask: 15 blocked cells per panel, drawn as cells again when switched off
         assert att.locator(".lv-cell.lv-blocked").count() == 2 * 15
         att.locator(".lv-mask-toggle").uncheck()
-        page.wait_for_function("() => document.querySelectorAll('.lv-attention .lv-cell.lv-blocked').length === 0")
+        page.wait_for_function(
+            "() => document.querySelectorAll('.lv-attention .lv-cell.lv-blocked').length === 0"
+        )
         att.locator(".lv-mask-toggle").check()
-        page.wait_for_function("() => document.querySelectorAll('.lv-attention .lv-cell.lv-blocked').length === 30")
+        page.wait_for_function(
+            "() => document.querySelectorAll('.lv-attention .lv-cell.lv-blocked').length === 30"
+        )
         _wait_text(readout, r"query 3 “not”")
 
         ARTIFACTS.mkdir(exist_ok=True)
@@ -298,7 +354,9 @@ def test_views_in_jupyterlab(lab, browser):
         value = temp.input_value()
         temp.focus()
         page.keyboard.press("ArrowRight")
-        page.wait_for_function("(v) => document.querySelector('.lv-softmax input.lv-temp').value !== v", arg=value)
+        page.wait_for_function(
+            "(v) => document.querySelector('.lv-softmax input.lv-temp').value !== v", arg=value
+        )
         _wait_text(sm.locator(".lv-temp-value"), r"^1\.02$")
         # the largest d_k and temperature 100 spread the weights out
         sm.locator("input.lv-dk").fill(sm.locator("input.lv-dk").get_attribute("max"))
@@ -319,7 +377,9 @@ def test_views_in_jupyterlab(lab, browser):
         pos = page.locator(".lv-root.lv-positional")
         assert pos.locator(".lv-wave").count() == 4
         pos.locator('.lv-dim[data-dim="1"]').click()
-        page.wait_for_function("() => document.querySelectorAll('.lv-positional .lv-wave').length === 5")
+        page.wait_for_function(
+            "() => document.querySelectorAll('.lv-positional .lv-wave').length === 5"
+        )
         marker = pos.locator(".lv-marker")
         old = marker.get_attribute("data-value")
         pos.locator("input.lv-pos").fill("10")
@@ -330,10 +390,14 @@ def test_views_in_jupyterlab(lab, browser):
         last = page.locator(".jp-Notebook .jp-Cell").nth(4)
         last.locator(".jp-InputArea-editor").click()
         page.keyboard.press("Control+Enter")
-        _wait_text(last.locator(".jp-OutputArea-output"), r"query=3 heads=\[0, 1\] d_k=4096 position=10")
+        _wait_text(
+            last.locator(".jp-OutputArea-output"), r"query=3 heads=\[0, 1\] d_k=4096 position=10"
+        )
 
         assert not helper.errors, helper.errors
-        assert not helper.external, f"the page fetched from outside 127.0.0.1: {helper.external[:5]}"
+        assert not helper.external, (
+            f"the page fetched from outside 127.0.0.1: {helper.external[:5]}"
+        )
 
 
 def test_views_in_notebook7(lab, browser):
@@ -347,4 +411,6 @@ def test_views_in_notebook7(lab, browser):
         assert page.locator(".lv-root.lv-softmax .lv-bar").count() == 3
         assert page.locator(".lv-root.lv-positional .lv-wave").count() == 4
         assert not helper.errors, helper.errors
-        assert not helper.external, f"the page fetched from outside 127.0.0.1: {helper.external[:5]}"
+        assert not helper.external, (
+            f"the page fetched from outside 127.0.0.1: {helper.external[:5]}"
+        )

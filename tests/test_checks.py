@@ -1,4 +1,5 @@
 """Tests for lessons_lib.checks: the one-line verdicts and the exact failure messages printed by ``check``."""
+
 from __future__ import annotations
 
 import os
@@ -50,7 +51,11 @@ def test_direct_values_arrays_scalars_nested(capsys):
     assert check({"a": [1, 2], "b": "text"}, {"b": "text", "a": [1, 2]}, name="dict") is True
     assert check(np.float32(0.5), 0.5, name="np scalar") is True
     assert out(capsys).splitlines() == [
-        "✓ identity: matches", "✓ scalar: matches", "✓ nested: matches", "✓ dict: matches", "✓ np scalar: matches",
+        "✓ identity: matches",
+        "✓ scalar: matches",
+        "✓ nested: matches",
+        "✓ dict: matches",
+        "✓ np scalar: matches",
     ]
 
 
@@ -59,9 +64,14 @@ def test_tensors_are_converted_and_stand_in_for_arrays(capsys):
     x = np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32)
     assert check(tf.constant(x), x, name="tensor vs array") is True
     assert check(x, tf.Variable(x), name="array vs variable") is True
-    assert check(lambda t: tf.nn.softmax(t), softmax_ref, inputs=[x], name="tf softmax", atol=1e-6) is True
+    assert (
+        check(lambda t: tf.nn.softmax(t), softmax_ref, inputs=[x], name="tf softmax", atol=1e-6)
+        is True
+    )
     assert out(capsys).splitlines() == [
-        "✓ tensor vs array: matches", "✓ array vs variable: matches", "✓ tf softmax: 1 case matches",
+        "✓ tensor vs array: matches",
+        "✓ array vs variable: matches",
+        "✓ tf softmax: 1 case matches",
     ]
 
 
@@ -90,7 +100,10 @@ def test_shape_mismatch(capsys):
 
 def test_dtype_kind_mismatch(capsys):
     assert check(np.array([1.0, 2.0]), np.array([1, 2]), name="ids") is False
-    assert out(capsys).splitlines()[1] == "  dtype kind mismatch: expected int (int64), got float (float64)"
+    assert (
+        out(capsys).splitlines()[1]
+        == "  dtype kind mismatch: expected int (int64), got float (float64)"
+    )
     assert check(np.array([1, 0]), np.array([True, False]), name="mask") is False
     assert "expected bool (bool), got int (int64)" in out(capsys)
     assert check(3.0, 3, name="count") is False
@@ -113,7 +126,10 @@ def test_values_report_max_diff_and_first_position_rounded(capsys):
 
 def test_scalar_value_difference(capsys):
     assert check(0.6666666, 0.5, name="p") is False
-    assert out(capsys).splitlines()[1] == "  values differ: expected 0.5, got 0.6667 (max abs diff 0.1667, atol=1e-06, rtol=1e-06)"
+    assert (
+        out(capsys).splitlines()[1]
+        == "  values differ: expected 0.5, got 0.6667 (max abs diff 0.1667, atol=1e-06, rtol=1e-06)"
+    )
 
 
 def test_integer_and_bool_values_are_exact(capsys):
@@ -121,7 +137,8 @@ def test_integer_and_bool_values_are_exact(capsys):
     assert out(capsys).splitlines()[1] == "  at output[2]: values differ: expected 3, got 4"
     assert check(np.array([[True, False]]), np.array([[True, True]]), name="mask") is False
     assert out(capsys).splitlines()[1] == (
-        "  values differ: 1 of 2 elements differ; first at index (0, 1): expected True, got False")
+        "  values differ: 1 of 2 elements differ; first at index (0, 1): expected True, got False"
+    )
 
 
 def test_type_mismatch(capsys):
@@ -130,7 +147,10 @@ def test_type_mismatch(capsys):
     assert check("3", 3, name="n") is False
     assert out(capsys).splitlines()[1] == "  type mismatch: expected int, got str"
     assert check(1.0, np.ones(3), name="v") is False
-    assert out(capsys).splitlines()[1] == "  type mismatch: expected ndarray of shape (3,), got float 1"
+    assert (
+        out(capsys).splitlines()[1]
+        == "  type mismatch: expected ndarray of shape (3,), got float 1"
+    )
 
 
 def test_forgotten_return_is_named(capsys):
@@ -149,11 +169,20 @@ def test_nested_paths_lengths_strings_dicts(capsys):
     assert check([1, 2], [1, 2, 3], name="seq") is False
     assert out(capsys).splitlines()[1] == "  length mismatch: expected 3 items, got 2"
     assert check("hello world", "hello there", name="text") is False
-    assert out(capsys).splitlines()[1] == "  strings differ at character 6: expected 'hello there', got 'hello world'"
+    assert (
+        out(capsys).splitlines()[1]
+        == "  strings differ at character 6: expected 'hello there', got 'hello world'"
+    )
     assert check({"a": 1, "c": 2}, {"a": 1, "b": 2}, name="vocab") is False
-    assert out(capsys).splitlines()[1] == "  dict keys differ: missing keys ['b']; unexpected keys ['c']"
+    assert (
+        out(capsys).splitlines()[1]
+        == "  dict keys differ: missing keys ['b']; unexpected keys ['c']"
+    )
     assert check({"a": [1.0, 2.5]}, {"a": [1.0, 2.0]}, name="d") is False
-    assert out(capsys).splitlines()[1] == "  at output['a'][1]: values differ: expected 2, got 2.5 (max abs diff 0.5, atol=1e-06, rtol=1e-06)"
+    assert (
+        out(capsys).splitlines()[1]
+        == "  at output['a'][1]: values differ: expected 2, got 2.5 (max abs diff 0.5, atol=1e-06, rtol=1e-06)"
+    )
 
 
 def test_failing_case_is_identified_with_argument_shapes(capsys):
@@ -161,10 +190,15 @@ def test_failing_case_is_identified_with_argument_shapes(capsys):
         return softmax_ref(x) if x.ndim == 1 else np.zeros_like(x)
 
     cases = [(np.ones(3), -1), (np.ones((2, 5), dtype=np.float32), -1), (np.ones(2), 0)]
-    assert check(wrong, lambda x, axis: softmax_ref(x), inputs=cases, hint="use keepdims=True") is False
+    assert (
+        check(wrong, lambda x, axis: softmax_ref(x), inputs=cases, hint="use keepdims=True")
+        is False
+    )
     lines = out(capsys).splitlines()
     assert lines[0] == "✗ wrong: case 2 of 3 (arguments: ndarray (2, 5) float32, int -1) failed"
-    assert lines[1].startswith("  values differ: max abs diff 0.2, 10 of 10 elements differ; first at index (0, 0)")
+    assert lines[1].startswith(
+        "  values differ: max abs diff 0.2, 10 of 10 elements differ; first at index (0, 0)"
+    )
     assert lines[-1] == "  Hint: use keepdims=True"
 
 
@@ -172,7 +206,10 @@ def test_tensor_failure_messages(capsys):
     tf = pytest.importorskip("tensorflow")
     assert check(tf.zeros((2, 3)), np.zeros((3, 2), dtype=np.float32), name="t") is False
     assert out(capsys).splitlines()[1] == "  shape mismatch: expected (3, 2), got (2, 3)"
-    assert check(lambda x: tf.cast(x, tf.int32), lambda x: x, inputs=[tf.ones((2,))], name="cast") is False
+    assert (
+        check(lambda x: tf.cast(x, tf.int32), lambda x: x, inputs=[tf.ones((2,))], name="cast")
+        is False
+    )
     lines = out(capsys).splitlines()
     assert lines[0] == "✗ cast: case 1 of 1 (arguments: tf.Tensor (2,) float32) failed"
     assert lines[1] == "  dtype kind mismatch: expected float (float32), got int (int32)"
@@ -186,7 +223,9 @@ def test_stub_is_not_attempted_and_returns_none(capsys):
         # YOUR CODE HERE
         raise NotImplementedError
 
-    result = check(attention, lambda q, k, v: q, inputs=[(np.ones(2), np.ones(2), np.ones(2))], hint="unused")
+    result = check(
+        attention, lambda q, k, v: q, inputs=[(np.ones(2), np.ones(2), np.ones(2))], hint="unused"
+    )
     assert result is None
     assert out(capsys) == "… attention: not attempted yet — fill in the cell above and re-run\n"
 
@@ -203,7 +242,10 @@ def test_other_exception_is_reported_in_one_line(capsys):
     def broken(x):
         return x @ np.ones((5, 2))
 
-    assert check(broken, lambda x: x, inputs=[np.ones(3), np.ones((2, 3))], hint="mind the shapes") is False
+    assert (
+        check(broken, lambda x: x, inputs=[np.ones(3), np.ones((2, 3))], hint="mind the shapes")
+        is False
+    )
     lines = out(capsys).splitlines()
     assert lines[0] == "✗ broken: case 1 of 2 (arguments: ndarray (3,) float64) failed"
     assert lines[1].startswith("  raised ValueError: matmul: Input operand 1 has a mismatch")

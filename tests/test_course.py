@@ -2,6 +2,7 @@
 
 The notebooks here never import TensorFlow, so each one runs in about a second (kernel start-up).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -10,16 +11,21 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from lessons_lib import course
 
 
 def _notebook(cells: list[tuple[str, str, list[str]]]) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
-    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-                   "language_info": {"name": "python"}}
+    nb.metadata = {
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"},
+    }
     for kind, source, tags in cells:
-        cell = nbformat.v4.new_code_cell(source) if kind == "code" else nbformat.v4.new_markdown_cell(source)
+        cell = (
+            nbformat.v4.new_code_cell(source)
+            if kind == "code"
+            else nbformat.v4.new_markdown_cell(source)
+        )
         if tags:
             cell.metadata["tags"] = tags
         nb.cells.append(cell)
@@ -30,29 +36,49 @@ def write_notebooks(folder: Path) -> Path:
     """00 passes (parameters cell, a raises-exception cell, ~100 MB allocated), 01 fails at cell 3, 02 has no
     parameters cell, 03 sleeps (for the wall-limit test; not part of the main run)."""
     folder.mkdir(parents=True, exist_ok=True)
-    nbformat.write(_notebook([
-        ("markdown", "# Passing lesson", []),
-        ("code", "FULL = False", ["parameters"]),
-        ("code", "from pathlib import Path\nassert Path('00_pass.ipynb').exists()  # cwd is the notebooks folder\n"
-                 "blob = b'x' * 100_000_000\nimport time\ntime.sleep(1.0)\nprint('FULL =', FULL)", []),
-        ("code", "1 / 0", ["raises-exception"]),
-        ("code", "print('done')", []),
-    ]), folder / "00_pass.ipynb")
-    nbformat.write(_notebook([
-        ("markdown", "# Failing lesson", []),
-        ("code", "x = 1", []),
-        ("markdown", "Now divide.", []),
-        ("code", "\n# divide by zero on purpose\ny = x / 0", []),
-        ("code", "print('never reached')", []),
-    ]), folder / "01_fail.ipynb")
-    nbformat.write(_notebook([("code", "print('no parameters here')", [])]), folder / "02_plain.ipynb")
-    nbformat.write(_notebook([("markdown", "Notes, not a lesson", [])]), folder / "notes.ipynb")  # not NN_
+    nbformat.write(
+        _notebook(
+            [
+                ("markdown", "# Passing lesson", []),
+                ("code", "FULL = False", ["parameters"]),
+                (
+                    "code",
+                    "from pathlib import Path\nassert Path('00_pass.ipynb').exists()  # cwd is the notebooks folder\n"
+                    "blob = b'x' * 100_000_000\nimport time\ntime.sleep(1.0)\nprint('FULL =', FULL)",
+                    [],
+                ),
+                ("code", "1 / 0", ["raises-exception"]),
+                ("code", "print('done')", []),
+            ]
+        ),
+        folder / "00_pass.ipynb",
+    )
+    nbformat.write(
+        _notebook(
+            [
+                ("markdown", "# Failing lesson", []),
+                ("code", "x = 1", []),
+                ("markdown", "Now divide.", []),
+                ("code", "\n# divide by zero on purpose\ny = x / 0", []),
+                ("code", "print('never reached')", []),
+            ]
+        ),
+        folder / "01_fail.ipynb",
+    )
+    nbformat.write(
+        _notebook([("code", "print('no parameters here')", [])]), folder / "02_plain.ipynb"
+    )
+    nbformat.write(
+        _notebook([("markdown", "Notes, not a lesson", [])]), folder / "notes.ipynb"
+    )  # not NN_
     return folder
 
 
 def _digests(folder: Path) -> dict[str, tuple[str, int]]:
-    return {p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-            for p in sorted(folder.iterdir())}
+    return {
+        p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted(folder.iterdir())
+    }
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +86,9 @@ def fast_run(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("course")
     nb_dir = write_notebooks(base / "notebooks")
     before = _digests(nb_dir)
-    report = course.run_course(notebooks_dir=nb_dir, out_dir=base / "course-run", progress=False, timeout=120)
+    report = course.run_course(
+        notebooks_dir=nb_dir, out_dir=base / "course-run", progress=False, timeout=120
+    )
     return base, nb_dir, before, report
 
 
@@ -70,7 +98,11 @@ def _result(report: course.CourseReport, name: str) -> course.NotebookResult:
 
 def test_runs_every_lesson_notebook_in_order(fast_run):
     _, _, _, report = fast_run
-    assert [r.notebook for r in report.results] == ["00_pass.ipynb", "01_fail.ipynb", "02_plain.ipynb"]
+    assert [r.notebook for r in report.results] == [
+        "00_pass.ipynb",
+        "01_fail.ipynb",
+        "02_plain.ipynb",
+    ]
     assert [r.status for r in report.results] == ["pass", "fail", "pass"]
     assert not report.ok
     assert report.mode == "fast"
@@ -83,7 +115,10 @@ def test_failing_cell_is_identified_and_run_continues(fast_run):
     assert (failure.cell_index, failure.execution_count) == (3, 2)
     assert failure.first_line == "# divide by zero on purpose"
     assert (failure.ename, failure.evalue) == ("ZeroDivisionError", "division by zero")
-    assert failure.describe() == "cell 3 (In [2]) `# divide by zero on purpose`: ZeroDivisionError: division by zero"
+    assert (
+        failure.describe()
+        == "cell 3 (In [2]) `# divide by zero on purpose`: ZeroDivisionError: division by zero"
+    )
     assert _result(report, "02_plain.ipynb").passed  # the notebook after the failure still ran
 
 
@@ -109,27 +144,45 @@ def test_fast_mode_injects_nothing_and_cwd_is_the_notebooks_folder(fast_run):
     base, _, _, _ = fast_run
     out = nbformat.read(base / "course-run" / "00_pass.ipynb", as_version=4)
     assert not any("injected-parameters" in c.metadata.get("tags", []) for c in out.cells)
-    assert out.cells[2].outputs[0]["text"] == "FULL = False\n"  # the assert on the relative path passed
+    assert (
+        out.cells[2].outputs[0]["text"] == "FULL = False\n"
+    )  # the assert on the relative path passed
 
 
 def test_committed_notebooks_untouched_outputs_in_out_dir(fast_run):
     base, nb_dir, before, _ = fast_run
     assert _digests(nb_dir) == before
     written = sorted(p.name for p in (base / "course-run").iterdir())
-    assert written == ["00_pass.ipynb", "01_fail.ipynb", "02_plain.ipynb", "report.json", "report.md"]
+    assert written == [
+        "00_pass.ipynb",
+        "01_fail.ipynb",
+        "02_plain.ipynb",
+        "report.json",
+        "report.md",
+    ]
 
 
 def test_markdown_and_json_reports(fast_run):
     base, _, _, report = fast_run
     md = (base / "course-run" / "report.md").read_text(encoding="utf-8")
     header = md.splitlines()[2]
-    for part in ("Python ", "TensorFlow ", "Keras ", " CPUs", "mode: fast", "3 notebooks, 1 failed"):
+    for part in (
+        "Python ",
+        "TensorFlow ",
+        "Keras ",
+        " CPUs",
+        "mode: fast",
+        "3 notebooks, 1 failed",
+    ):
         assert part in header
     assert "| notebook | status | wall time (s) | peak kernel memory (MB) |" in md
     r0 = _result(report, "00_pass.ipynb")
     assert f"| 00_pass.ipynb | pass | {r0.wall_s:.1f} | {r0.peak_rss_mb:.0f} |" in md
     assert "| 01_fail.ipynb | **FAIL** |" in md
-    assert "- **01_fail.ipynb**: cell 3 (In [2]) `# divide by zero on purpose`: ZeroDivisionError" in md
+    assert (
+        "- **01_fail.ipynb**: cell 3 (In [2]) `# divide by zero on purpose`: ZeroDivisionError"
+        in md
+    )
 
     data = json.loads((base / "course-run" / "report.json").read_text(encoding="utf-8"))
     assert data["mode"] == "fast" and data["ok"] is False and data["cpu_count"] >= 1
@@ -140,18 +193,25 @@ def test_markdown_and_json_reports(fast_run):
 
 def test_readme_table(fast_run):
     base, _, _, report = fast_run
-    table = course.readme_table(base / "course-run" / "report.json", ["02", "00_pass", "01_fail.ipynb", "09"])
+    table = course.readme_table(
+        base / "course-run" / "report.json", ["02", "00_pass", "01_fail.ipynb", "09"]
+    )
     lines = table.splitlines()
     assert lines[0] == "| notebook | runtime | peak memory |"
     r2 = _result(report, "02_plain.ipynb")
     # the table is rendered from report.json, which stores the figures rounded (3 and 1 decimals)
-    runtime, memory = course.format_runtime(round(r2.wall_s, 3)), course.format_memory(round(r2.peak_rss_mb, 1))
+    runtime, memory = (
+        course.format_runtime(round(r2.wall_s, 3)),
+        course.format_memory(round(r2.peak_rss_mb, 1)),
+    )
     assert lines[2] == f"| 02_plain | {runtime} | {memory} |"
     assert lines[3].startswith("| 00_pass | ")
     assert "(failed)" in lines[4]
     assert lines[5] == "| 09 | — | — |"
     # all notebooks by default, from a dict as well as from a path
-    assert course.readme_table(report.to_dict()) == course.readme_table(str(base / "course-run" / "report.json"))
+    assert course.readme_table(report.to_dict()) == course.readme_table(
+        str(base / "course-run" / "report.json")
+    )
 
 
 def test_formatting_helpers():
@@ -165,8 +225,20 @@ def test_formatting_helpers():
 def test_full_mode_passes_FULL_only_where_a_parameters_cell_exists(tmp_path, capsys):
     nb_dir = write_notebooks(tmp_path / "notebooks")
     out = tmp_path / "run"
-    code = course.main(["run", "--full", "--only", "00", "2", "--notebooks", str(nb_dir), "--out", str(out),
-                        "--no-progress"])
+    code = course.main(
+        [
+            "run",
+            "--full",
+            "--only",
+            "00",
+            "2",
+            "--notebooks",
+            str(nb_dir),
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0
     assert "2/2 notebooks passed" in captured.out
@@ -180,14 +252,28 @@ def test_full_mode_passes_FULL_only_where_a_parameters_cell_exists(tmp_path, cap
     data = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert data["mode"] == "full"
     assert [(n["notebook"], n["parameters"]) for n in data["notebooks"]] == [
-        ("00_pass.ipynb", {"FULL": True}), ("02_plain.ipynb", {})]
+        ("00_pass.ipynb", {"FULL": True}),
+        ("02_plain.ipynb", {}),
+    ]
 
 
 def test_exit_code_1_when_a_notebook_fails_and_custom_report_path(tmp_path, capsys):
     nb_dir = write_notebooks(tmp_path / "notebooks")
     report = tmp_path / "reports" / "run.md"
-    code = course.main(["run", "--only", "01", "--notebooks", str(nb_dir), "--out", str(tmp_path / "o"),
-                        "--report", str(report), "--no-progress"])
+    code = course.main(
+        [
+            "run",
+            "--only",
+            "01",
+            "--notebooks",
+            str(nb_dir),
+            "--out",
+            str(tmp_path / "o"),
+            "--report",
+            str(report),
+            "--no-progress",
+        ]
+    )
     assert code == 1
     assert "failed: 01_fail.ipynb" in capsys.readouterr().out
     assert report.exists() and report.with_suffix(".json").exists()
@@ -196,8 +282,10 @@ def test_exit_code_1_when_a_notebook_fails_and_custom_report_path(tmp_path, caps
 def test_wall_limit_interrupts_a_long_notebook(tmp_path):
     nb_dir = tmp_path / "notebooks"
     nb_dir.mkdir()
-    nbformat.write(_notebook([("markdown", "# slow", []), ("code", "import time\ntime.sleep(120)", [])]),
-                   nb_dir / "05_slow.ipynb")
+    nbformat.write(
+        _notebook([("markdown", "# slow", []), ("code", "import time\ntime.sleep(120)", [])]),
+        nb_dir / "05_slow.ipynb",
+    )
     result = course.run_notebook(nb_dir / "05_slow.ipynb", tmp_path / "out", timeout=5)
     assert result.status == "fail"
     assert result.failure is not None
@@ -211,12 +299,19 @@ def test_only_selects_by_prefix_and_unknown_prefix_lists_available(tmp_path, cap
     nb_dir = write_notebooks(tmp_path / "notebooks")
     found = course.find_notebooks(nb_dir)
     assert [p.name for p in found] == ["00_pass.ipynb", "01_fail.ipynb", "02_plain.ipynb"]
-    assert [p.name for p in course.select_notebooks(found, ["02", "0"])] == ["00_pass.ipynb", "02_plain.ipynb"]
+    assert [p.name for p in course.select_notebooks(found, ["02", "0"])] == [
+        "00_pass.ipynb",
+        "02_plain.ipynb",
+    ]
     assert course.select_notebooks(found, None) == found
-    with pytest.raises(course.UnknownNotebookError, match=r"'07'; available: 00 \(00_pass\), 01 \(01_fail\)"):
+    with pytest.raises(
+        course.UnknownNotebookError, match=r"'07'; available: 00 \(00_pass\), 01 \(01_fail\)"
+    ):
         course.select_notebooks(found, ["00", "07"])
 
-    code = course.main(["run", "--only", "07", "--notebooks", str(nb_dir), "--out", str(tmp_path / "o")])
+    code = course.main(
+        ["run", "--only", "07", "--notebooks", str(nb_dir), "--out", str(tmp_path / "o")]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "unknown notebook prefix '07'" in err and "02 (02_plain)" in err

@@ -1,4 +1,5 @@
 """Tests for lessons_lib.data: caching, verification and error messages, against a local HTTP server only."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,7 +10,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from lessons_lib import data
 from lessons_lib.data import (
     TINY_SHAKESPEARE,
@@ -29,8 +29,13 @@ PAYLOAD = ("To be, or not to be, that is the question:\n" * 50).encode("utf-8")
 
 
 def make_dataset(url: str, payload: bytes = PAYLOAD) -> Dataset:
-    return Dataset(name="Tiny Test", filename="tiny.txt", url=url,
-                   sha256=hashlib.sha256(payload).hexdigest(), size=len(payload))
+    return Dataset(
+        name="Tiny Test",
+        filename="tiny.txt",
+        url=url,
+        sha256=hashlib.sha256(payload).hexdigest(),
+        size=len(payload),
+    )
 
 
 class FakeServer:
@@ -60,7 +65,9 @@ class FakeServer:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
         self.thread.start()
 
     def serve(self, path: str, body: bytes, content_length: int | None = None) -> str:
@@ -103,6 +110,7 @@ def closed_port_url() -> str:
 
 # --- download and cache ------------------------------------------------------------------------------------
 
+
 def test_download_into_empty_cache(server, tmp_path):
     ds = make_dataset(server.serve("/tiny.txt", PAYLOAD))
     cache = tmp_path / "cache" / "nested"  # created on demand
@@ -132,7 +140,9 @@ def test_cache_hit_does_not_touch_network(server, tmp_path, closed_port_url, cap
     assert capsys.readouterr().out == ""
 
 
-@pytest.mark.parametrize("cached", [b"To be, or not", PAYLOAD[:-1] + b"?", b""], ids=["truncated", "corrupt", "empty"])
+@pytest.mark.parametrize(
+    "cached", [b"To be, or not", PAYLOAD[:-1] + b"?", b""], ids=["truncated", "corrupt", "empty"]
+)
 def test_corrupt_cache_is_detected_and_refetched(server, tmp_path, capsys, cached):
     ds = make_dataset(server.serve("/tiny.txt", PAYLOAD))
     (tmp_path / "tiny.txt").write_bytes(cached)
@@ -140,7 +150,9 @@ def test_corrupt_cache_is_detected_and_refetched(server, tmp_path, capsys, cache
     assert path.read_bytes() == PAYLOAD
     assert server.requests == ["/tiny.txt"]
     out = capsys.readouterr().out
-    assert out.count("\n") == 1 and "corrupt or truncated" in out and str(tmp_path / "tiny.txt") in out
+    assert (
+        out.count("\n") == 1 and "corrupt or truncated" in out and str(tmp_path / "tiny.txt") in out
+    )
 
 
 def test_wrong_bytes_are_refused_and_not_cached(server, tmp_path):
@@ -151,7 +163,11 @@ def test_wrong_bytes_are_refused_and_not_cached(server, tmp_path):
     with pytest.raises(DatasetChecksumError) as info:
         fetch(ds, cache_dir=cache, progress=False)
     msg = str(info.value)
-    assert ds.sha256 in msg and hashlib.sha256(wrong).hexdigest() in msg and f"{len(PAYLOAD):,} bytes" in msg
+    assert (
+        ds.sha256 in msg
+        and hashlib.sha256(wrong).hexdigest() in msg
+        and f"{len(PAYLOAD):,} bytes" in msg
+    )
     assert isinstance(info.value, ValueError)
     assert info.value.got_sha256 == hashlib.sha256(wrong).hexdigest()
     assert list(cache.iterdir()) == []  # neither the file nor a temp file
@@ -168,7 +184,9 @@ def test_wrong_download_does_not_replace_corrupt_cache(server, tmp_path):
 
 def test_truncated_download_is_refused(server, tmp_path):
     # The server announces the full length but the connection closes after half the bytes.
-    ds = make_dataset(server.serve("/tiny.txt", PAYLOAD[: len(PAYLOAD) // 2], content_length=len(PAYLOAD)))
+    ds = make_dataset(
+        server.serve("/tiny.txt", PAYLOAD[: len(PAYLOAD) // 2], content_length=len(PAYLOAD))
+    )
     with pytest.raises(TRUNCATION_ERRORS) as info:
         fetch(ds, cache_dir=tmp_path, progress=False)
     assert "truncated" in str(info.value) or "connection broke" in str(info.value)
@@ -191,6 +209,7 @@ def test_oversized_download_is_refused(server, tmp_path):
 
 
 # --- offline and HTTP errors ---------------------------------------------------------------------------------
+
 
 def test_offline_error_says_what_to_do(tmp_path, closed_port_url):
     ds = make_dataset(closed_port_url)
@@ -221,6 +240,7 @@ def test_mirror_url_overrides_dataset_url(server, tmp_path, closed_port_url):
 
 # --- where the cache is ----------------------------------------------------------------------------------
 
+
 def test_env_var_is_honoured(server, tmp_path, monkeypatch):
     target = tmp_path / "from-env"
     monkeypatch.setenv(data.DATA_DIR_ENV, str(target))
@@ -234,7 +254,10 @@ def test_env_var_is_honoured(server, tmp_path, monkeypatch):
 def test_explicit_cache_dir_beats_env_var(server, tmp_path, monkeypatch):
     monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path / "from-env"))
     ds = make_dataset(server.serve("/tiny.txt", PAYLOAD))
-    assert fetch(ds, cache_dir=tmp_path / "explicit", progress=False) == tmp_path / "explicit" / "tiny.txt"
+    assert (
+        fetch(ds, cache_dir=tmp_path / "explicit", progress=False)
+        == tmp_path / "explicit" / "tiny.txt"
+    )
     assert not (tmp_path / "from-env").exists()
 
 
@@ -250,29 +273,39 @@ def test_load_tiny_shakespeare_uses_cache(tmp_path, closed_port_url, monkeypatch
     # A fake "Tiny Shakespeare" pinned in place of the real one: load_tiny_shakespeare reads the cache.
     text = "First Citizen:\nBefore we proceed any further, hear me speak.\n"
     fake = make_dataset(closed_port_url, text.encode("utf-8"))
-    monkeypatch.setattr(data, "TINY_SHAKESPEARE", Dataset("Tiny Shakespeare", "tinyshakespeare.txt", fake.url,
-                                                         fake.sha256, fake.size))
+    monkeypatch.setattr(
+        data,
+        "TINY_SHAKESPEARE",
+        Dataset("Tiny Shakespeare", "tinyshakespeare.txt", fake.url, fake.sha256, fake.size),
+    )
     (tmp_path / "tinyshakespeare.txt").write_bytes(text.encode("utf-8"))
     assert load_tiny_shakespeare(cache_dir=tmp_path, progress=False) == text
 
 
 # --- Dataset and split --------------------------------------------------------------------------------------
 
+
 def test_tiny_shakespeare_description():
     assert TINY_SHAKESPEARE.size == 1_115_394
-    assert TINY_SHAKESPEARE.sha256 == "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+    assert (
+        TINY_SHAKESPEARE.sha256
+        == "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+    )
     assert TINY_SHAKESPEARE.filename == "tinyshakespeare.txt"
     assert TINY_SHAKESPEARE.url.endswith("karpathy/char-rnn/master/data/tinyshakespeare/input.txt")
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"filename": "a/b.txt"}, "filename"),
-    ({"filename": ""}, "filename"),
-    ({"sha256": "abc"}, "sha256"),
-    ({"sha256": "A" * 64}, "sha256"),
-    ({"size": -1}, "size"),
-    ({"size": 1.5}, "size"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"filename": "a/b.txt"}, "filename"),
+        ({"filename": ""}, "filename"),
+        ({"sha256": "abc"}, "sha256"),
+        ({"sha256": "A" * 64}, "sha256"),
+        ({"size": -1}, "size"),
+        ({"size": 1.5}, "size"),
+    ],
+)
 def test_dataset_validates(kwargs, match):
     fields = dict(name="x", filename="x.txt", url="http://127.0.0.1/x", sha256="0" * 64, size=1)
     with pytest.raises(ValueError, match=match):
@@ -314,6 +347,7 @@ def test_train_val_split_rejects_non_text():
 
 # --- the real corpus, when it is on disk -------------------------------------------------------------------
 
+
 def _real_corpus_dir() -> tuple[Path | None, str]:
     candidates = []
     if os.environ.get(data.DATA_DIR_ENV):
@@ -337,10 +371,15 @@ def _real_corpus_dir() -> tuple[Path | None, str]:
 _REAL_DIR, _REAL_MISSING = _real_corpus_dir()
 
 
-@pytest.mark.skipif(_REAL_DIR is None, reason=f"real Tiny Shakespeare not on disk ({_REAL_MISSING}); "
-                                              f"set {data.DATA_DIR_ENV} to a folder holding it")
+@pytest.mark.skipif(
+    _REAL_DIR is None,
+    reason=f"real Tiny Shakespeare not on disk ({_REAL_MISSING}); "
+    f"set {data.DATA_DIR_ENV} to a folder holding it",
+)
 def test_real_tiny_shakespeare(closed_port_url, capsys):
-    text = load_tiny_shakespeare(cache_dir=_REAL_DIR, url=closed_port_url, progress=False)  # never downloads
+    text = load_tiny_shakespeare(
+        cache_dir=_REAL_DIR, url=closed_port_url, progress=False
+    )  # never downloads
     assert len(text) == 1_115_394
     assert text.startswith("First Citizen:\n")
     assert len(set(text)) == 65

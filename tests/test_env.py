@@ -1,9 +1,8 @@
 import random
 
+import lessons_lib
 import numpy as np
 import pytest
-
-import lessons_lib
 
 
 def test_setup_seeds_and_reports(capsys):
@@ -15,6 +14,7 @@ def test_setup_seeds_and_reports(capsys):
         assert banner == "Running on CPU (no GPU found) (seed 3)" and not info.mixed_precision
     a = (random.random(), np.random.rand())
     import keras
+
     k = keras.random.uniform((2,)).numpy()
     lessons_lib.setup(seed=3, verbose=False)
     assert capsys.readouterr().out == ""
@@ -30,6 +30,7 @@ def test_setup_bad_seed(bad):
 
 def test_tf_logs_quieted_before_import():
     import os
+
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
 
 
@@ -39,9 +40,19 @@ def test_importing_lessons_lib_writes_nothing_to_stderr_with_onednn_on():
     import os
     import subprocess
     import sys
-    env = {k: v for k, v in os.environ.items() if k not in ("TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL")}
-    r = subprocess.run([sys.executable, "-c", "import lessons_lib, tensorflow"], capture_output=True, text=True,
-                       env=env, timeout=300)
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL")
+    }
+    r = subprocess.run(
+        [sys.executable, "-c", "import lessons_lib, tensorflow"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
 
@@ -52,18 +63,27 @@ def test_quiet_import_drops_only_the_onednn_notice(tmp_path):
     import subprocess
     import sys
     from pathlib import Path
+
     (tmp_path / "tensorflow.py").write_text(
         "import os\n"
         "os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n')\n"
         "os.write(2, b'I0000 00:00:1 port.cc:153] oneDNN custom operations are on. You may see ...\\n')\n"
-        "os.write(2, b'E0000 something else went wrong\\n')\n")
+        "os.write(2, b'E0000 something else went wrong\\n')\n"
+    )
     env_py = Path(lessons_lib.__file__).with_name("env.py")
-    code = ("import importlib.util, sys\n"
-            f"spec = importlib.util.spec_from_file_location('env_under_test', {str(env_py)!r})\n"
-            "module = sys.modules['env_under_test'] = importlib.util.module_from_spec(spec)\n"
-            "spec.loader.exec_module(module)\n"
-            "assert 'tensorflow' in sys.modules\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                       env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('env_under_test', {str(env_py)!r})\n"
+        "module = sys.modules['env_under_test'] = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        "assert 'tensorflow' in sys.modules\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
     assert r.returncode == 0, r.stderr
     assert r.stderr == "E0000 something else went wrong\n"

@@ -1,14 +1,20 @@
 """Tests for lessons_lib.generation: the sampling filters on hand-computed cases, the Generator (KV cache parity,
 contexts longer than max_len), bad inputs, and load_checkpoint's configuration check."""
+
 import math
 
 import keras
 import numpy as np
 import pytest
-
 from lessons_lib import GPT
-from lessons_lib.generation import (Generator, generate_text, next_token_distribution, sample_next, top_k_filter,
-                                    top_p_filter)
+from lessons_lib.generation import (
+    Generator,
+    generate_text,
+    next_token_distribution,
+    sample_next,
+    top_k_filter,
+    top_p_filter,
+)
 from lessons_lib.tokenizers import CharTokenizer
 from lessons_lib.training import load_checkpoint, save_checkpoint
 
@@ -23,8 +29,14 @@ VOCAB, MAX_LEN = 11, 8
 def tiny_gpt(d_model: int = 16, num_layers: int = 2, seed: int = 0) -> GPT:
     """A random GPT small enough to compile in a second; N(0, 1) embeddings give well-separated logits."""
     keras.utils.set_random_seed(seed)
-    model = GPT(VOCAB, MAX_LEN, d_model, num_heads=2, num_layers=num_layers,
-                embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0, seed=seed))
+    model = GPT(
+        VOCAB,
+        MAX_LEN,
+        d_model,
+        num_heads=2,
+        num_layers=num_layers,
+        embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0, seed=seed),
+    )
     model(np.zeros((1, MAX_LEN), dtype=np.int32))
     return model
 
@@ -64,15 +76,18 @@ def test_top_k_filter_unsorted_rows_and_ties():
     np.testing.assert_array_equal(top_k_filter(np.array([1.0, 1.0, 0.0]), 1), [1.0, 1.0, NEG])
 
 
-@pytest.mark.parametrize("p, kept", [
-    (0.5, [0]),          # 0.644 >= 0.5 already
-    (0.6439, [0]),       # just below p_0 = 0.64391
-    (0.7, [0, 1]),       # 0.644 < 0.7 <= 0.644 + 0.237 = 0.881
-    (0.88, [0, 1]),      # p_0 + p_1 = 0.8808
-    (0.9, [0, 1, 2]),    # 0.881 < 0.9 <= 0.968
-    (0.97, [0, 1, 2, 3]),
-    (1.0, [0, 1, 2, 3]),
-])
+@pytest.mark.parametrize(
+    "p, kept",
+    [
+        (0.5, [0]),  # 0.644 >= 0.5 already
+        (0.6439, [0]),  # just below p_0 = 0.64391
+        (0.7, [0, 1]),  # 0.644 < 0.7 <= 0.644 + 0.237 = 0.881
+        (0.88, [0, 1]),  # p_0 + p_1 = 0.8808
+        (0.9, [0, 1, 2]),  # 0.881 < 0.9 <= 0.968
+        (0.97, [0, 1, 2, 3]),
+        (1.0, [0, 1, 2, 3]),
+    ],
+)
 def test_top_p_filter_keeps_the_smallest_nucleus(p, kept):
     out = top_p_filter(Z, p)
     np.testing.assert_array_equal(np.isfinite(out), np.isin(np.arange(4), kept))
@@ -85,15 +100,23 @@ def test_top_p_filter_does_not_depend_on_the_order_of_the_tokens():
     out = top_p_filter(Z[perm], 0.7)
     np.testing.assert_array_equal(np.isfinite(out), np.isin(perm, [0, 1]))
     rows = top_p_filter(np.stack([Z, Z[perm]]), 0.7)  # per row
-    np.testing.assert_array_equal(np.isfinite(rows), [[True, True, False, False], np.isin(perm, [0, 1])])
+    np.testing.assert_array_equal(
+        np.isfinite(rows), [[True, True, False, False], np.isin(perm, [0, 1])]
+    )
 
 
 def test_next_token_distribution_hand_cases():
     np.testing.assert_allclose(next_token_distribution(Z), P, atol=1e-12)
     two = np.exp([2.0, 1.0]) / np.exp([2.0, 1.0]).sum()  # [0.731, 0.269]
-    np.testing.assert_allclose(next_token_distribution(Z, top_k=2), [two[0], two[1], 0, 0], atol=1e-12)
-    np.testing.assert_allclose(next_token_distribution(Z, top_p=0.7), [two[0], two[1], 0, 0], atol=1e-12)
-    half = np.exp(Z / 2) / np.exp(Z / 2).sum()  # temperature 2: softmax([1, .5, 0, -.5]) = [.455, .276, .167, .102]
+    np.testing.assert_allclose(
+        next_token_distribution(Z, top_k=2), [two[0], two[1], 0, 0], atol=1e-12
+    )
+    np.testing.assert_allclose(
+        next_token_distribution(Z, top_p=0.7), [two[0], two[1], 0, 0], atol=1e-12
+    )
+    half = (
+        np.exp(Z / 2) / np.exp(Z / 2).sum()
+    )  # temperature 2: softmax([1, .5, 0, -.5]) = [.455, .276, .167, .102]
     np.testing.assert_allclose(next_token_distribution(Z, temperature=2.0), half, atol=1e-12)
     np.testing.assert_allclose(half, [0.455, 0.276, 0.167, 0.102], atol=1e-3)
 
@@ -104,7 +127,10 @@ def test_temperature_is_applied_before_top_p():
     assert (next_token_distribution(Z, temperature=2.0, top_p=0.75) > 0).sum() == 3
     # top-k's set does not depend on the temperature (dividing by tau > 0 keeps the order)
     for tau in (0.3, 1.0, 3.0):
-        assert np.flatnonzero(next_token_distribution(Z, temperature=tau, top_k=2)).tolist() == [0, 1]
+        assert np.flatnonzero(next_token_distribution(Z, temperature=tau, top_k=2)).tolist() == [
+            0,
+            1,
+        ]
 
 
 def test_greedy_is_argmax():
@@ -117,9 +143,13 @@ def test_low_temperature_approaches_greedy():
     logits = np.random.default_rng(1).normal(size=(6, 9))
     dist = next_token_distribution(logits, temperature=1e-3)
     np.testing.assert_allclose(dist, np.eye(9)[logits.argmax(-1)], atol=1e-12)
-    entropies = [-(d * np.log(np.where(d > 0, d, 1))).sum() for d in
-                 (next_token_distribution(Z, temperature=t) for t in (4.0, 1.0, 0.5, 0.1))]
-    assert all(a > b for a, b in zip(entropies, entropies[1:]))  # lower temperature, sharper distribution
+    entropies = [
+        -(d * np.log(np.where(d > 0, d, 1))).sum()
+        for d in (next_token_distribution(Z, temperature=t) for t in (4.0, 1.0, 0.5, 0.1))
+    ]
+    assert all(
+        a > b for a, b in zip(entropies, entropies[1:])
+    )  # lower temperature, sharper distribution
     for seed in range(5):
         got = sample_next(logits, np.random.default_rng(seed), temperature=1e-3)
         np.testing.assert_array_equal(got, logits.argmax(-1))
@@ -141,8 +171,10 @@ def test_same_seed_same_sample(gen):
     np.testing.assert_array_equal(a, b)
     assert a.shape == (1, 20) and a.dtype.kind == "i" and 0 <= a.min() and a.max() < VOCAB
     assert not np.array_equal(a, c)
-    np.testing.assert_array_equal(sample_next(np.tile(Z, (50, 1)), np.random.default_rng(3)),
-                                  sample_next(np.tile(Z, (50, 1)), np.random.default_rng(3)))
+    np.testing.assert_array_equal(
+        sample_next(np.tile(Z, (50, 1)), np.random.default_rng(3)),
+        sample_next(np.tile(Z, (50, 1)), np.random.default_rng(3)),
+    )
 
 
 # --- the Generator: KV cache and long contexts ------------------------------------------------------------------
@@ -177,23 +209,30 @@ def test_no_cache_path_uses_the_last_max_len_tokens(model, gen):
     new, logits = gen.generate(prompt, 6, greedy=True, use_cache=False, return_logits=True)
     seq = np.concatenate([prompt, new[0]])
     for i in range(6):
-        window = seq[:len(prompt) + i][-MAX_LEN:]
+        window = seq[: len(prompt) + i][-MAX_LEN:]
         np.testing.assert_allclose(logits[0, i], last_logits(model, window), atol=1e-4)
     # keeping the *first* max_len tokens instead would give other logits
     assert np.abs(logits[0, 0] - last_logits(model, prompt[:MAX_LEN])).max() > 1e-2
 
 
-@pytest.mark.parametrize("prompt_len, contexts", [
-    # the documented re-fill rule: a full cache (8 tokens) is re-filled from the last 8 // 2 = 4 tokens
-    (12, [8, 4, 5, 6, 7, 8, 4, 5, 6, 7]),
-    (5, [5, 6, 7, 8, 4, 5, 6, 7, 8, 4]),
-])
+@pytest.mark.parametrize(
+    "prompt_len, contexts",
+    [
+        # the documented re-fill rule: a full cache (8 tokens) is re-filled from the last 8 // 2 = 4 tokens
+        (12, [8, 4, 5, 6, 7, 8, 4, 5, 6, 7]),
+        (5, [5, 6, 7, 8, 4, 5, 6, 7, 8, 4]),
+    ],
+)
 def test_cached_path_beyond_max_len_follows_the_refill_rule(model, gen, prompt_len, contexts):
     prompt = np.arange(prompt_len) * 3 % VOCAB
-    new, logits = gen.generate(prompt, len(contexts), greedy=True, use_cache=True, return_logits=True)
+    new, logits = gen.generate(
+        prompt, len(contexts), greedy=True, use_cache=True, return_logits=True
+    )
     seq = np.concatenate([prompt, new[0]])
     for i, c in enumerate(contexts):
-        np.testing.assert_allclose(logits[0, i], last_logits(model, seq[:prompt_len + i][-c:]), atol=1e-4)
+        np.testing.assert_allclose(
+            logits[0, i], last_logits(model, seq[: prompt_len + i][-c:]), atol=1e-4
+        )
 
 
 def test_long_generation_runs_with_and_without_cache(gen):
@@ -203,25 +242,37 @@ def test_long_generation_runs_with_and_without_cache(gen):
 
 
 # --- bad inputs -------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("prompt, exc, match", [
-    ([], ValueError, "non-empty"),
-    (np.zeros((1, 0), dtype=np.int32), ValueError, "non-empty"),
-    ([1.0, 2.0], TypeError, "integer token ids"),
-    (["a", "b"], TypeError, "integer token ids"),
-    ([0, VOCAB], ValueError, r"\[0, 11\)"),
-    ([-1, 2], ValueError, r"\[0, 11\)"),
-])
+@pytest.mark.parametrize(
+    "prompt, exc, match",
+    [
+        ([], ValueError, "non-empty"),
+        (np.zeros((1, 0), dtype=np.int32), ValueError, "non-empty"),
+        ([1.0, 2.0], TypeError, "integer token ids"),
+        (["a", "b"], TypeError, "integer token ids"),
+        ([0, VOCAB], ValueError, r"\[0, 11\)"),
+        ([-1, 2], ValueError, r"\[0, 11\)"),
+    ],
+)
 def test_bad_prompts(gen, prompt, exc, match):
     with pytest.raises(exc, match=match):
         gen.generate(prompt, 3)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"top_k": 0}, "top_k"), ({"top_k": -2}, "top_k"), ({"top_k": VOCAB + 1}, "top_k"), ({"top_k": 2.5}, "top_k"),
-    ({"top_p": 0.0}, "top_p"), ({"top_p": -0.1}, "top_p"), ({"top_p": 1.5}, "top_p"),
-    ({"temperature": 0.0}, "temperature"), ({"temperature": -1.0}, "temperature"),
-    ({"temperature": float("nan")}, "temperature"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"top_k": 0}, "top_k"),
+        ({"top_k": -2}, "top_k"),
+        ({"top_k": VOCAB + 1}, "top_k"),
+        ({"top_k": 2.5}, "top_k"),
+        ({"top_p": 0.0}, "top_p"),
+        ({"top_p": -0.1}, "top_p"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"temperature": 0.0}, "temperature"),
+        ({"temperature": -1.0}, "temperature"),
+        ({"temperature": float("nan")}, "temperature"),
+    ],
+)
 def test_bad_sampling_settings(gen, kwargs, match):
     with pytest.raises(ValueError, match=match):
         gen.generate([1, 2], 3, **kwargs)
@@ -265,9 +316,13 @@ def test_load_checkpoint_round_trip_and_configuration_check(model, tmp_path):
     assert meta["note"] == "test" and meta["config"]["d_model"] == 16
     for a, b in zip(same.weights, model.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
-    with pytest.raises(ValueError, match=r"another configuration \(num_layers: checkpoint 2 vs model 1\)"):
+    with pytest.raises(
+        ValueError, match=r"another configuration \(num_layers: checkpoint 2 vs model 1\)"
+    ):
         load_checkpoint(tiny_gpt(num_layers=1), path)
-    with pytest.raises(ValueError, match=r"d_ff: checkpoint 64 vs model 32, d_model: checkpoint 16 vs model 8"):
+    with pytest.raises(
+        ValueError, match=r"d_ff: checkpoint 64 vs model 32, d_model: checkpoint 16 vs model 8"
+    ):
         load_checkpoint(tiny_gpt(d_model=8), path)
     with pytest.raises(FileNotFoundError, match="not found"):
         load_checkpoint(same, tmp_path / "missing.weights.h5")
@@ -276,5 +331,11 @@ def test_load_checkpoint_round_trip_and_configuration_check(model, tmp_path):
 def test_kv_cache_size_formula(model):
     _, cache = model.prefill(np.zeros((2, MAX_LEN), dtype=np.int32))
     floats = sum(math.prod(k.shape) + math.prod(v.shape) for k, v in cache)
-    L, B, h, T, d_k = model.num_layers, 2, model.num_heads, MAX_LEN, model.d_model // model.num_heads
+    L, B, h, T, d_k = (
+        model.num_layers,
+        2,
+        model.num_heads,
+        MAX_LEN,
+        model.d_model // model.num_heads,
+    )
     assert floats == 2 * L * B * h * T * d_k

@@ -2,7 +2,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from lessons_lib import FeedForward, feed_forward, gelu, layer_norm, layer_norm_backward, relu
 
 
@@ -10,7 +9,9 @@ def test_layer_norm_hand_case():
     # x = [1, 2, 3]: mean 2, variance 2/3
     y = layer_norm([1.0, 2.0, 3.0], eps=0.0)
     np.testing.assert_allclose(y, np.array([-1, 0, 1]) / np.sqrt(2 / 3))
-    y2 = layer_norm(np.array([[1.0, 2.0, 3.0]]), gamma=[2.0, 2.0, 2.0], beta=[1.0, 1.0, 1.0], eps=0.0)
+    y2 = layer_norm(
+        np.array([[1.0, 2.0, 3.0]]), gamma=[2.0, 2.0, 2.0], beta=[1.0, 1.0, 1.0], eps=0.0
+    )
     np.testing.assert_allclose(y2, 2 * y[None] + 1)
 
 
@@ -18,8 +19,11 @@ def test_layer_norm_matches_keras(rng):
     x = rng.normal(size=(2, 5, 8)).astype("float32")
     ref = keras.layers.LayerNormalization(epsilon=1e-5)
     ref.build(x.shape)
-    ref.gamma.assign(rng.normal(size=8)); ref.beta.assign(rng.normal(size=8))
-    np.testing.assert_allclose(layer_norm(x, ref.gamma.numpy(), ref.beta.numpy()), ref(x), atol=1e-5)
+    ref.gamma.assign(rng.normal(size=8))
+    ref.beta.assign(rng.normal(size=8))
+    np.testing.assert_allclose(
+        layer_norm(x, ref.gamma.numpy(), ref.beta.numpy()), ref(x), atol=1e-5
+    )
 
 
 def test_layer_norm_gradient(rng):
@@ -35,8 +39,11 @@ def test_layer_norm_gradient(rng):
     eps, num = 1e-6, np.zeros_like(x)  # finite differences
     for idx in np.ndindex(x.shape):
         xp, xm = x.copy(), x.copy()
-        xp[idx] += eps; xm[idx] -= eps
-        num[idx] = ((layer_norm(xp, gamma) * g).sum() - (layer_norm(xm, gamma) * g).sum()) / (2 * eps)
+        xp[idx] += eps
+        xm[idx] -= eps
+        num[idx] = ((layer_norm(xp, gamma) * g).sum() - (layer_norm(xm, gamma) * g).sum()) / (
+            2 * eps
+        )
     np.testing.assert_allclose(ours, num, atol=1e-6)
 
 
@@ -50,9 +57,14 @@ def test_layer_norm_bad_input():
 def test_activations():
     np.testing.assert_allclose(relu(np.array([-1.0, 0.0, 2.0])), [0, 0, 2])
     x = np.linspace(-4, 4, 17)
-    np.testing.assert_allclose(gelu(x), keras.activations.gelu(x.astype("float32"), approximate=False), atol=1e-6)
-    np.testing.assert_allclose(gelu(x, approximate=True), keras.activations.gelu(x.astype("float32"), approximate=True),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        gelu(x), keras.activations.gelu(x.astype("float32"), approximate=False), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        gelu(x, approximate=True),
+        keras.activations.gelu(x.astype("float32"), approximate=True),
+        atol=1e-6,
+    )
     assert gelu(np.array(0.0)) == 0.0
 
 
@@ -72,7 +84,9 @@ def test_feed_forward_layer_matches_numpy_and_dense(activation, rng):
     x = rng.normal(size=(2, 3, 4)).astype("float32")
     layer = FeedForward(4, 16, activation=activation)
     y = layer(x).numpy()
-    w1, b1, w2, b2 = (v.numpy() for v in (layer.w1.kernel, layer.w1.bias, layer.w2.kernel, layer.w2.bias))
+    w1, b1, w2, b2 = (
+        v.numpy() for v in (layer.w1.kernel, layer.w1.bias, layer.w2.kernel, layer.w2.bias)
+    )
     np.testing.assert_allclose(y, feed_forward(x, w1, b1, w2, b2, activation=activation), atol=1e-5)
     # position-wise: each token alone gives the same answer
     np.testing.assert_allclose(layer(x[:, 1:2]).numpy()[:, 0], y[:, 1], atol=1e-6)
@@ -95,6 +109,7 @@ def test_feed_forward_bad_input(rng):
 
 def test_negative_epsilons_are_refused():
     from lessons_lib import TransformerBlock
+
     with pytest.raises(ValueError, match="eps must be >= 0"):
         layer_norm_backward(np.zeros((1, 3)), np.zeros((1, 3)), eps=-1.0)
     with pytest.raises(ValueError, match="epsilon must be >= 0"):

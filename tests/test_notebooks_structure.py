@@ -1,4 +1,5 @@
 """Every lesson notebook is built from its source, has the shape of a lesson, and stores clean outputs."""
+
 import sys
 from pathlib import Path
 
@@ -23,10 +24,12 @@ def test_notebook_matches_its_source(path):
     assert src.exists(), f"{src} is missing"
     built = notebook_from_source(src)
     stored = nbformat.read(path, as_version=4)
-    assert [c.source for c in stored.cells] == [c.source for c in built.cells], \
+    assert [c.source for c in stored.cells] == [c.source for c in built.cells], (
         f"{path.name} differs from {src.name}: rebuild it with `python tools/nbbuild.py {src.relative_to(ROOT)}`"
-    assert [c.get("metadata", {}).get("tags", []) for c in stored.cells] == \
-           [c.get("metadata", {}).get("tags", []) for c in built.cells]
+    )
+    assert [c.get("metadata", {}).get("tags", []) for c in stored.cells] == [
+        c.get("metadata", {}).get("tags", []) for c in built.cells
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -35,11 +38,17 @@ def test_notebook_is_a_complete_lesson(path):
     code = [c for c in nb.cells if c.cell_type == "code"]
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown").lower()
     first = code[0]
-    assert "lessons_lib.setup(" in first.source and "nbval-ignore-output" in first.metadata.get("tags", []), \
+    assert "lessons_lib.setup(" in first.source and "nbval-ignore-output" in first.metadata.get(
+        "tags", []
+    ), (
         "the first code cell calls lessons_lib.setup() and is tagged nbval-ignore-output (its banner names the device)"
-    assert all(c.get("execution_count") for c in code), "every code cell was executed (stored outputs for nbval)"
-    assert any(k in markdown for k in ("goals", "in this lesson you will", "by the end of this lesson")), \
-        "the lesson states its goals"
+    )
+    assert all(c.get("execution_count") for c in code), (
+        "every code cell was executed (stored outputs for nbval)"
+    )
+    assert any(
+        k in markdown for k in ("goals", "in this lesson you will", "by the end of this lesson")
+    ), "the lesson states its goals"
     assert "summary" in markdown
     solutions = [c for c in code if "solution" in c.metadata.get("tags", [])]
     assert len(solutions) >= 2, "at least two exercises with hidden solutions"
@@ -47,7 +56,10 @@ def test_notebook_is_a_complete_lesson(path):
     assert sum("check(" in c.source for c in code) >= 2, "exercises use lessons_lib.checks.check"
     outputs = [o for c in code for o in c.get("outputs", [])]
     assert any("image/png" in o.get("data", {}) for o in outputs), "at least one plot"
-    assert not [o for o in outputs if o.get("name") == "stderr"], "no stderr in stored outputs (nbval would fail)"
+    assert not [o for o in outputs if o.get("name") == "stderr"], (
+        "no stderr in stored outputs (nbval would fail)"
+    )
     errors = [c for c in code if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
-    assert all("raises-exception" in c.metadata.get("tags", []) for c in errors), \
+    assert all("raises-exception" in c.metadata.get("tags", []) for c in errors), (
         "only cells tagged raises-exception may store an error"
+    )

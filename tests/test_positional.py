@@ -1,9 +1,11 @@
-import keras
 import numpy as np
 import pytest
-
-from lessons_lib import (TokenAndPositionEmbedding, apply_rope, sinusoidal_positional_encoding,
-                         sinusoidal_shift_matrix)
+from lessons_lib import (
+    TokenAndPositionEmbedding,
+    apply_rope,
+    sinusoidal_positional_encoding,
+    sinusoidal_shift_matrix,
+)
 
 
 def test_sinusoidal_hand_values():
@@ -18,13 +20,15 @@ def test_shift_is_a_rotation_depending_on_offset_only():
     for k in (1, 5, 17):
         r = sinusoidal_shift_matrix(k, 16)
         np.testing.assert_allclose(r @ r.T, np.eye(16), atol=1e-12)  # orthogonal
-        np.testing.assert_allclose(pe[k:] , (r @ pe[:-k].T).T, atol=1e-12)
+        np.testing.assert_allclose(pe[k:], (r @ pe[:-k].T).T, atol=1e-12)
 
 
 def test_rope_relative_property(rng):
     q, k = rng.normal(size=(1, 8)), rng.normal(size=(1, 8))
+
     def dot(m, n):
         return float(apply_rope(q, [m])[0] @ apply_rope(k, [n])[0])
+
     assert dot(3, 1) == pytest.approx(dot(10, 8))
     assert dot(0, 0) == pytest.approx(float(q[0] @ k[0]))
     np.testing.assert_allclose(np.linalg.norm(apply_rope(q, [7])), np.linalg.norm(q))
@@ -44,12 +48,16 @@ def test_token_and_position_embedding():
     ids = np.array([[1, 2, 3]])
     out = layer(ids)
     e = layer.embeddings.numpy()
-    np.testing.assert_allclose(out[0], e[[1, 2, 3]] + sinusoidal_positional_encoding(3, 4), atol=1e-6)
+    np.testing.assert_allclose(
+        out[0], e[[1, 2, 3]] + sinusoidal_positional_encoding(3, 4), atol=1e-6
+    )
     learned = TokenAndPositionEmbedding(10, 6, 4)
     assert learned(ids).shape == (1, 3, 4)
     assert learned.count_params() == 10 * 4 + 6 * 4
     scaled = TokenAndPositionEmbedding(10, 6, 4, positional="none", scale=True)
-    np.testing.assert_allclose(scaled(ids)[0], scaled.embeddings.numpy()[[1, 2, 3]] * 2.0, atol=1e-6)
+    np.testing.assert_allclose(
+        scaled(ids)[0], scaled.embeddings.numpy()[[1, 2, 3]] * 2.0, atol=1e-6
+    )
 
 
 def test_token_and_position_embedding_bad_input():

@@ -1,4 +1,5 @@
 """Tests for lessons_lib.tokenizers: hand-derived merges, round trips, special tokens, padding and bad inputs."""
+
 from __future__ import annotations
 
 import os
@@ -10,13 +11,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from lessons_lib.data import TINY_SHAKESPEARE, cache_path
-from lessons_lib.tokenizers import (BPETokenizer, CharTokenizer, count_pairs, merge_pair, pad_and_truncate,
-                                    pretokenize)
+from lessons_lib.tokenizers import (
+    BPETokenizer,
+    CharTokenizer,
+    count_pairs,
+    merge_pair,
+    pad_and_truncate,
+    pretokenize,
+)
 
 DATA = cache_path(TINY_SHAKESPEARE)  # $LESSONS_DATA_DIR or the per-user cache; tests never download
-needs_data = pytest.mark.skipif(not DATA.is_file(), reason="Tiny Shakespeare is not cached (see lessons_lib.data)")
+needs_data = pytest.mark.skipif(
+    not DATA.is_file(), reason="Tiny Shakespeare is not cached (see lessons_lib.data)"
+)
 SAMPLE = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
     "First Citizen:\nYou are all resolved rather to die than to famish?\n\nAll:\nResolved. resolved.\n"
@@ -30,7 +38,9 @@ def shakespeare() -> str:
     return DATA.read_bytes().decode("utf-8")
 
 
-def naive_bpe(text: str, vocab_size: int, min_frequency: int = 2) -> tuple[list[tuple[str, str]], dict]:
+def naive_bpe(
+    text: str, vocab_size: int, min_frequency: int = 2
+) -> tuple[list[tuple[str, str]], dict]:
     """Reference BPE: recount every pair from scratch after each merge (slow, obviously right)."""
     words = Counter(tuple(w) for w in pretokenize(text))
     n_tokens = len({c for w in words for c in w})
@@ -52,7 +62,11 @@ def naive_bpe(text: str, vocab_size: int, min_frequency: int = 2) -> tuple[list[
 # ------------------------------------------------------------------------------------------------ building blocks
 def test_pretokenize_keeps_every_character():
     assert pretokenize("Hello, world!\n") == ["Hello", ",", " world", "!", "\n"]
-    assert pretokenize("a  b") == ["a", " ", " b"]  # a run of spaces leaves its last space to the word
+    assert pretokenize("a  b") == [
+        "a",
+        " ",
+        " b",
+    ]  # a run of spaces leaves its last space to the word
     rng = random.Random(0)
     pool = "ab Z_9.,!?'\n\t é"
     for _ in range(200):
@@ -63,7 +77,9 @@ def test_pretokenize_keeps_every_character():
 def test_count_pairs_weights_by_frequency():
     got = count_pairs({("l", "o", "w"): 5, ("l", "o", "w", "e", "r"): 2})
     assert got == {("l", "o"): 7, ("o", "w"): 7, ("w", "e"): 2, ("e", "r"): 2}
-    assert count_pairs({("a", "a", "a"): 1}) == {("a", "a"): 2}  # overlapping occurrences are both counted
+    assert count_pairs({("a", "a", "a"): 1}) == {
+        ("a", "a"): 2
+    }  # overlapping occurrences are both counted
     assert count_pairs({("x",): 3}) == {}
 
 
@@ -97,7 +113,12 @@ def test_char_tokenizer_tiny_shakespeare(shakespeare):
 
 def test_char_tokenizer_special_tokens_take_first_ids():
     tok = CharTokenizer.from_text("ba<pad>", special_tokens=("<pad>", "<unk>"), unk_token="<unk>")
-    assert tok.tokens == ("<pad>", "<unk>", "a", "b")  # "<", "p", "d", ">" only occurred inside "<pad>"
+    assert tok.tokens == (
+        "<pad>",
+        "<unk>",
+        "a",
+        "b",
+    )  # "<", "p", "d", ">" only occurred inside "<pad>"
     assert tok.encode("ab<pad>") == [2, 3, 0]
     assert tok.encode("axb") == [2, 1, 3]  # unknown -> <unk>
     assert tok.decode([2, 0, 0], skip_special_tokens=True) == "a"
@@ -106,10 +127,14 @@ def test_char_tokenizer_special_tokens_take_first_ids():
 
 def test_char_tokenizer_unknown_characters_error_names_them():
     tok = CharTokenizer.from_text("abc")
-    with pytest.raises(ValueError, match=r"'x' \(first at position 1\), 'é' \(first at position 3\)"):
+    with pytest.raises(
+        ValueError, match=r"'x' \(first at position 1\), 'é' \(first at position 3\)"
+    ):
         tok.encode("axaé")
     tok2 = CharTokenizer.from_text("abc", special_tokens=("<pad>",))
-    with pytest.raises(ValueError, match=r"'z' \(first at position 8\)"):  # positions count in the full text
+    with pytest.raises(
+        ValueError, match=r"'z' \(first at position 8\)"
+    ):  # positions count in the full text
         tok2.encode("ab<pad>cz")
 
 
@@ -126,10 +151,19 @@ def test_bpe_classic_example_merges_derived_by_hand():
     # Step 6: (aaab, d) < (d, aaabac)                             -> merge (aaab, d): aaabd aaabac
     # Step 7: the last pair                                       -> merge (aaabd, aaabac): one token
     tok = BPETokenizer.train("aaabdaaabac", vocab_size=100, min_frequency=1)
-    assert tok.merges == [("a", "a"), ("a", "b"), ("aa", "ab"), ("a", "c"), ("aaab", "ac"), ("aaab", "d"),
-                          ("aaabd", "aaabac")]
+    assert tok.merges == [
+        ("a", "a"),
+        ("a", "b"),
+        ("aa", "ab"),
+        ("a", "c"),
+        ("aaab", "ac"),
+        ("aaab", "d"),
+        ("aaabd", "aaabac"),
+    ]
     assert tok.merge_counts == [4, 2, 2, 1, 1, 1, 1]
-    assert tok.alphabet == ("a", "b", "c", "d") and tok.vocab_size == 4 + 7  # stopped: nothing left to merge
+    assert (
+        tok.alphabet == ("a", "b", "c", "d") and tok.vocab_size == 4 + 7
+    )  # stopped: nothing left to merge
     assert tok.encode("aaabdaaabac") == [tok.vocab_size - 1]
 
     # With the default min_frequency=2 training stops after step 3 (the best pair then occurs only once).
@@ -201,7 +235,9 @@ def test_special_tokens_are_single_ids_and_never_merged():
     text = ("to be or not to be<|endoftext|>" * 20) + "<|end|><|end|>"
     tok = BPETokenizer.train(text, vocab_size=40, special_tokens=specials, min_frequency=1)
     assert tok.tokens[:3] == specials
-    assert not any(c in "<|>" for c in tok.alphabet)  # characters seen only inside special tokens are not learned
+    assert not any(
+        c in "<|>" for c in tok.alphabet
+    )  # characters seen only inside special tokens are not learned
     assert all(s not in t for t in tok.tokens[3:] for s in specials)
     ids = tok.encode("not<|endoftext|>to<|end|><pad>")
     assert ids.count(1) == 1 and ids.count(2) == 1 and ids[-1] == 0
@@ -211,7 +247,9 @@ def test_special_tokens_are_single_ids_and_never_merged():
 
 
 def test_unk_token_for_bpe():
-    tok = BPETokenizer.train("hello hello", vocab_size=12, special_tokens=("<unk>",), unk_token="<unk>")
+    tok = BPETokenizer.train(
+        "hello hello", vocab_size=12, special_tokens=("<unk>",), unk_token="<unk>"
+    )
     unk = tok.token_to_id("<unk>")
     ids = tok.encode("héllo")
     assert unk in ids and tok.decode(ids) == "h<unk>llo"
@@ -227,14 +265,22 @@ def test_training_is_deterministic_across_runs_and_hash_seeds():
     assert tok_a.merges == tok_b.merges and tok_a.tokens == tok_b.tokens
     # Load the module file alone (importing the lessons_lib package would start TensorFlow in each child).
     module = Path(__file__).resolve().parents[1] / "lessons_lib" / "tokenizers.py"
-    code = ("import importlib.util, sys; spec = importlib.util.spec_from_file_location('tok', sys.argv[1]); "
-            "m = importlib.util.module_from_spec(spec); sys.modules['tok'] = m; spec.loader.exec_module(m); "
-            "print(m.BPETokenizer.train(sys.stdin.read(), vocab_size=70).merges)")
+    code = (
+        "import importlib.util, sys; spec = importlib.util.spec_from_file_location('tok', sys.argv[1]); "
+        "m = importlib.util.module_from_spec(spec); sys.modules['tok'] = m; spec.loader.exec_module(m); "
+        "print(m.BPETokenizer.train(sys.stdin.read(), vocab_size=70).merges)"
+    )
     outs = set()
     for seed in ("1", "2", "3"):
         env = dict(os.environ, PYTHONHASHSEED=seed)
-        run = subprocess.run([sys.executable, "-c", code, str(module)], input=SAMPLE * 3, capture_output=True,
-                             text=True, env=env, check=True)
+        run = subprocess.run(
+            [sys.executable, "-c", code, str(module)],
+            input=SAMPLE * 3,
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
         outs.add(run.stdout)
     assert outs == {repr(tok_a.merges) + "\n"}
 
@@ -242,7 +288,9 @@ def test_training_is_deterministic_across_runs_and_hash_seeds():
 def test_with_merges_truncates_training():
     tok = BPETokenizer.train("aaabdaaabac", vocab_size=100, min_frequency=1)
     first2 = tok.with_merges(2)
-    assert first2.merges == tok.merges[:2] and first2.merge_counts == [4, 2] and first2.vocab_size == 6
+    assert (
+        first2.merges == tok.merges[:2] and first2.merge_counts == [4, 2] and first2.vocab_size == 6
+    )
     assert tok.with_merges(0).tokenize("aab") == ["a", "a", "b"]
     with pytest.raises(ValueError, match=r"0\.\.7"):
         tok.with_merges(8)
@@ -254,10 +302,15 @@ def test_pad_and_truncate():
     assert ids.tolist() == [[5, 6], [8, 0]] and mask.tolist() == [[True, True], [True, False]]
     assert ids.dtype == np.int32 and mask.dtype == bool
     ids, mask = pad_and_truncate([[5, 6, 7], [8]], pad_id=9)  # max_len=None: pad to the longest
-    assert ids.tolist() == [[5, 6, 7], [8, 9, 9]] and mask.tolist() == [[True] * 3, [True, False, False]]
+    assert ids.tolist() == [[5, 6, 7], [8, 9, 9]] and mask.tolist() == [
+        [True] * 3,
+        [True, False, False],
+    ]
     ids, mask = pad_and_truncate([[5, 6, 7], [8]], max_len=4, pad_id=0, padding_side="left")
-    assert ids.tolist() == [[0, 5, 6, 7], [0, 0, 0, 8]] and mask.tolist() == [[False, True, True, True],
-                                                                             [False, False, False, True]]
+    assert ids.tolist() == [[0, 5, 6, 7], [0, 0, 0, 8]] and mask.tolist() == [
+        [False, True, True, True],
+        [False, False, False, True],
+    ]
     ids, _ = pad_and_truncate([[5, 6, 7], [8]], max_len=2, pad_id=0, truncation_side="left")
     assert ids.tolist() == [[6, 7], [8, 0]]
     ids, mask = pad_and_truncate([[], np.array([3, 4])], max_len=3, pad_id=1)
@@ -282,14 +335,20 @@ def test_pad_and_truncate_bad_inputs():
 
 
 # ------------------------------------------------------------------------------------------------ bad inputs
-@pytest.mark.parametrize("build", [CharTokenizer.from_text, lambda t: BPETokenizer.train(t, vocab_size=10)])
-@pytest.mark.parametrize("bad, type_name", [(b"abc", "bytes"), (None, "NoneType"), (["a", "b"], "list")])
+@pytest.mark.parametrize(
+    "build", [CharTokenizer.from_text, lambda t: BPETokenizer.train(t, vocab_size=10)]
+)
+@pytest.mark.parametrize(
+    "bad, type_name", [(b"abc", "bytes"), (None, "NoneType"), (["a", "b"], "list")]
+)
 def test_non_str_text_is_a_type_error(build, bad, type_name):
     with pytest.raises(TypeError, match=f"text must be a str, got {type_name}"):
         build(bad)
 
 
-@pytest.mark.parametrize("tok", [CharTokenizer.from_text("abcd"), BPETokenizer.train("abcabc", vocab_size=4)])
+@pytest.mark.parametrize(
+    "tok", [CharTokenizer.from_text("abcd"), BPETokenizer.train("abcabc", vocab_size=4)]
+)
 def test_encode_decode_bad_inputs(tok):
     with pytest.raises(TypeError, match="text must be a str, got bytes"):
         tok.encode(b"abc")
@@ -315,13 +374,18 @@ def test_building_bad_inputs():
     for build in (CharTokenizer.from_text, lambda t: BPETokenizer.train(t, vocab_size=10)):
         with pytest.raises(ValueError, match="non-empty"):
             build("")
-    with pytest.raises(ValueError, match=r"vocab_size=3 is smaller than the base vocabulary: 4 distinct characters "
-                                         r"\+ 1 special tokens = 5"):
+    with pytest.raises(
+        ValueError,
+        match=r"vocab_size=3 is smaller than the base vocabulary: 4 distinct characters "
+        r"\+ 1 special tokens = 5",
+    ):
         BPETokenizer.train("abcd", vocab_size=3, special_tokens=("<pad>",))
     for bad in (0, -5, True, 2.5, "300"):
         with pytest.raises(ValueError, match="vocab_size must be a positive integer"):
             BPETokenizer.train("abcd", vocab_size=bad)
-    with pytest.raises(TypeError, match=r"special_tokens must be a tuple of strings.*got str '<pad>'"):
+    with pytest.raises(
+        TypeError, match=r"special_tokens must be a tuple of strings.*got str '<pad>'"
+    ):
         CharTokenizer.from_text("abc", special_tokens="<pad>")
     with pytest.raises(ValueError, match="must be distinct"):
         BPETokenizer.train("abc", vocab_size=10, special_tokens=("<pad>", "<pad>"))

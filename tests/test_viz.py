@@ -1,4 +1,5 @@
 """lessons_lib.viz: validation, the static forms (text, PNG), the widget's data and state, and nbconvert's HTML."""
+
 from __future__ import annotations
 
 import base64
@@ -7,17 +8,24 @@ import math
 import re
 import shutil
 import subprocess
-import tomllib
 from pathlib import Path
 
 import matplotlib.image as mpimg
 import nbformat
 import numpy as np
 import pytest
-
+import tomllib
 from lessons_lib import causal_mask, sinusoidal_positional_encoding, softmax, thread
-from lessons_lib.viz import (AttentionExplorer, LessonsView, PositionalExplorer, SoftmaxExplorer, StaticView, entropy,
-                             scaled_softmax, softmax_jacobian_norm)
+from lessons_lib.viz import (
+    AttentionExplorer,
+    LessonsView,
+    PositionalExplorer,
+    SoftmaxExplorer,
+    StaticView,
+    entropy,
+    scaled_softmax,
+    softmax_jacobian_norm,
+)
 from lessons_lib.viz._base import CSS_PATH, ESM_PATH, WIDGET_MIME
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,16 +62,21 @@ def random_weights(rng, shape, causal=False):
 
 # --- AttentionExplorer: shapes and tokens --------------------------------------------------------------------
 def test_accepts_2d_3d_4d_and_batched_weights(rng, state):
-    w3 = state["weights"]                                                    # [heads, T, T]
+    w3 = state["weights"]  # [heads, T, T]
     assert AttentionExplorer(w3[0], thread.SENTENCE).weights.shape == (1, 1, 6, 6)
     assert AttentionExplorer(w3, thread.SENTENCE).weights.shape == (1, 2, 6, 6)
     w4 = random_weights(rng, (3, 2, 5, 5))
     assert AttentionExplorer(w4, list("abcde")).weights.shape == (3, 2, 5, 5)
-    w5 = random_weights(rng, (4, 3, 2, 5, 5))                                # GPT: [batch, layers, heads, T, T]
+    w5 = random_weights(rng, (4, 3, 2, 5, 5))  # GPT: [batch, layers, heads, T, T]
     v = AttentionExplorer(w5, list("abcde"), batch_index=2)
     np.testing.assert_allclose(v.weights, w5[2])
-    assert AttentionExplorer(w5[:1], list("abcde")).weights.shape == (3, 2, 5, 5)   # batch of one: no index needed
-    mha = random_weights(rng, (2, 4, 3, 7))                                  # MHA: [batch, heads, T_q, T_k]
+    assert AttentionExplorer(w5[:1], list("abcde")).weights.shape == (
+        3,
+        2,
+        5,
+        5,
+    )  # batch of one: no index needed
+    mha = random_weights(rng, (2, 4, 3, 7))  # MHA: [batch, heads, T_q, T_k]
     v = AttentionExplorer(mha, ["a", "b", "c"], [str(i) for i in range(7)], batch_index=1)
     assert v.weights.shape == (1, 4, 3, 7) and v.num_heads == 4 and v.heads == [0, 1, 2, 3]
     np.testing.assert_allclose(v.weights[0], mha[1])
@@ -73,7 +86,11 @@ def test_tokens_forms(state):
     w = state["weights"]
     assert AttentionExplorer(w, thread.SENTENCE).q_tokens == thread.SENTENCE.split()
     assert AttentionExplorer(w, np.array(state["ids"])).q_tokens == ["0", "1", "2", "3", "0", "1"]
-    assert AttentionExplorer(w, [b"to", "be", 2, "not", "to", "be"]).q_tokens[:3] == ["to", "be", "2"]
+    assert AttentionExplorer(w, [b"to", "be", 2, "not", "to", "be"]).q_tokens[:3] == [
+        "to",
+        "be",
+        "2",
+    ]
 
 
 def test_default_heads_and_mask_detection(rng, state):
@@ -95,7 +112,9 @@ def test_default_heads_and_mask_detection(rng, state):
 @pytest.mark.parametrize("shape", [(6,), (1, 1, 1, 1, 6, 6, 1)])
 def test_wrong_rank(shape):
     w = np.full(shape, 1.0 / shape[-1])
-    with pytest.raises(ValueError, match=r"must have shape \[T_q, T_k\], \[heads, T_q, T_k\].*got shape"):
+    with pytest.raises(
+        ValueError, match=r"must have shape \[T_q, T_k\], \[heads, T_q, T_k\].*got shape"
+    ):
         AttentionExplorer(w, ["x"] * 6)
 
 
@@ -126,7 +145,7 @@ def test_token_length_mismatch(state):
 
 
 def test_rows_must_be_distributions(state):
-    scores = state["scores"]                                           # before the softmax
+    scores = state["scores"]  # before the softmax
     with pytest.raises(ValueError, match=r"(must be >= 0|sum to 1).*softmax"):
         AttentionExplorer(scores, thread.SENTENCE)
     w = state["weights"].copy()
@@ -154,9 +173,13 @@ def test_mask_errors(rng, state):
 
 
 def test_index_out_of_range(explorer):
-    with pytest.raises(ValueError, match=r"head 2 is out of range: this explorer has 2 heads \(valid: 0..1\)"):
+    with pytest.raises(
+        ValueError, match=r"head 2 is out of range: this explorer has 2 heads \(valid: 0..1\)"
+    ):
         explorer.heads = [0, 2]
-    with pytest.raises(ValueError, match=r"layer 1 is out of range: this explorer has 1 layers \(valid: 0..0\)"):
+    with pytest.raises(
+        ValueError, match=r"layer 1 is out of range: this explorer has 1 layers \(valid: 0..0\)"
+    ):
         explorer.layer = 1
     with pytest.raises(ValueError, match=r"query 6 is out of range.*6 query positions"):
         explorer.select(query=6)
@@ -168,7 +191,7 @@ def test_index_out_of_range(explorer):
         explorer.heads = []
     with pytest.raises(ValueError, match="no query is selected"):
         explorer.row()
-    assert explorer.heads == [0, 1] and explorer.layer == 0          # a refused change changes nothing
+    assert explorer.heads == [0, 1] and explorer.layer == 0  # a refused change changes nothing
 
 
 # --- AttentionExplorer: the numbers --------------------------------------------------------------------------
@@ -178,34 +201,42 @@ def test_rows_and_top_keys_match_the_weights(explorer, state):
     top = explorer.top_keys(head=0)
     assert [(j, tok) for j, tok, _ in top] == [(2, "or"), (1, "be"), (0, "to")]
     assert top[0][2] == pytest.approx(state["weights"][0, 2, 2])
-    assert [j for j, _, _ in explorer.top_keys(3, head=1, k=6)] == list(np.argsort(-state["weights"][1, 3],
-                                                                                      kind="stable"))
+    assert [j for j, _, _ in explorer.top_keys(3, head=1, k=6)] == list(
+        np.argsort(-state["weights"][1, 3], kind="stable")
+    )
 
 
 def test_from_model_gpt_and_layers():
     import keras
-
     from lessons_lib import GPT, MultiHeadAttention, TransformerBlock
 
     keras.utils.set_random_seed(0)
     gpt = GPT(vocab_size=6, max_len=8, d_model=8, num_heads=2, num_layers=2)
     ids = np.array([[0, 1, 2, 3, 0, 1], [1, 1, 1, 1, 1, 1]])
     v = AttentionExplorer.from_model(gpt, ids, vocab=thread.VOCAB, batch_index=0, query=5)
-    assert v.weights.shape == (2, 2, 6, 6) and v.q_tokens == thread.SENTENCE.split() and v.mask_kind == "causal"
+    assert (
+        v.weights.shape == (2, 2, 6, 6)
+        and v.q_tokens == thread.SENTENCE.split()
+        and v.mask_kind == "causal"
+    )
     _, w = gpt(ids, return_attention=True)
     np.testing.assert_allclose(v.weights, np.asarray(w)[0], atol=1e-7)
     assert AttentionExplorer.from_model(gpt, ids[1]).q_tokens == ["1"] * 6
 
     rng = np.random.default_rng(1)
-    x, ctx = rng.normal(size=(1, 3, 8)).astype("float32"), rng.normal(size=(1, 5, 8)).astype("float32")
+    x, ctx = (
+        rng.normal(size=(1, 3, 8)).astype("float32"),
+        rng.normal(size=(1, 5, 8)).astype("float32"),
+    )
     mha = MultiHeadAttention(8, 4)
     v = AttentionExplorer.from_model(mha, x[0], "a b c", "k0 k1 k2 k3 k4", context=ctx[0])
     assert v.weights.shape == (1, 4, 3, 5) and v.mask_kind == "none"
     causal = AttentionExplorer.from_model(mha, x, "a b c", call_kwargs={"use_causal_mask": True})
     assert causal.mask_kind == "causal"
     block = TransformerBlock(8, 2, 16, cross_attention=True)
-    assert AttentionExplorer.from_model(block, x, "a b c", "1 2 3 4 5", context=ctx,
-                                        which="cross").weights.shape == (1, 2, 3, 5)
+    assert AttentionExplorer.from_model(
+        block, x, "a b c", "1 2 3 4 5", context=ctx, which="cross"
+    ).weights.shape == (1, 2, 3, 5)
     with pytest.raises(ValueError, match="pass tokens="):
         AttentionExplorer.from_model(mha, x)
     with pytest.raises(TypeError, match="from_model expects"):
@@ -216,20 +247,26 @@ def test_from_model_gpt_and_layers():
 def test_text_repr_is_a_deterministic_table():
     w = np.array([[[0.75, 0.25], [0.1, 0.9]]])
     v = AttentionExplorer(w, ["hello", "world"], query=1)
-    assert repr(v) == v.text() == "\n".join([
-        "AttentionExplorer · 1 layer × 1 head · 2 queries × 2 keys · no mask",
-        "shown: layer 0 · head 0 · query 1 'world'",
-        "layer 0 · head 0 · top keys of each query (index:token weight)",
-        "    0 hello → 0:hello 0.750  1:world 0.250",
-        " ▶  1 world → 1:world 0.900  0:hello 0.100",
-    ])
+    assert (
+        repr(v)
+        == v.text()
+        == "\n".join(
+            [
+                "AttentionExplorer · 1 layer × 1 head · 2 queries × 2 keys · no mask",
+                "shown: layer 0 · head 0 · query 1 'world'",
+                "layer 0 · head 0 · top keys of each query (index:token weight)",
+                "    0 hello → 0:hello 0.750  1:world 0.250",
+                " ▶  1 world → 1:world 0.900  0:hello 0.100",
+            ]
+        )
+    )
 
 
 def test_text_repr_of_the_thread(state):
     text = AttentionExplorer(state["weights"], thread.SENTENCE).text()
     assert text == AttentionExplorer(state["weights"].copy(), thread.SENTENCE).text()
     assert "1 layer × 2 heads · 6 queries × 6 keys · causal mask" in text
-    assert "    2 or  → 2:or 0.999  1:be 0.001" in text                     # lesson 04's number
+    assert "    2 or  → 2:or 0.999  1:be 0.001" in text  # lesson 04's number
     assert "no query selected" in text and "0x" not in text
 
 
@@ -237,14 +274,14 @@ def test_png_shows_the_heatmaps_and_the_selected_row(state):
     v = AttentionExplorer(state["weights"], thread.SENTENCE, heads=[0])
     img = decode_png(v.to_png())
     assert img.ndim == 3 and img.shape[0] > 150 and img.shape[1] > 150
-    assert img[..., :3].std() > 0.1                                        # not blank
-    assert near_color(img, np.array([8, 48, 107]) / 255) > 50             # dark blue: weights near 1
-    grey = near_color(img, np.array([0xE6] * 3) / 255, tol=0.01)          # the causal mask's blocked cells
+    assert img[..., :3].std() > 0.1  # not blank
+    assert near_color(img, np.array([8, 48, 107]) / 255) > 50  # dark blue: weights near 1
+    grey = near_color(img, np.array([0xE6] * 3) / 255, tol=0.01)  # the causal mask's blocked cells
     assert grey > 2000
-    assert near_color(img, HIGHLIGHT_RGB) == 0                             # no query, no highlight
+    assert near_color(img, HIGHLIGHT_RGB) == 0  # no query, no highlight
     two = decode_png(v.select(heads=[0, 1], query=2).to_png())
-    assert near_color(two, HIGHLIGHT_RGB) > 100                            # the outlined row
-    assert two.shape[1] > img.shape[1] * 1.5 and two.shape[0] > img.shape[0]   # 2 panels + row bars
+    assert near_color(two, HIGHLIGHT_RGB) > 100  # the outlined row
+    assert two.shape[1] > img.shape[1] * 1.5 and two.shape[0] > img.shape[0]  # 2 panels + row bars
     unmasked = decode_png(v.select(show_mask=False).to_png())
     assert near_color(unmasked, np.array([0xE6] * 3) / 255, tol=0.01) < grey / 10
 
@@ -255,7 +292,9 @@ def test_png_of_a_large_model_and_odd_tokens(rng):
     v = AttentionExplorer(w, tokens, heads="all", query=39)
     img = decode_png(v.to_png())
     assert img.shape[1] > 600 and img[..., :3].std() > 0.1
-    assert "(heads 4, 5, 6, 7 are shown in the picture" in v.text() and "… 27 more queries" in v.text()
+    assert (
+        "(heads 4, 5, 6, 7 are shown in the picture" in v.text() and "… 27 more queries" in v.text()
+    )
 
 
 # --- the widget: data, state sync, MIME bundle ----------------------------------------------------------------
@@ -264,7 +303,10 @@ def test_widget_carries_the_data(explorer, state):
     assert isinstance(w, LessonsView) and w.kind == "attention"
     values = np.frombuffer(w.values, dtype="<f4").reshape(1, 2, 6, 6)
     np.testing.assert_allclose(values[0], state["weights"], atol=1e-7)
-    assert w.spec["q_tokens"] == thread.SENTENCE.split() and w.spec["mask"] == causal_mask(6).astype(int).ravel().tolist()
+    assert (
+        w.spec["q_tokens"] == thread.SENTENCE.split()
+        and w.spec["mask"] == causal_mask(6).astype(int).ravel().tolist()
+    )
     assert w.state == {"layer": 0, "heads": [0, 1], "query": None, "show_mask": True}
     assert str(w._esm) == ESM_PATH.read_text() and str(w._css) == CSS_PATH.read_text()
 
@@ -273,10 +315,10 @@ def test_state_syncs_both_ways(explorer):
     w = explorer.widget
     explorer.select(heads=1, query=4)
     assert w.state == {"layer": 0, "heads": [1], "query": 4, "show_mask": True}
-    w.state = {"layer": 0, "heads": [0, 1], "query": 3, "show_mask": False}         # as the browser would
+    w.state = {"layer": 0, "heads": [0, 1], "query": 3, "show_mask": False}  # as the browser would
     assert explorer.query == 3 and explorer.heads == [0, 1] and not explorer.show_mask
     assert "▶  3 not" in explorer.text()
-    w.state = {"layer": 5, "heads": [0], "query": 0, "show_mask": True}              # invalid: ignored
+    w.state = {"layer": 5, "heads": [0], "query": 0, "show_mask": True}  # invalid: ignored
     assert explorer.query == 3
 
 
@@ -290,11 +332,14 @@ def test_mimebundle_has_text_png_and_the_widget(explorer):
     assert set(explorer._repr_mimebundle_(exclude=[WIDGET_MIME])) == {"text/plain", "image/png"}
     from IPython.core.formatters import DisplayFormatter
 
-    formatted, _ = DisplayFormatter().format(explorer)            # what IPython sends to the front end
+    formatted, _ = DisplayFormatter().format(explorer)  # what IPython sends to the front end
     assert {"text/plain", "image/png", WIDGET_MIME} <= set(formatted)
     assert formatted["text/plain"] == explorer.text()
     static = explorer.static()
-    assert isinstance(static, StaticView) and set(static._repr_mimebundle_()) == {"text/plain", "image/png"}
+    assert isinstance(static, StaticView) and set(static._repr_mimebundle_()) == {
+        "text/plain",
+        "image/png",
+    }
     assert repr(static) == explorer.text()
 
 
@@ -322,22 +367,26 @@ def test_softmax_article_example_saturates():
         assert v.is_saturated() and v.entropy() < 1e-12
         np.testing.assert_allclose(v.distribution(), [0, 0, 1], atol=1e-100)
     text = v.text()
-    assert "entropy 0.000 nats (max log 3 = 1.099) · top weight 1.000" in text and "saturated" in text
-    v.select(d_k=4096, temperature=100.0, row=0)                  # divide by 6400: spread out again
+    assert (
+        "entropy 0.000 nats (max log 3 = 1.099) · top weight 1.000" in text and "saturated" in text
+    )
+    v.select(d_k=4096, temperature=100.0, row=0)  # divide by 6400: spread out again
     assert not v.is_saturated() and v.entropy() > 1.0 and "saturated" not in v.text()
 
 
 def test_softmax_text_is_deterministic():
     v = SoftmaxExplorer([2.0, 1.0, 0.0], ["cat", "dog", "eel"], d_k=4, temperature=1.0)
-    assert v.text() == "\n".join([
-        "SoftmaxExplorer · row 0 (1 of 1) · 3 keys · d_k = 4, divided by √d_k = 2.000 · temperature 1.000",
-        "                              cat      dog      eel",
-        "scores                      2.000    1.000    0.000",
-        "logits = scores / τ·√d_k    1.000    0.500    0.000",
-        "weights                     0.506    0.307    0.186",
-        "entropy 1.020 nats (max log 3 = 1.099) · top weight 0.506 · effective keys e^H = 2.77 · "
-        "‖diag(p) − ppᵀ‖ = 0.451",
-    ])
+    assert v.text() == "\n".join(
+        [
+            "SoftmaxExplorer · row 0 (1 of 1) · 3 keys · d_k = 4, divided by √d_k = 2.000 · temperature 1.000",
+            "                              cat      dog      eel",
+            "scores                      2.000    1.000    0.000",
+            "logits = scores / τ·√d_k    1.000    0.500    0.000",
+            "weights                     0.506    0.307    0.186",
+            "entropy 1.020 nats (max log 3 = 1.099) · top weight 0.506 · effective keys e^H = 2.77 · "
+            "‖diag(p) − ppᵀ‖ = 0.451",
+        ]
+    )
 
 
 def test_softmax_errors():
@@ -366,13 +415,15 @@ def test_softmax_png_and_widget():
     v = SoftmaxExplorer(ARTICLE_Q @ ARTICLE_Q.T, d_k=3, labels=["k1", "k2", "k3"])
     img = decode_png(v.to_png())
     assert img.shape[1] > 500 and img[..., :3].std() > 0.1
-    assert near_color(img, np.array([8, 81, 156]) / 255) > 300          # the saturated bar, dark
-    assert near_color(img, HIGHLIGHT_RGB) > 10                          # the marker on the entropy curve
+    assert near_color(img, np.array([8, 81, 156]) / 255) > 300  # the saturated bar, dark
+    assert near_color(img, HIGHLIGHT_RGB) > 10  # the marker on the entropy curve
     assert v.widget.spec["rows"][0] == [373.0, 1135.0, 1889.0]
     v.widget.state = {"row": 1, "d_k": 64, "scale": True, "temperature": 2.5}
     assert (v.row, v.d_k, v.temperature) == (1, 64, 2.5)
     spread = decode_png(v.select(d_k=4096, temperature=100.0).to_png())
-    assert near_color(spread, np.array([8, 81, 156]) / 255) < near_color(img, np.array([8, 81, 156]) / 255)
+    assert near_color(spread, np.array([8, 81, 156]) / 255) < near_color(
+        img, np.array([8, 81, 156]) / 255
+    )
 
 
 # --- PositionalExplorer -----------------------------------------------------------------------------------------
@@ -383,9 +434,11 @@ def test_positional_numbers():
     k = np.arange(40) - 5
     omegas = 10000.0 ** (-np.arange(0, 16, 2) / 16)
     np.testing.assert_allclose(dots, np.cos(np.outer(k, omegas)).sum(axis=1), atol=1e-12)
-    assert dots[5] == pytest.approx(8.0)                                 # |PE|^2 = d_model / 2
+    assert dots[5] == pytest.approx(8.0)  # |PE|^2 = d_model / 2
     assert v.dot_products(10)[13] == pytest.approx(v.dot_products(20)[23])  # distance only
-    assert v.wavelength(0) == pytest.approx(2 * np.pi) and v.wavelength(3) == pytest.approx(2 * np.pi * 10 ** 0.5)
+    assert v.wavelength(0) == pytest.approx(2 * np.pi) and v.wavelength(3) == pytest.approx(
+        2 * np.pi * 10**0.5
+    )
     assert v.dims == [0, 2, 4, 6]
 
 
@@ -414,13 +467,17 @@ def test_positional_text_png_and_errors():
 def test_front_end_is_local_and_packaged():
     js = ESM_PATH.read_text()
     assert "export default" in js and "render" in js
-    assert not re.search(r"^\s*import\s|\bimport\(|\bfetch\(|XMLHttpRequest|https?://(?!www\.w3\.org/2000/svg)",
-                         js, re.M), "viz.js must not load anything"
+    assert not re.search(
+        r"^\s*import\s|\bimport\(|\bfetch\(|XMLHttpRequest|https?://(?!www\.w3\.org/2000/svg)",
+        js,
+        re.M,
+    ), "viz.js must not load anything"
     assert not re.search(r"@import|url\(\s*['\"]?https?:", CSS_PATH.read_text())
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     patterns = config["tool"]["setuptools"]["package-data"]["lessons_lib"]
-    assert any(Path("static/viz.js").match(p) for p in patterns) and any(Path("static/viz.css").match(p)
-                                                                        for p in patterns)
+    assert any(Path("static/viz.js").match(p) for p in patterns) and any(
+        Path("static/viz.css").match(p) for p in patterns
+    )
 
 
 def test_front_end_parses_as_an_es_module(tmp_path):
@@ -431,7 +488,9 @@ def test_front_end_parses_as_an_es_module(tmp_path):
         pytest.skip("no node binary to syntax-check viz.js")
     module = tmp_path / "viz.mjs"
     module.write_text(ESM_PATH.read_text())
-    result = subprocess.run([str(node), "--check", str(module)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(node), "--check", str(module)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -442,21 +501,33 @@ def test_nbconvert_html_shows_the_png_forms(tmp_path):
     from nbconvert import HTMLExporter
 
     nb = nbformat.v4.new_notebook()
-    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in (
-        "import numpy as np\nfrom lessons_lib import thread\n"
-        "from lessons_lib.viz import AttentionExplorer, SoftmaxExplorer, PositionalExplorer",
-        "AttentionExplorer(thread.forward()['weights'], thread.SENTENCE, query=2)",
-        "SoftmaxExplorer([373, 1135, 1889], d_k=3)",
-        "PositionalExplorer(16, 8)",
-    )]
+    nb.metadata = {
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+    }
+    nb.cells = [
+        nbformat.v4.new_code_cell(src)
+        for src in (
+            "import numpy as np\nfrom lessons_lib import thread\n"
+            "from lessons_lib.viz import AttentionExplorer, SoftmaxExplorer, PositionalExplorer",
+            "AttentionExplorer(thread.forward()['weights'], thread.SENTENCE, query=2)",
+            "SoftmaxExplorer([373, 1135, 1889], d_k=3)",
+            "PositionalExplorer(16, 8)",
+        )
+    ]
     # Executed without storing widget state. With it (nbclient's default), nbconvert would prefer the live view, which
     # an HTML page can only load from a CDN; JupyterLab ignores stored state anyway and shows the PNG until the cell
     # is re-run, so notebooks gain nothing from storing it.
-    NotebookClient(nb, timeout=300, kernel_name="python3", store_widget_state=False,
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        nb,
+        timeout=300,
+        kernel_name="python3",
+        store_widget_state=False,
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
     outputs = [o for c in nb.cells[1:] for o in c.outputs]
-    assert len(outputs) == 3 and all({"text/plain", "image/png", WIDGET_MIME} <= set(o.data) for o in outputs)
+    assert len(outputs) == 3 and all(
+        {"text/plain", "image/png", WIDGET_MIME} <= set(o.data) for o in outputs
+    )
     assert "2 or  → 2:or 0.999" in outputs[0].data["text/plain"]
     html, _ = HTMLExporter().from_notebook_node(nb)
     images = re.findall(r'<img[^>]+src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)

@@ -13,6 +13,7 @@ A cell tagged ``raises-exception`` is expected to raise (nbval and papermill bot
 Usage: ``python tools/nbbuild.py notebooks/src/04_self_attention.py [...]`` (or ``--all``).
 Execution refuses to store a notebook with stderr output or an unexpected error.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,7 +67,11 @@ def notebook_from_source(src: Path) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
     nb.cells = parse_source(src.read_text(encoding="utf-8"))
     nb.metadata = {
-        "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+        "kernelspec": {
+            "display_name": "Python 3 (ipykernel)",
+            "language": "python",
+            "name": "python3",
+        },
         "language_info": {"name": "python"},
     }
     for i, cell in enumerate(nb.cells):  # stable ids keep diffs small
@@ -79,14 +84,21 @@ def execute(nb: nbformat.NotebookNode, timeout: int = 600) -> None:
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     # No stored widget state: exports (nbconvert, GitHub) then show each view's PNG, and JupyterLab re-renders the
     # live view when the cell is run again.
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=False,
-                            resources={"metadata": {"path": str(NB_DIR)}})
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        store_widget_state=False,
+        resources={"metadata": {"path": str(NB_DIR)}},
+    )
     client.execute()
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         for out in cell.get("outputs", []):
             if out.get("name") == "stderr":
-                raise RuntimeError(f"cell {cell['id']} wrote to stderr (nbval would fail):\n{out['text'][:2000]}")
+                raise RuntimeError(
+                    f"cell {cell['id']} wrote to stderr (nbval would fail):\n{out['text'][:2000]}"
+                )
     nb.metadata.pop("widgets", None)
 
 

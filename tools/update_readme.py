@@ -1,8 +1,9 @@
 """Rewrite the README's lesson table from the instructor runner's report (never type the figures by hand).
 
-    python -m lessons_lib.course run          # writes course-run/report.json
-    python tools/update_readme.py [course-run/report.json]
+python -m lessons_lib.course run          # writes course-run/report.json
+python tools/update_readme.py [course-run/report.json]
 """
+
 from __future__ import annotations
 
 import json
@@ -32,15 +33,25 @@ START, END = "<!-- lesson-table:start -->", "<!-- lesson-table:end -->"
 
 def render(report: dict) -> str:
     rows = {r["notebook"][:2]: r for r in report["notebooks"]}
-    out = [f"Measured by `python -m lessons_lib.course run` on {report.get('cpu_count', '?')} CPU cores"
-           f" ({report.get('date', '')[:10]}); peak memory is the kernel's resident set.", "",
-           "| # | notebook | what you build | runtime | peak memory |", "|:--|:--|:--|--:|--:|"]
+    out = [
+        f"Measured by `python -m lessons_lib.course run` on {report.get('cpu_count', '?')} CPU cores"
+        f" ({report.get('date', '')[:10]}); peak memory is the kernel's resident set.",
+        "",
+        "| # | notebook | what you build | runtime | peak memory |",
+        "|:--|:--|:--|--:|--:|",
+    ]
     for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         key = nb.name[:2]
         r = rows.get(key)
-        runtime = "—" if r is None else format_runtime(r["wall_s"]) + ("" if r["status"] == "pass" else " (failed)")
+        runtime = (
+            "—"
+            if r is None
+            else format_runtime(r["wall_s"]) + ("" if r["status"] == "pass" else " (failed)")
+        )
         memory = "—" if r is None else format_memory(r["peak_rss_mb"])
-        out.append(f"| {key} | [{nb.stem}](notebooks/{nb.name}) | {WHAT.get(key, '')} | {runtime} | {memory} |")
+        out.append(
+            f"| {key} | [{nb.stem}](notebooks/{nb.name}) | {WHAT.get(key, '')} | {runtime} | {memory} |"
+        )
     return "\n".join(out)
 
 
@@ -49,7 +60,12 @@ def main() -> int:
     report = json.loads(report_path.read_text())
     readme = ROOT / "README.md"
     text = readme.read_text()
-    new = re.sub(re.escape(START) + ".*?" + re.escape(END), f"{START}\n{render(report)}\n{END}", text, flags=re.S)
+    new = re.sub(
+        re.escape(START) + ".*?" + re.escape(END),
+        f"{START}\n{render(report)}\n{END}",
+        text,
+        flags=re.S,
+    )
     readme.write_text(new)
     print(render(report))
     return 0

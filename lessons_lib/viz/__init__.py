@@ -19,10 +19,20 @@ output's ``image/png`` (matplotlib) and deterministic ``text/plain``. ``view.sta
 Notebook cells that display a live view are tagged ``nbval-ignore-output`` (the widget's model id differs on every
 run); assert on the numbers instead (``view.top_keys(...)``, ``view.entropy()``, ``view.dot_products()``).
 """
+
 from lessons_lib.viz._base import LessonsView, StaticView, View
 from lessons_lib.viz.attention import AttentionExplorer
 from lessons_lib.viz.positional import PositionalExplorer
 from lessons_lib.viz.softmax import SoftmaxExplorer, entropy, scaled_softmax, softmax_jacobian_norm
 
-__all__ = ["AttentionExplorer", "SoftmaxExplorer", "PositionalExplorer", "StaticView", "View", "LessonsView",
-           "scaled_softmax", "entropy", "softmax_jacobian_norm"]
+__all__ = [
+    "AttentionExplorer",
+    "SoftmaxExplorer",
+    "PositionalExplorer",
+    "StaticView",
+    "View",
+    "LessonsView",
+    "scaled_softmax",
+    "entropy",
+    "softmax_jacobian_norm",
+]

@@ -16,6 +16,7 @@ Displaying a view (``display(view)`` or a view as the last expression of a cell)
 MIME types: ``application/vnd.jupyter.widget-view+json`` (JupyterLab, Notebook 7 and VS Code render the live view),
 ``image/png`` and ``text/plain`` (everything else renders those). ``view.static()`` returns a static-only object.
 """
+
 from __future__ import annotations
 
 import base64
@@ -35,10 +36,30 @@ CSS_PATH = STATIC_DIR / "viz.css"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 # matplotlib's 'Blues' (ColorBrewer); viz.js interpolates the same nine colours, so PNG and live view agree.
-BLUES = ("#f7fbff", "#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b")
-HIGHLIGHT = "#e8590c"   # the selected query row / marker, in both forms
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-           "#17becf")
+BLUES = (
+    "#f7fbff",
+    "#deebf7",
+    "#c6dbef",
+    "#9ecae1",
+    "#6baed6",
+    "#4292c6",
+    "#2171b5",
+    "#08519c",
+    "#08306b",
+)
+HIGHLIGHT = "#e8590c"  # the selected query row / marker, in both forms
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
 
 
 class LessonsView(anywidget.AnyWidget):
@@ -107,18 +128,24 @@ def as_tokens(tokens: Any, name: str) -> list[str]:
             tokens = tokens.numpy()
         if isinstance(tokens, np.ndarray):
             if tokens.ndim != 1:
-                raise ValueError(f"{name} must be a 1-D sequence of tokens, got an array of shape {tokens.shape}")
+                raise ValueError(
+                    f"{name} must be a 1-D sequence of tokens, got an array of shape {tokens.shape}"
+                )
             tokens = tokens.tolist()
         if not isinstance(tokens, Iterable):
-            raise TypeError(f"{name} must be a list of strings (or one string to split on spaces), "
-                            f"got {type(tokens).__name__}")
+            raise TypeError(
+                f"{name} must be a list of strings (or one string to split on spaces), "
+                f"got {type(tokens).__name__}"
+            )
         out = []
         for t in tokens:
             if isinstance(t, bytes):
                 t = t.decode("utf-8", "replace")
             if not isinstance(t, (str, int, np.integer)) or isinstance(t, bool):
-                raise TypeError(f"{name} must hold strings (or integer ids), got an item {t!r} "
-                                f"of type {type(t).__name__}")
+                raise TypeError(
+                    f"{name} must hold strings (or integer ids), got an item {t!r} "
+                    f"of type {type(t).__name__}"
+                )
             out.append(str(t))
     if not out:
         raise ValueError(f"{name} is empty: give one token per position")
@@ -131,8 +158,9 @@ def index_in_range(value: Any, size: int, what: str, owner: str, plural: str | N
         raise TypeError(f"{what} must be an integer index, got {value!r} ({type(value).__name__})")
     if not 0 <= value < size:
         plural = plural or what + "s"
-        raise ValueError(f"{what} {value} is out of range: {owner} has {size} {plural} "
-                         f"(valid: 0..{size - 1})")
+        raise ValueError(
+            f"{what} {value} is out of range: {owner} has {size} {plural} (valid: 0..{size - 1})"
+        )
     return int(value)
 
 
@@ -155,8 +183,11 @@ class StaticView:
         return self.png
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        return _filter({"text/plain": self.text, "image/png": base64.b64encode(self.png).decode("ascii")},
-                       include, exclude)
+        return _filter(
+            {"text/plain": self.text, "image/png": base64.b64encode(self.png).decode("ascii")},
+            include,
+            exclude,
+        )
 
     def save(self, path: str | Path) -> Path:
         """Write the PNG to ``path`` and return it."""
@@ -217,7 +248,12 @@ class View:
     def widget(self) -> LessonsView:
         """The live view (created on first use; displaying the view creates it)."""
         if self._widget is None:
-            w = LessonsView(kind=self.kind, spec=self._spec(), values=self._values(), state=_jsonable(self._state))
+            w = LessonsView(
+                kind=self.kind,
+                spec=self._spec(),
+                values=self._values(),
+                state=_jsonable(self._state),
+            )
             w.observe(self._from_browser, names="state")
             self._widget = w
         return self._widget
@@ -246,8 +282,10 @@ class View:
         return self.text()
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        data = {"text/plain": self.text(),
-                "image/png": base64.b64encode(self.to_png()).decode("ascii")}
+        data = {
+            "text/plain": self.text(),
+            "image/png": base64.b64encode(self.to_png()).decode("ascii"),
+        }
         bundle = self.widget._repr_mimebundle_()
         if bundle is not None:
             widget_data = bundle[0] if isinstance(bundle, tuple) else bundle

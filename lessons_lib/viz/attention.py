@@ -11,6 +11,7 @@ weights shaped ``[layers, heads, T_q, T_k]`` (or fewer/more axes, see below), ch
 weights, and shows them: a heatmap per selected head side by side (small multiples), the selected query's row
 highlighted, the key tokens it attends to with their weights, and the blocked cells of the mask.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,13 +20,26 @@ from typing import Any
 import numpy as np
 
 from lessons_lib._validate import describe, float_array
-from lessons_lib.viz._base import (BLUES, HIGHLIGHT, View, as_tokens, fmt, index_in_range, new_figure, plain_label,
-                                   short, to_float32_bytes, unique_sorted)
+from lessons_lib.viz._base import (
+    BLUES,
+    HIGHLIGHT,
+    View,
+    as_tokens,
+    fmt,
+    index_in_range,
+    new_figure,
+    plain_label,
+    short,
+    to_float32_bytes,
+    unique_sorted,
+)
 
 _UNSET: Any = object()
-MAX_VALUES = 4_000_000          # layers * heads * T_q * T_k sent to the browser (16 MB as float32)
-SHAPES = ("[T_q, T_k], [heads, T_q, T_k], [layers, heads, T_q, T_k], or [batch, layers, heads, T_q, T_k] "
-          "(the last with batch_index=)")
+MAX_VALUES = 4_000_000  # layers * heads * T_q * T_k sent to the browser (16 MB as float32)
+SHAPES = (
+    "[T_q, T_k], [heads, T_q, T_k], [layers, heads, T_q, T_k], or [batch, layers, heads, T_q, T_k] "
+    "(the last with batch_index=)"
+)
 
 
 class AttentionExplorer(View):
@@ -74,9 +88,21 @@ class AttentionExplorer(View):
 
     kind = "attention"
 
-    def __init__(self, weights: Any, tokens: Any, key_tokens: Any = None, *, batch_index: int | None = None,
-                 layer: int = 0, heads: Any = None, query: int | None = None, mask: Any = None,
-                 show_mask: bool = True, title: str | None = None, atol: float = 1e-3):
+    def __init__(
+        self,
+        weights: Any,
+        tokens: Any,
+        key_tokens: Any = None,
+        *,
+        batch_index: int | None = None,
+        layer: int = 0,
+        heads: Any = None,
+        query: int | None = None,
+        mask: Any = None,
+        show_mask: bool = True,
+        title: str | None = None,
+        atol: float = 1e-3,
+    ):
         super().__init__()
         self._atol = float(atol)
         w = _as_4d(weights, batch_index)
@@ -85,32 +111,50 @@ class AttentionExplorer(View):
         n_layers, n_heads, t_q, t_k = w.shape
         self.q_tokens = as_tokens(tokens, "tokens")
         if len(self.q_tokens) != t_q:
-            raise ValueError(f"tokens has {len(self.q_tokens)} items but the weights have T_q = {t_q} query rows "
-                             f"(weights of shape {tuple(w.shape)} as [layers, heads, T_q, T_k]): give one token "
-                             "per query position")
+            raise ValueError(
+                f"tokens has {len(self.q_tokens)} items but the weights have T_q = {t_q} query rows "
+                f"(weights of shape {tuple(w.shape)} as [layers, heads, T_q, T_k]): give one token "
+                "per query position"
+            )
         if key_tokens is None:
             if t_k != t_q:
-                raise ValueError(f"the weights have T_q = {t_q} query rows but T_k = {t_k} key columns "
-                                 "(cross-attention?): pass key_tokens= with one token per key")
+                raise ValueError(
+                    f"the weights have T_q = {t_q} query rows but T_k = {t_k} key columns "
+                    "(cross-attention?): pass key_tokens= with one token per key"
+                )
             self.k_tokens = list(self.q_tokens)
         else:
             self.k_tokens = as_tokens(key_tokens, "key_tokens")
             if len(self.k_tokens) != t_k:
-                raise ValueError(f"key_tokens has {len(self.k_tokens)} items but the weights have T_k = {t_k} key "
-                                 f"columns (weights of shape {tuple(w.shape)} as [layers, heads, T_q, T_k])")
+                raise ValueError(
+                    f"key_tokens has {len(self.k_tokens)} items but the weights have T_k = {t_k} key "
+                    f"columns (weights of shape {tuple(w.shape)} as [layers, heads, T_q, T_k])"
+                )
         _check_rows(w, self._atol)
         self._allowed, self.mask_kind = _resolve_mask(mask, w, self._atol)
         self.title = "" if title is None else str(title)
         if heads is None:
             heads = list(range(n_heads)) if n_heads <= 4 else [0, 1, 2, 3]
-        self._state = self._checked_state({"layer": layer, "heads": heads, "query": query,
-                                           "show_mask": bool(show_mask)})
+        self._state = self._checked_state(
+            {"layer": layer, "heads": heads, "query": query, "show_mask": bool(show_mask)}
+        )
 
     # --- construction from a model ----------------------------------------------------------------------
     @classmethod
-    def from_model(cls, model: Any, inputs: Any, tokens: Any = None, key_tokens: Any = None, *,
-                   context: Any = None, vocab: Any = None, batch_index: int = 0, which: str = "self",
-                   call_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> AttentionExplorer:
+    def from_model(
+        cls,
+        model: Any,
+        inputs: Any,
+        tokens: Any = None,
+        key_tokens: Any = None,
+        *,
+        context: Any = None,
+        vocab: Any = None,
+        batch_index: int = 0,
+        which: str = "self",
+        call_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> AttentionExplorer:
         """Run a ``lessons_lib`` model and explore its attention weights.
 
         Args:
@@ -137,11 +181,15 @@ class AttentionExplorer(View):
             if ids.ndim == 1:
                 ids = ids[None]
             if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
-                raise ValueError(f"a GPT takes integer token ids [batch, T] or [T], got {describe(ids)}")
+                raise ValueError(
+                    f"a GPT takes integer token ids [batch, T] or [T], got {describe(ids)}"
+                )
             _, w = model(ids, return_attention=True, **call_kwargs)
-            weights = np.asarray(w)                                           # [B, L, H, T, T]
+            weights = np.asarray(w)  # [B, L, H, T, T]
             if tokens is None:
-                b = index_in_range(batch_index, ids.shape[0], "batch_index", "the batch of ids", "sequences")
+                b = index_in_range(
+                    batch_index, ids.shape[0], "batch_index", "the batch of ids", "sequences"
+                )
                 tokens = [_lookup(vocab, int(i)) for i in ids[b]]
         elif isinstance(model, (MultiHeadAttention, TransformerBlock)):
             x = _batched_float(inputs, "inputs (x)")
@@ -157,12 +205,16 @@ class AttentionExplorer(View):
                 w = out[2]
             else:
                 raise ValueError(f"which must be 'self' or 'cross', got {which!r}")
-            weights = np.asarray(w)[:, None]                                  # [B, 1, H, T_q, T_k]
+            weights = np.asarray(w)[:, None]  # [B, 1, H, T_q, T_k]
         else:
-            raise TypeError("from_model expects a lessons_lib GPT, MultiHeadAttention or TransformerBlock, got "
-                            f"{type(model).__name__}; for other models pass the weights to AttentionExplorer()")
+            raise TypeError(
+                "from_model expects a lessons_lib GPT, MultiHeadAttention or TransformerBlock, got "
+                f"{type(model).__name__}; for other models pass the weights to AttentionExplorer()"
+            )
         if tokens is None:
-            raise ValueError("pass tokens= (one per query position) for a MultiHeadAttention or TransformerBlock")
+            raise ValueError(
+                "pass tokens= (one per query position) for a MultiHeadAttention or TransformerBlock"
+            )
         return cls(weights, tokens, key_tokens, batch_index=batch_index, **kwargs)
 
     # --- data ----------------------------------------------------------------------------------------------
@@ -186,9 +238,17 @@ class AttentionExplorer(View):
 
     def _spec(self) -> dict[str, Any]:
         n_layers, n_heads, t_q, t_k = self._w.shape
-        return {"title": self.title, "layers": n_layers, "heads": n_heads, "tq": t_q, "tk": t_k,
-                "q_tokens": self.q_tokens, "k_tokens": self.k_tokens, "mask_kind": self.mask_kind,
-                "mask": None if self._allowed is None else self._allowed.astype(int).ravel().tolist()}
+        return {
+            "title": self.title,
+            "layers": n_layers,
+            "heads": n_heads,
+            "tq": t_q,
+            "tk": t_k,
+            "q_tokens": self.q_tokens,
+            "k_tokens": self.k_tokens,
+            "mask_kind": self.mask_kind,
+            "mask": None if self._allowed is None else self._allowed.astype(int).ravel().tolist(),
+        }
 
     def _values(self) -> bytes:
         return to_float32_bytes(self._w)
@@ -205,8 +265,10 @@ class AttentionExplorer(View):
         elif isinstance(heads, (int, np.integer)) and not isinstance(heads, bool):
             heads = [heads]
         if not isinstance(heads, (list, tuple, np.ndarray)) or len(heads) == 0:
-            raise ValueError(f"heads must be a non-empty list of head indices (or one index, or 'all'), "
-                             f"got {heads!r}")
+            raise ValueError(
+                f"heads must be a non-empty list of head indices (or one index, or 'all'), "
+                f"got {heads!r}"
+            )
         heads = unique_sorted(index_in_range(h, n_heads, "head", "this explorer") for h in heads)
         query = state.get("query")
         if query is not None:
@@ -252,8 +314,13 @@ class AttentionExplorer(View):
     def show_mask(self, value: bool) -> None:
         self._update(show_mask=value)
 
-    def select(self, layer: int | None = None, heads: Any = None, query: Any = _UNSET,
-               show_mask: bool | None = None) -> AttentionExplorer:
+    def select(
+        self,
+        layer: int | None = None,
+        heads: Any = None,
+        query: Any = _UNSET,
+        show_mask: bool | None = None,
+    ) -> AttentionExplorer:
         """Change several parts of the selection at once (``query=None`` clears the query); returns ``self``."""
         changes: dict[str, Any] = {}
         if layer is not None:
@@ -268,25 +335,46 @@ class AttentionExplorer(View):
         return self
 
     # --- questions a learner can ask -------------------------------------------------------------------------
-    def row(self, query: int | None = None, *, layer: int | None = None, head: int | None = None) -> np.ndarray:
+    def row(
+        self, query: int | None = None, *, layer: int | None = None, head: int | None = None
+    ) -> np.ndarray:
         """The weights of one query over the keys, ``[T_k]`` (defaults: the selected query, layer, first head)."""
         q, layer, head = self._resolve(query, layer, head)
         return self._w[layer, head, q].copy()
 
-    def top_keys(self, query: int | None = None, *, layer: int | None = None, head: int | None = None,
-                 k: int = 3) -> list[tuple[int, str, float]]:
+    def top_keys(
+        self,
+        query: int | None = None,
+        *,
+        layer: int | None = None,
+        head: int | None = None,
+        k: int = 3,
+    ) -> list[tuple[int, str, float]]:
         """The ``k`` keys with the largest weights for one query: ``[(key index, key token, weight), ...]``."""
         q, layer, head = self._resolve(query, layer, head)
-        return [(j, self.k_tokens[j], float(self._w[layer, head, q, j])) for j in _top(self._w[layer, head, q], k)]
+        return [
+            (j, self.k_tokens[j], float(self._w[layer, head, q, j]))
+            for j in _top(self._w[layer, head, q], k)
+        ]
 
-    def _resolve(self, query: int | None, layer: int | None, head: int | None) -> tuple[int, int, int]:
+    def _resolve(
+        self, query: int | None, layer: int | None, head: int | None
+    ) -> tuple[int, int, int]:
         n_layers, n_heads, t_q, _ = self._w.shape
         q = self.query if query is None else query
         if q is None:
             raise ValueError("no query is selected: pass query= (a row index) or select one first")
         q = index_in_range(q, t_q, "query", "this explorer", "query positions")
-        layer = self.layer if layer is None else index_in_range(layer, n_layers, "layer", "this explorer")
-        head = self.heads[0] if head is None else index_in_range(head, n_heads, "head", "this explorer")
+        layer = (
+            self.layer
+            if layer is None
+            else index_in_range(layer, n_layers, "layer", "this explorer")
+        )
+        head = (
+            self.heads[0]
+            if head is None
+            else index_in_range(head, n_heads, "head", "this explorer")
+        )
         return q, layer, head
 
     # --- static form -----------------------------------------------------------------------------------------
@@ -294,30 +382,42 @@ class AttentionExplorer(View):
         n_layers, n_heads, t_q, t_k = self._w.shape
         layer, heads, query = self.layer, self.heads, self.query
         mask = {"causal": "causal mask", "custom": "custom mask", "none": "no mask"}[self.mask_kind]
-        lines = [f"AttentionExplorer · {_n(n_layers, 'layer')} × {_n(n_heads, 'head')} · "
-                 f"{_n(t_q, 'query', 'queries')} × {_n(t_k, 'key')} · {mask}"]
+        lines = [
+            f"AttentionExplorer · {_n(n_layers, 'layer')} × {_n(n_heads, 'head')} · "
+            f"{_n(t_q, 'query', 'queries')} × {_n(t_k, 'key')} · {mask}"
+        ]
         if self.title:
             lines.insert(0, self.title)
         shown = f"shown: layer {layer} · head{'s' if len(heads) > 1 else ''} {', '.join(map(str, heads))}"
-        shown += f" · query {query} {self.q_tokens[query]!r}" if query is not None else " · no query selected"
+        shown += (
+            f" · query {query} {self.q_tokens[query]!r}"
+            if query is not None
+            else " · no query selected"
+        )
         lines.append(shown)
         rows = list(range(min(t_q, 12)))
         if query is not None and query not in rows:
             rows.append(query)
         q_width = max(len(short(self.q_tokens[i], 10)) for i in rows)
         for head in heads[:4]:
-            lines.append(f"layer {layer} · head {head} · top keys of each query (index:token weight)")
+            lines.append(
+                f"layer {layer} · head {head} · top keys of each query (index:token weight)"
+            )
             for i in rows:
                 row = self._w[layer, head, i]
                 best = _top(row, 3)
-                keep = [j for n, j in enumerate(best) if n == 0 or row[j] >= 5e-4]   # skip keys that print 0.000
+                keep = [
+                    j for n, j in enumerate(best) if n == 0 or row[j] >= 5e-4
+                ]  # skip keys that print 0.000
                 tops = "  ".join(f"{j}:{short(self.k_tokens[j], 10)} {fmt(row[j])}" for j in keep)
                 mark = "▶" if i == query else " "
                 lines.append(f" {mark}{i:>3} {short(self.q_tokens[i], 10):<{q_width}} → {tops}")
             if t_q > len(rows):
                 lines.append(f"     … {t_q - len(rows)} more queries")
         if len(heads) > 4:
-            lines.append(f"(heads {', '.join(map(str, heads[4:]))} are shown in the picture, not listed here)")
+            lines.append(
+                f"(heads {', '.join(map(str, heads[4:]))} are shown in the picture, not listed here)"
+            )
         return "\n".join(lines)
 
     def figure(self) -> Any:
@@ -334,10 +434,17 @@ class AttentionExplorer(View):
         panel_w = max(2.4, cell * t_k + 1.1)
         heat_h = max(2.2, cell * t_q + 1.0)
         bar_h = 1.5 if query is not None else 0.0
-        fig = new_figure(ncols * panel_w + 0.9, nrows * (heat_h + bar_h) + (0.5 if self.title else 0.2))
-        grid = fig.add_gridspec(nrows * (2 if query is not None else 1), ncols,
-                                height_ratios=[heat_h, bar_h] * nrows if query is not None else None)
-        cmap = LinearSegmentedColormap.from_list("lessons_blues", BLUES).with_extremes(bad="#e6e6e6")
+        fig = new_figure(
+            ncols * panel_w + 0.9, nrows * (heat_h + bar_h) + (0.5 if self.title else 0.2)
+        )
+        grid = fig.add_gridspec(
+            nrows * (2 if query is not None else 1),
+            ncols,
+            height_ratios=[heat_h, bar_h] * nrows if query is not None else None,
+        )
+        cmap = LinearSegmentedColormap.from_list("lessons_blues", BLUES).with_extremes(
+            bad="#e6e6e6"
+        )
         blocked = (~self._allowed) if (self._allowed is not None and self.show_mask) else None
         annotate = max(t_q, t_k) <= 8
         q_ticks, k_ticks = _ticks(t_q), _ticks(t_k)
@@ -347,11 +454,21 @@ class AttentionExplorer(View):
             ax = fig.add_subplot(grid[r * (2 if query is not None else 1), c])
             a = self._w[layer, head]
             shown = np.ma.masked_array(a, mask=blocked) if blocked is not None else a
-            image = ax.imshow(shown, cmap=cmap, vmin=0.0, vmax=1.0, aspect="equal", interpolation="nearest")
+            image = ax.imshow(
+                shown, cmap=cmap, vmin=0.0, vmax=1.0, aspect="equal", interpolation="nearest"
+            )
             ax.set_title(f"layer {layer} · head {head}", fontsize=10)
-            ax.set_xticks(k_ticks, [plain_label(short(self.k_tokens[j], 10)) for j in k_ticks], rotation=60,
-                          ha="right", rotation_mode="anchor", fontsize=8)
-            ax.set_yticks(q_ticks, [plain_label(short(self.q_tokens[i], 10)) for i in q_ticks], fontsize=8)
+            ax.set_xticks(
+                k_ticks,
+                [plain_label(short(self.k_tokens[j], 10)) for j in k_ticks],
+                rotation=60,
+                ha="right",
+                rotation_mode="anchor",
+                fontsize=8,
+            )
+            ax.set_yticks(
+                q_ticks, [plain_label(short(self.q_tokens[i], 10)) for i in q_ticks], fontsize=8
+            )
             ax.tick_params(length=2)
             if c == 0:
                 ax.set_ylabel("query", fontsize=9)
@@ -361,11 +478,27 @@ class AttentionExplorer(View):
                     for j in range(t_k):
                         if blocked is not None and blocked[i, j]:
                             continue
-                        ax.text(j, i, f"{a[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                                color="white" if a[i, j] > 0.55 else "#222222")
+                        ax.text(
+                            j,
+                            i,
+                            f"{a[i, j]:.2f}",
+                            ha="center",
+                            va="center",
+                            fontsize=7,
+                            color="white" if a[i, j] > 0.55 else "#222222",
+                        )
             if query is not None:
-                ax.add_patch(Rectangle((-0.5, query - 0.5), t_k, 1, fill=False, edgecolor=HIGHLIGHT, lw=2.2,
-                                       clip_on=False))
+                ax.add_patch(
+                    Rectangle(
+                        (-0.5, query - 0.5),
+                        t_k,
+                        1,
+                        fill=False,
+                        edgecolor=HIGHLIGHT,
+                        lw=2.2,
+                        clip_on=False,
+                    )
+                )
                 bx = fig.add_subplot(grid[r * 2 + 1, c])
                 row = a[query]
                 colors = [BLUES[6]] * t_k
@@ -375,13 +508,22 @@ class AttentionExplorer(View):
                         bx.axvspan(j - 0.5, j + 0.5, color="#e6e6e6", lw=0)
                 bx.set_ylim(0, 1.05)
                 bx.set_xlim(-0.5, t_k - 0.5)
-                bx.set_xticks(k_ticks, [plain_label(short(self.k_tokens[j], 10)) for j in k_ticks], rotation=60,
-                              ha="right", rotation_mode="anchor", fontsize=7)
+                bx.set_xticks(
+                    k_ticks,
+                    [plain_label(short(self.k_tokens[j], 10)) for j in k_ticks],
+                    rotation=60,
+                    ha="right",
+                    rotation_mode="anchor",
+                    fontsize=7,
+                )
                 bx.tick_params(labelsize=7, length=2)
                 best = _top(row, 1)[0]
-                bx.set_title(f"query {query} “{plain_label(short(self.q_tokens[query], 12))}”: "
-                             f"top key “{plain_label(short(self.k_tokens[best], 12))}” {row[best]:.2f}",
-                             fontsize=8, color=HIGHLIGHT)
+                bx.set_title(
+                    f"query {query} “{plain_label(short(self.q_tokens[query], 12))}”: "
+                    f"top key “{plain_label(short(self.k_tokens[best], 12))}” {row[best]:.2f}",
+                    fontsize=8,
+                    color=HIGHLIGHT,
+                )
         if image is not None:
             fig.colorbar(image, ax=fig.axes, shrink=0.7, label="attention weight", pad=0.02)
         if self.title:
@@ -394,23 +536,33 @@ def _as_4d(weights: Any, batch_index: int | None) -> np.ndarray:
     w = float_array(weights, "attention weights", min_rank=0)
     if batch_index is not None:
         if w.ndim < 3:
-            raise ValueError(f"batch_index={batch_index!r} was given but the weights of shape {w.shape} have no batch "
-                             f"axis; accepted shapes: {SHAPES}")
-        b = index_in_range(batch_index, w.shape[0], "batch_index", "the weights' batch", "sequences")
+            raise ValueError(
+                f"batch_index={batch_index!r} was given but the weights of shape {w.shape} have no batch "
+                f"axis; accepted shapes: {SHAPES}"
+            )
+        b = index_in_range(
+            batch_index, w.shape[0], "batch_index", "the weights' batch", "sequences"
+        )
         w = w[b]
     if w.ndim == 5:
         if w.shape[0] != 1:
-            raise ValueError(f"weights of shape {w.shape} hold a batch of {w.shape[0]} sequences "
-                             "([batch, layers, heads, T_q, T_k]): pass batch_index= to pick one")
+            raise ValueError(
+                f"weights of shape {w.shape} hold a batch of {w.shape[0]} sequences "
+                "([batch, layers, heads, T_q, T_k]): pass batch_index= to pick one"
+            )
         w = w[0]
     if w.ndim not in (2, 3, 4):
-        raise ValueError(f"attention weights must have shape {SHAPES}; got shape {w.shape} (rank {w.ndim})")
+        raise ValueError(
+            f"attention weights must have shape {SHAPES}; got shape {w.shape} (rank {w.ndim})"
+        )
     w = w.reshape((1,) * (4 - w.ndim) + w.shape)
     if 0 in w.shape:
         raise ValueError(f"attention weights of shape {w.shape} are empty")
     if w.size > MAX_VALUES:
-        raise ValueError(f"{w.size:,} attention weights are too many to show ({w.shape}); pick fewer layers, heads "
-                         f"or positions (at most {MAX_VALUES:,} values)")
+        raise ValueError(
+            f"{w.size:,} attention weights are too many to show ({w.shape}); pick fewer layers, heads "
+            f"or positions (at most {MAX_VALUES:,} values)"
+        )
     return np.array(w, dtype=np.float64)
 
 
@@ -421,19 +573,25 @@ def _check_rows(w: np.ndarray, atol: float) -> None:
     bad = ~np.isfinite(w)
     if bad.any():
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"attention weights contain NaN or inf (first at {where(idx)}, key {idx[3]})")
+        raise ValueError(
+            f"attention weights contain NaN or inf (first at {where(idx)}, key {idx[3]})"
+        )
     if w.min() < -atol:
         idx = tuple(int(i) for i in np.unravel_index(np.argmin(w), w.shape))
-        raise ValueError(f"attention weights must be >= 0, got {w[idx]:.4g} at {where(idx)}, key {idx[3]}: "
-                         "were these scores (before the softmax) rather than weights?")
+        raise ValueError(
+            f"attention weights must be >= 0, got {w[idx]:.4g} at {where(idx)}, key {idx[3]}: "
+            "were these scores (before the softmax) rather than weights?"
+        )
     sums = w.sum(axis=-1)
     off = np.abs(sums - 1.0) > atol
     if off.any():
         idx = tuple(int(i) for i in np.argwhere(off)[0])
-        raise ValueError(f"each row of attention weights must sum to 1 over the keys (the softmax is taken over the "
-                         f"last axis), but the row at {where(idx)} sums to {sums[idx]:.4g} ({int(off.sum())} of "
-                         f"{off.size} rows are off by more than atol={atol:g}). Pass weights after the softmax, "
-                         "with keys on the last axis.")
+        raise ValueError(
+            f"each row of attention weights must sum to 1 over the keys (the softmax is taken over the "
+            f"last axis), but the row at {where(idx)} sums to {sums[idx]:.4g} ({int(off.sum())} of "
+            f"{off.size} rows are off by more than atol={atol:g}). Pass weights after the softmax, "
+            "with keys on the last axis."
+        )
 
 
 def _resolve_mask(mask: Any, w: np.ndarray, atol: float) -> tuple[np.ndarray | None, str]:
@@ -449,14 +607,18 @@ def _resolve_mask(mask: Any, w: np.ndarray, atol: float) -> tuple[np.ndarray | N
             raise ValueError(f"a causal mask needs T_q == T_k, but the weights are {t_q} × {t_k}")
         allowed, kind = np.tril(np.ones((t_q, t_k), dtype=bool)), "causal"
     elif isinstance(mask, str):
-        raise ValueError(f"mask must be None, 'causal', True/False or a [T_q, T_k] boolean array, got {mask!r}")
+        raise ValueError(
+            f"mask must be None, 'causal', True/False or a [T_q, T_k] boolean array, got {mask!r}"
+        )
     else:
         m = np.asarray(mask.numpy() if hasattr(mask, "numpy") else mask)
         while m.ndim > 2 and m.shape[0] == 1:
             m = m[0]
         if m.shape != (t_q, t_k):
-            raise ValueError(f"mask must have shape [T_q, T_k] = ({t_q}, {t_k}) (True/1 = may attend), "
-                             f"got shape {m.shape}")
+            raise ValueError(
+                f"mask must have shape [T_q, T_k] = ({t_q}, {t_k}) (True/1 = may attend), "
+                f"got shape {m.shape}"
+            )
         if m.dtype != bool:
             if not np.isin(m, (0, 1)).all():
                 raise ValueError("mask must be boolean or 0/1 (True/1 = may attend)")
@@ -465,9 +627,11 @@ def _resolve_mask(mask: Any, w: np.ndarray, atol: float) -> tuple[np.ndarray | N
     leaked = (w > atol) & ~allowed
     if leaked.any():
         l, h, q, k = (int(i) for i in np.argwhere(leaked)[0])
-        raise ValueError(f"the weights are not 0 where the mask blocks attention: layer {l}, head {h}, query {q}, "
-                         f"key {k} has weight {w[l, h, q, k]:.4g}. True/1 in the mask means 'may attend' "
-                         "(did you pass the inverted mask?)")
+        raise ValueError(
+            f"the weights are not 0 where the mask blocks attention: layer {l}, head {h}, query {q}, "
+            f"key {k} has weight {w[l, h, q, k]:.4g}. True/1 in the mask means 'may attend' "
+            "(did you pass the inverted mask?)"
+        )
     return allowed, kind
 
 

@@ -11,6 +11,7 @@ where :math:`s' = s / (\tau\sqrt{d_k})` are the logits. Large logits make :math:
 Dividing by :math:`\sqrt{d_k}` or raising :math:`\tau` spreads the weights again. The source article's worked
 example has scores in the hundreds and thousands: :class:`SoftmaxExplorer` shows its rows are exactly one-hot.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,16 +20,27 @@ from typing import Any
 import numpy as np
 
 from lessons_lib._validate import describe
-from lessons_lib.viz._base import (BLUES, HIGHLIGHT, View, fmt, index_in_range, new_figure, plain_label, short)
+from lessons_lib.viz._base import (
+    BLUES,
+    HIGHLIGHT,
+    View,
+    fmt,
+    index_in_range,
+    new_figure,
+    plain_label,
+    short,
+)
 
 TEMPERATURE_RANGE = (0.01, 100.0)
 DK_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
-SATURATED = 0.99          # top weight at or above which the view says "saturated"
+SATURATED = 0.99  # top weight at or above which the view says "saturated"
 MAX_KEYS = 64
 MAX_ROWS = 64
 
 
-def scaled_softmax(scores: Any, temperature: float = 1.0, d_k: int = 1, scale: bool = True) -> np.ndarray:
+def scaled_softmax(
+    scores: Any, temperature: float = 1.0, d_k: int = 1, scale: bool = True
+) -> np.ndarray:
     r"""``softmax(scores / (temperature * sqrt(d_k)))`` over the last axis (``sqrt(d_k)`` only if ``scale``)."""
     s = _scores_array(scores, min_rank=1)
     t = _temperature(temperature)
@@ -80,8 +92,18 @@ class SoftmaxExplorer(View):
 
     kind = "softmax"
 
-    def __init__(self, scores: Any, labels: Any = None, *, d_k: int = 1, scale: bool = True,
-                 temperature: float = 1.0, row: int = 0, row_labels: Any = None, title: str | None = None):
+    def __init__(
+        self,
+        scores: Any,
+        labels: Any = None,
+        *,
+        d_k: int = 1,
+        scale: bool = True,
+        temperature: float = 1.0,
+        row: int = 0,
+        row_labels: Any = None,
+        title: str | None = None,
+    ):
         super().__init__()
         s = _scores_array(scores, min_rank=1)
         if s.ndim == 1:
@@ -89,10 +111,14 @@ class SoftmaxExplorer(View):
         if s.ndim != 2:
             raise ValueError(f"scores must be one row [n] or rows [rows, n], got shape {s.shape}")
         if s.shape[1] < 2:
-            raise ValueError(f"a softmax over fewer than 2 scores is always [1.0]; got shape {s.shape}")
+            raise ValueError(
+                f"a softmax over fewer than 2 scores is always [1.0]; got shape {s.shape}"
+            )
         if s.shape[1] > MAX_KEYS or s.shape[0] > MAX_ROWS:
-            raise ValueError(f"scores of shape {s.shape} are too many to show: at most {MAX_ROWS} rows of "
-                             f"{MAX_KEYS} keys")
+            raise ValueError(
+                f"scores of shape {s.shape} are too many to show: at most {MAX_ROWS} rows of "
+                f"{MAX_KEYS} keys"
+            )
         self._scores = s
         self._scores.setflags(write=False)
         n = s.shape[1]
@@ -101,7 +127,9 @@ class SoftmaxExplorer(View):
         d_k = _dk(d_k)
         self.dk_choices = sorted(set(DK_CHOICES) | {d_k})
         self.title = "" if title is None else str(title)
-        self._state = self._checked_state({"row": row, "d_k": d_k, "scale": scale, "temperature": temperature})
+        self._state = self._checked_state(
+            {"row": row, "d_k": d_k, "scale": scale, "temperature": temperature}
+        )
 
     @property
     def scores(self) -> np.ndarray:
@@ -109,9 +137,16 @@ class SoftmaxExplorer(View):
         return self._scores
 
     def _spec(self) -> dict[str, Any]:
-        return {"title": self.title, "rows": self._scores.tolist(), "labels": self.labels,
-                "row_labels": self.row_labels, "dk_choices": self.dk_choices, "t_min": TEMPERATURE_RANGE[0],
-                "t_max": TEMPERATURE_RANGE[1], "saturated": SATURATED}
+        return {
+            "title": self.title,
+            "rows": self._scores.tolist(),
+            "labels": self.labels,
+            "row_labels": self.row_labels,
+            "dk_choices": self.dk_choices,
+            "t_min": TEMPERATURE_RANGE[0],
+            "t_max": TEMPERATURE_RANGE[1],
+            "saturated": SATURATED,
+        }
 
     def _checked_state(self, state: dict[str, Any]) -> dict[str, Any]:
         row = index_in_range(state.get("row", 0), self._scores.shape[0], "row", "these scores")
@@ -123,7 +158,12 @@ class SoftmaxExplorer(View):
         scale = state.get("scale", True)
         if not isinstance(scale, (bool, np.bool_)):
             raise TypeError(f"scale must be True or False, got {scale!r}")
-        return {"row": row, "d_k": d_k, "scale": bool(scale), "temperature": _temperature(state.get("temperature"))}
+        return {
+            "row": row,
+            "d_k": d_k,
+            "scale": bool(scale),
+            "temperature": _temperature(state.get("temperature")),
+        }
 
     # --- selection -----------------------------------------------------------------------------------------
     @property
@@ -158,11 +198,19 @@ class SoftmaxExplorer(View):
     def row(self, value: int) -> None:
         self._update(row=value)
 
-    def select(self, temperature: float | None = None, d_k: int | None = None, scale: bool | None = None,
-               row: int | None = None) -> SoftmaxExplorer:
+    def select(
+        self,
+        temperature: float | None = None,
+        d_k: int | None = None,
+        scale: bool | None = None,
+        row: int | None = None,
+    ) -> SoftmaxExplorer:
         """Change several settings at once; returns ``self``."""
-        changes = {k: v for k, v in (("temperature", temperature), ("d_k", d_k), ("scale", scale), ("row", row))
-                   if v is not None}
+        changes = {
+            k: v
+            for k, v in (("temperature", temperature), ("d_k", d_k), ("scale", scale), ("row", row))
+            if v is not None
+        }
         self._update(**changes)
         return self
 
@@ -193,25 +241,45 @@ class SoftmaxExplorer(View):
         s, z, p = self._scores[self.row], self.logits(), self.distribution()
         n = len(p)
         h = entropy(p)
-        scaling = (f"d_k = {self.d_k}, divided by √d_k = {fmt(math.sqrt(self.d_k))}" if self.scale
-                   else f"d_k = {self.d_k}, not scaled")
-        lines = [f"SoftmaxExplorer · {self.row_labels[self.row]} ({self.row + 1} of {self._scores.shape[0]}) · "
-                 f"{n} keys · {scaling} · temperature {fmt(self.temperature)}"]
+        scaling = (
+            f"d_k = {self.d_k}, divided by √d_k = {fmt(math.sqrt(self.d_k))}"
+            if self.scale
+            else f"d_k = {self.d_k}, not scaled"
+        )
+        lines = [
+            f"SoftmaxExplorer · {self.row_labels[self.row]} ({self.row + 1} of {self._scores.shape[0]}) · "
+            f"{n} keys · {scaling} · temperature {fmt(self.temperature)}"
+        ]
         if self.title:
             lines.insert(0, self.title)
         cols = list(range(min(n, 12)))
-        width = max(9, *(len(short(self.labels[j], 10)) + 1 for j in cols),
-                    *(len(fmt(v)) + 1 for v in (*s[cols], *z[cols])))
+        width = max(
+            9,
+            *(len(short(self.labels[j], 10)) + 1 for j in cols),
+            *(len(fmt(v)) + 1 for v in (*s[cols], *z[cols])),
+        )
         head = "τ·√d_k" if self.scale else "τ"
-        for name, values in (("", None), ("scores", s), (f"logits = scores / {head}", z), ("weights", p)):
-            cells = ("".join(f"{short(self.labels[j], 10):>{width}}" for j in cols) if values is None
-                     else "".join(f"{fmt(values[j]):>{width}}" for j in cols))
+        for name, values in (
+            ("", None),
+            ("scores", s),
+            (f"logits = scores / {head}", z),
+            ("weights", p),
+        ):
+            cells = (
+                "".join(f"{short(self.labels[j], 10):>{width}}" for j in cols)
+                if values is None
+                else "".join(f"{fmt(values[j]):>{width}}" for j in cols)
+            )
             lines.append(f"{name:<24}{cells}" + (" …" if n > len(cols) else ""))
-        lines.append(f"entropy {fmt(h)} nats (max log {n} = {fmt(math.log(n))}) · top weight {fmt(p.max())} · "
-                     f"effective keys e^H = {fmt(math.exp(h), 2)} · ‖diag(p) − ppᵀ‖ = {fmt(softmax_jacobian_norm(p))}")
+        lines.append(
+            f"entropy {fmt(h)} nats (max log {n} = {fmt(math.log(n))}) · top weight {fmt(p.max())} · "
+            f"effective keys e^H = {fmt(math.exp(h), 2)} · ‖diag(p) − ppᵀ‖ = {fmt(softmax_jacobian_norm(p))}"
+        )
         if p.max() >= SATURATED:
-            lines.append("saturated: one key takes (almost) all the weight, and the gradient through the softmax "
-                         "(nearly) vanishes")
+            lines.append(
+                "saturated: one key takes (almost) all the weight, and the gradient through the softmax "
+                "(nearly) vanishes"
+            )
         return "\n".join(lines)
 
     def figure(self) -> Any:
@@ -225,24 +293,49 @@ class SoftmaxExplorer(View):
         if n <= 16:
             ax.bar_label(bars, labels=[fmt(v, 2) for v in p], fontsize=7, padding=1)
         ax.axhline(1 / n, color="#888888", lw=0.8, ls="--")
-        ax.annotate("uniform", xy=(1, 1 / n), xycoords=("axes fraction", "data"), xytext=(3, 0),
-                    textcoords="offset points", va="center", fontsize=7, color="#666666")
+        ax.annotate(
+            "uniform",
+            xy=(1, 1 / n),
+            xycoords=("axes fraction", "data"),
+            xytext=(3, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=7,
+            color="#666666",
+        )
         ax.set_ylim(0, 1.12)
-        ax.set_xticks(range(n), [plain_label(short(label, 10)) for label in self.labels],
-                      rotation=45 if n > 6 else 0, ha="right" if n > 6 else "center", fontsize=8)
-        scaled = f"τ·√d_k = {fmt(self.temperature, 2)}·{fmt(math.sqrt(self.d_k), 2)}" if self.scale \
+        ax.set_xticks(
+            range(n),
+            [plain_label(short(label, 10)) for label in self.labels],
+            rotation=45 if n > 6 else 0,
+            ha="right" if n > 6 else "center",
+            fontsize=8,
+        )
+        scaled = (
+            f"τ·√d_k = {fmt(self.temperature, 2)}·{fmt(math.sqrt(self.d_k), 2)}"
+            if self.scale
             else f"τ = {fmt(self.temperature, 2)}, no √d_k"
+        )
         ax.set_title(f"softmax(scores / {'τ·√d_k' if self.scale else 'τ'})  ({scaled})", fontsize=9)
         ax.set_ylabel("weight", fontsize=9)
         h = entropy(p)
         status = "  — saturated" if p.max() >= SATURATED else ""
-        ax.set_xlabel(f"entropy H = {fmt(h)} nats of max {fmt(math.log(n))}{status}", fontsize=9,
-                      color=HIGHLIGHT if status else "#333333")
+        ax.set_xlabel(
+            f"entropy H = {fmt(h)} nats of max {fmt(math.log(n))}{status}",
+            fontsize=9,
+            color=HIGHLIGHT if status else "#333333",
+        )
 
         temps = np.logspace(math.log10(TEMPERATURE_RANGE[0]), math.log10(TEMPERATURE_RANGE[1]), 161)
         s = self._scores[self.row]
         curve = [entropy(scaled_softmax(s, t, self.d_k, self.scale)) for t in temps]
-        cx.plot(temps, curve, color=BLUES[6], lw=1.6, label="with √d_k" if self.scale and self.d_k > 1 else None)
+        cx.plot(
+            temps,
+            curve,
+            color=BLUES[6],
+            lw=1.6,
+            label="with √d_k" if self.scale and self.d_k > 1 else None,
+        )
         if self.scale and self.d_k > 1:
             raw = [entropy(scaled_softmax(s, t, 1, False)) for t in temps]
             cx.plot(temps, raw, color="#999999", lw=1.0, ls=":", label="without")
@@ -265,13 +358,17 @@ def _scores_array(scores: Any, min_rank: int) -> np.ndarray:
     if hasattr(scores, "numpy") and not isinstance(scores, np.ndarray):
         scores = scores.numpy()
     s = np.asarray(scores)
-    if s.dtype == bool or not (np.issubdtype(s.dtype, np.floating) or np.issubdtype(s.dtype, np.integer)):
+    if s.dtype == bool or not (
+        np.issubdtype(s.dtype, np.floating) or np.issubdtype(s.dtype, np.integer)
+    ):
         raise TypeError(f"scores must be numbers, got {describe(s)}")
     if s.ndim < min_rank:
         raise ValueError(f"scores must be one row [n] or rows [rows, n], got shape {s.shape}")
     s = s.astype(np.float64)
     if not np.isfinite(s).all():
-        raise ValueError("scores must be finite (no NaN or inf); mask keys by leaving them out instead")
+        raise ValueError(
+            "scores must be finite (no NaN or inf); mask keys by leaving them out instead"
+        )
     return s
 
 
@@ -286,7 +383,11 @@ def _temperature(value: Any) -> float:
 
 
 def _dk(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= 65536:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or not 1 <= value <= 65536
+    ):
         raise ValueError(f"d_k must be a positive integer (at most 65536), got {value!r}")
     return int(value)
 

@@ -21,6 +21,7 @@
 
 # %% tags=["nbval-ignore-output"]
 import lessons_lib
+
 info = lessons_lib.setup(seed=0)
 
 # %%
@@ -31,9 +32,19 @@ import tensorflow as tf
 from keras import ops
 from matplotlib.patches import FancyBboxPatch, Rectangle
 
-from lessons_lib import (GPT, FeedForward, MultiHeadAttention, TokenAndPositionEmbedding, TransformerBlock,
-                         block_param_count, causal_mask, feed_forward, gpt_param_count, layer_norm,
-                         scaled_dot_product_attention)
+from lessons_lib import (
+    GPT,
+    FeedForward,
+    MultiHeadAttention,
+    TokenAndPositionEmbedding,
+    TransformerBlock,
+    block_param_count,
+    causal_mask,
+    feed_forward,
+    gpt_param_count,
+    layer_norm,
+    scaled_dot_product_attention,
+)
 from lessons_lib.checks import check
 from lessons_lib.data import load_tiny_shakespeare
 from lessons_lib.tokenizers import CharTokenizer
@@ -96,12 +107,12 @@ def rnn_influence(gain):
     for x_t in X_demo:
         h = np.tanh(h @ W_h + x_t @ W_x)
         states.append(h)
-    J = np.eye(WIDTH)                        # d h_last / d h_t, starting at t = last
+    J = np.eye(WIDTH)  # d h_last / d h_t, starting at t = last
     norms = []
     for h_t in reversed(states):
-        D = np.diag(1.0 - h_t**2)            # tanh'(pre-activation) = 1 - h_t^2
+        D = np.diag(1.0 - h_t**2)  # tanh'(pre-activation) = 1 - h_t^2
         norms.append(np.linalg.norm(W_x @ D @ J))
-        J = Q_orth @ D @ J * gain            # one more step back: multiply by W_h D
+        J = Q_orth @ D @ J * gain  # one more step back: multiply by W_h D
     return np.array(norms)
 
 
@@ -111,14 +122,16 @@ def attention_influence():
     x = tf.constant(X_demo[None])
     with tf.GradientTape() as tape:
         tape.watch(x)
-        out_last = mha(x, use_causal_mask=True)[0, -1]          # [WIDTH]
-    jac = tape.jacobian(out_last, x).numpy()[:, 0]              # [WIDTH, T, WIDTH]
-    return np.linalg.norm(jac, axis=(0, 2))[::-1]               # index d = distance back
+        out_last = mha(x, use_causal_mask=True)[0, -1]  # [WIDTH]
+    jac = tape.jacobian(out_last, x).numpy()[:, 0]  # [WIDTH, T, WIDTH]
+    return np.linalg.norm(jac, axis=(0, 2))[::-1]  # index d = distance back
 
 
-influence = {"RNN, g = 1 (vanishing)": rnn_influence(1.0),
-             "RNN, g = 3 (exploding)": rnn_influence(3.0),
-             "self-attention": attention_influence()}
+influence = {
+    "RNN, g = 1 (vanishing)": rnn_influence(1.0),
+    "RNN, g = 3 (exploding)": rnn_influence(3.0),
+    "self-attention": attention_influence(),
+}
 distances = [1, 10, 30, 60]
 print(f"{'distance d':<24}" + "".join(f"{d:>10}" for d in distances))
 for name, values in influence.items():
@@ -126,13 +139,15 @@ for name, values in influence.items():
 
 # %%
 rnn_small, rnn_big, attn = influence.values()
-assert rnn_small[60] < 1e-6 * rnn_small[1]     # the signal from 60 steps back has all but vanished
-assert rnn_big[60] > 1e3 * rnn_big[1]          # ... or blown up
-assert 1e-3 < attn[1:].min() and attn[1:].max() < 10   # attention: no systematic trend with distance
+assert rnn_small[60] < 1e-6 * rnn_small[1]  # the signal from 60 steps back has all but vanished
+assert rnn_big[60] > 1e3 * rnn_big[1]  # ... or blown up
+assert 1e-3 < attn[1:].min() and attn[1:].max() < 10  # attention: no systematic trend with distance
 
 fig, ax = plt.subplots(figsize=(7, 3.6))
 for (name, values), style in zip(influence.items(), ("-", "--", "-")):
-    ax.semilogy(np.arange(1, T_DEMO), values[1:], style, label=name, lw=2 if "attention" in name else 1.5)
+    ax.semilogy(
+        np.arange(1, T_DEMO), values[1:], style, label=name, lw=2 if "attention" in name else 1.5
+    )
 ax.set_xlabel("distance d between input and output position")
 ax.set_ylabel(r"$\| \partial\, \mathrm{out}_{63} / \partial x_{63-d} \|$")
 ax.set_title("Gradient reaching a token d positions back (random weights)")
@@ -203,7 +218,9 @@ print(text[:100])
 
 sentence = "Before we proceed any further, hear me speak."
 assert sentence in text
-print(f"Our sentence ({len(sentence)} characters, at offset {text.index(sentence)}):", repr(sentence))
+print(
+    f"Our sentence ({len(sentence)} characters, at offset {text.index(sentence)}):", repr(sentence)
+)
 
 # %% [markdown]
 # ### 3.2 Preprocessing: characters → ids
@@ -220,10 +237,10 @@ print("vocabulary:", "".join(tok.tokens).replace("\n", "\\n"))
 
 ids_list = tok.encode(sentence)
 print("ids:", ids_list)
-assert tok.decode(ids_list) == sentence          # the round trip is exact
+assert tok.decode(ids_list) == sentence  # the round trip is exact
 assert V == 65
 
-ids = np.array([ids_list], dtype="int32")        # a batch of one sequence: [batch, T]
+ids = np.array([ids_list], dtype="int32")  # a batch of one sequence: [batch, T]
 T = ids.shape[1]
 print("ids shape [batch, T]:", ids.shape)
 
@@ -237,7 +254,7 @@ print("ids shape [batch, T]:", ids.shape)
 # Our model's sizes are tiny so that everything runs in seconds on a laptop:
 
 # %%
-D_MODEL, NUM_HEADS, D_FF, MAX_LEN = 64, 4, 256, 128   # d_ff = 4 * d_model, as in the paper and GPT-2
+D_MODEL, NUM_HEADS, D_FF, MAX_LEN = 64, 4, 256, 128  # d_ff = 4 * d_model, as in the paper and GPT-2
 
 embed = TokenAndPositionEmbedding(V, MAX_LEN, D_MODEL, positional="learned")
 x = embed(ids)
@@ -259,14 +276,16 @@ print("x = E[ids] + P[:T]   shape [batch, T, d_model]:", tuple(x.shape))
 
 # %%
 block = TransformerBlock(D_MODEL, NUM_HEADS, D_FF, norm_first=True, activation="gelu")
-block.build(x.shape)                                   # creates the weights
-assert isinstance(block.attn, MultiHeadAttention) and isinstance(block.ffn, FeedForward)   # its two sublayers
+block.build(x.shape)  # creates the weights
+assert isinstance(block.attn, MultiHeadAttention) and isinstance(
+    block.ffn, FeedForward
+)  # its two sublayers
 
 attn_out, attn_weights = block.attn(block.ln1(x), use_causal_mask=True, return_attention=True)
-h = x + attn_out                                       # residual connection around attention
-ffn_hidden = block.ffn.w1(block.ln2(h))                # GELU(LN2(h) W1 + b1): the wide hidden layer
+h = x + attn_out  # residual connection around attention
+ffn_hidden = block.ffn.w1(block.ln2(h))  # GELU(LN2(h) W1 + b1): the wide hidden layer
 ffn_out = block.ffn.w2(ffn_hidden)
-y = h + ffn_out                                        # residual connection around the FFN
+y = h + ffn_out  # residual connection around the FFN
 
 print("attention weights  [batch, heads, T_query, T_key]:", tuple(attn_weights.shape))
 print("attention output   [batch, T, d_model]:           ", tuple(attn_out.shape))
@@ -278,8 +297,8 @@ y_block = block(x, use_causal_mask=True)
 assert np.max(np.abs(y_block.numpy() - y.numpy())) <= 1e-5
 
 w = attn_weights.numpy()
-assert np.allclose(w.sum(axis=-1), 1.0, atol=1e-5)                 # each row of weights sums to 1
-assert np.all(w[..., ~causal_mask(T)] == 0.0)                       # no position looks at the future
+assert np.allclose(w.sum(axis=-1), 1.0, atol=1e-5)  # each row of weights sums to 1
+assert np.all(w[..., ~causal_mask(T)] == 0.0)  # no position looks at the future
 
 # %% [markdown]
 # ### 3.7 Output layer: vectors → logits → probabilities
@@ -293,7 +312,7 @@ assert np.all(w[..., ~causal_mask(T)] == 0.0)                       # no positio
 
 # %%
 ln_f = keras.layers.LayerNormalization(epsilon=1e-5)
-logits = ops.matmul(ln_f(y), ops.transpose(embed.embeddings))      # [batch, T, V]
+logits = ops.matmul(ln_f(y), ops.transpose(embed.embeddings))  # [batch, T, V]
 probs = ops.softmax(logits, axis=-1)
 print("logits [batch, T, V]:", tuple(logits.shape))
 print("probs  [batch, T, V]:", tuple(probs.shape))
@@ -305,21 +324,64 @@ assert np.allclose(probs.numpy().sum(axis=-1), 1.0, atol=1e-5)
 # The table below is generated from the tensors we just computed, together with the number of learned parameters
 # each stage owns.
 
+
 # %%
 def n_params(*layers):
     return sum(int(np.prod(v.shape)) for layer in layers for v in layer.weights)
 
 
 rows = [  # (stage, tensor, shape, axes, learned parameters of the stage, 中文)
-    ("input data",     "text",                    f"str, {len(sentence)} chars",  "",                       0,                    "输入数据"),
-    ("preprocessor",   "ids",                     str(ids.shape),                 "[batch, T]",             0,                    "预处理器"),
-    ("embedding",      "x = E[ids] + P[t]",       str(tuple(x.shape)),            "[batch, T, d_model]",    n_params(embed),      "词嵌入 + 位置编码"),
-    ("self-attention", "weights A",               str(tuple(attn_weights.shape)), "[batch, heads, T, T]",   n_params(block.attn), "自注意力机制"),
-    ("",               "h = x + MHA(LN1(x))",     str(tuple(h.shape)),            "[batch, T, d_model]",    n_params(block.ln1),  "残差连接 + 层归一化"),
-    ("feed-forward",   "GELU(LN2(h) W1 + b1)",    str(tuple(ffn_hidden.shape)),   "[batch, T, d_ff]",       n_params(block.ffn),  "前馈神经网络"),
-    ("",               "y = h + FFN(LN2(h))",     str(tuple(y.shape)),            "[batch, T, d_model]",    n_params(block.ln2),  "残差连接 + 层归一化"),
-    ("output layer",   "logits = LN_f(y) E^T",    str(tuple(logits.shape)),       "[batch, T, V]",          n_params(ln_f),       "输出层"),
-    ("",               "probs = softmax(logits)", str(tuple(probs.shape)),        "[batch, T, V]",          0,                    ""),
+    ("input data", "text", f"str, {len(sentence)} chars", "", 0, "输入数据"),
+    ("preprocessor", "ids", str(ids.shape), "[batch, T]", 0, "预处理器"),
+    (
+        "embedding",
+        "x = E[ids] + P[t]",
+        str(tuple(x.shape)),
+        "[batch, T, d_model]",
+        n_params(embed),
+        "词嵌入 + 位置编码",
+    ),
+    (
+        "self-attention",
+        "weights A",
+        str(tuple(attn_weights.shape)),
+        "[batch, heads, T, T]",
+        n_params(block.attn),
+        "自注意力机制",
+    ),
+    (
+        "",
+        "h = x + MHA(LN1(x))",
+        str(tuple(h.shape)),
+        "[batch, T, d_model]",
+        n_params(block.ln1),
+        "残差连接 + 层归一化",
+    ),
+    (
+        "feed-forward",
+        "GELU(LN2(h) W1 + b1)",
+        str(tuple(ffn_hidden.shape)),
+        "[batch, T, d_ff]",
+        n_params(block.ffn),
+        "前馈神经网络",
+    ),
+    (
+        "",
+        "y = h + FFN(LN2(h))",
+        str(tuple(y.shape)),
+        "[batch, T, d_model]",
+        n_params(block.ln2),
+        "残差连接 + 层归一化",
+    ),
+    (
+        "output layer",
+        "logits = LN_f(y) E^T",
+        str(tuple(logits.shape)),
+        "[batch, T, V]",
+        n_params(ln_f),
+        "输出层",
+    ),
+    ("", "probs = softmax(logits)", str(tuple(probs.shape)), "[batch, T, V]", 0, ""),
 ]
 header = ("stage", "tensor", "shape", "axes", "params", "中文")
 widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(5)]
@@ -359,8 +421,10 @@ print(f"{'next char':<10}{'p':>8}{'p x V':>8}")
 for v in np.argsort(-p_last)[:5]:
     print(f"{tok.tokens[v]!r:<10}{p_last[v]:>8.3f}{p_last[v] * V:>8.2f}")
 print(f"\ntrue next character {true_next!r}: p = {p_last[tok.encode(true_next)[0]]:.3f}")
-print(f"largest / smallest probability at this position: {p_last.max() * V:.2f}/V and {p_last.min() * V:.2f}/V")
-assert np.all((p_last > 1 / (3 * V)) & (p_last < 3 / V))     # all within a factor 3 of uniform
+print(
+    f"largest / smallest probability at this position: {p_last.max() * V:.2f}/V and {p_last.min() * V:.2f}/V"
+)
+assert np.all((p_last > 1 / (3 * V)) & (p_last < 3 / V))  # all within a factor 3 of uniform
 
 # %% [markdown]
 # Nearly uniform: no character is more than about twice as likely as chance. Why? The embedding table starts with
@@ -374,10 +438,14 @@ assert np.all((p_last > 1 / (3 * V)) & (p_last < 3 / V))     # all within a fact
 # initialisation).
 
 # %%
-targets = ids[0, 1:]                                   # position t predicts the character at t + 1
+targets = ids[0, 1:]  # position t predicts the character at t + 1
 p_true = probs.numpy()[0, :-1][np.arange(T - 1), targets]
 loss = float(np.mean(-np.log(p_true)))
-loss_keras = float(ops.mean(keras.losses.sparse_categorical_crossentropy(targets, logits[0, :-1], from_logits=True)))
+loss_keras = float(
+    ops.mean(
+        keras.losses.sparse_categorical_crossentropy(targets, logits[0, :-1], from_logits=True)
+    )
+)
 print(f"cross-entropy of the untrained model on the sentence: {loss:.3f}")
 print(f"ln V = ln {V}:                                         {np.log(V):.3f}")
 print(f"perplexity exp(loss) = {np.exp(loss):.1f}  (like guessing among ~{V} characters)")
@@ -388,13 +456,16 @@ assert abs(loss - np.log(V)) / np.log(V) < 0.10
 # And if we ask the model to continue the sentence, always choosing the most probable next character ("greedy
 # decoding", lesson 10), we get — as promised — gibberish:
 
+
 # %%
 def generate_greedy(prompt, n_new):
     """Append the most probable next character n_new times (a preview of lesson 10)."""
     seq = tok.encode(prompt)
     for _ in range(n_new):
         window = np.array([seq[-MAX_LEN:]], dtype="int32")
-        z = ops.matmul(ln_f(block(embed(window), use_causal_mask=True)), ops.transpose(embed.embeddings))
+        z = ops.matmul(
+            ln_f(block(embed(window), use_causal_mask=True)), ops.transpose(embed.embeddings)
+        )
         seq.append(int(np.argmax(z.numpy()[0, -1])))
     return tok.decode(seq)
 
@@ -408,6 +479,7 @@ print(repr(generate_greedy("Before we proceed", 30)))
 # `lessons_lib` (each derived in its own lesson), using the Keras model's weights. It must give the same logits.
 # And the assembled model, `lessons_lib.GPT` (lesson 08), with the same weights copied in, must agree too.
 
+
 # %%
 def numpy_forward(ids_row):
     """Embedding -> pre-norm block (causal multi-head attention, FFN, residuals, LayerNorm) -> logits, in NumPy."""
@@ -415,26 +487,31 @@ def numpy_forward(ids_row):
     P = embed.position_embedding.embeddings.numpy()
     g = lambda layer: [v.numpy() for v in layer.weights]
     t = len(ids_row)
-    x = E[ids_row] + P[:t]                                             # embedding + positions   [T, d]
+    x = E[ids_row] + P[:t]  # embedding + positions   [T, d]
 
-    def split(m):                                                      # [T, d] -> [heads, T, d_k]
+    def split(m):  # [T, d] -> [heads, T, d_k]
         return m.reshape(t, NUM_HEADS, D_MODEL // NUM_HEADS).transpose(1, 0, 2)
 
     a = layer_norm(x, *g(block.ln1))
-    (wq, bq), (wk, bk), (wv, bv), (wo, bo) = (g(d) for d in (block.attn.wq, block.attn.wk, block.attn.wv, block.attn.wo))
-    heads, _ = scaled_dot_product_attention(split(a @ wq + bq), split(a @ wk + bk), split(a @ wv + bv),
-                                            mask=causal_mask(t))
-    concat = heads.transpose(1, 0, 2).reshape(t, D_MODEL)              # [T, d]
-    h = x + concat @ wo + bo                                           # residual 1
-    y = h + feed_forward(layer_norm(h, *g(block.ln2)), *g(block.ffn.w1), *g(block.ffn.w2), activation="gelu")
-    return layer_norm(y, *g(ln_f)) @ E.T                               # output layer   [T, V]
+    (wq, bq), (wk, bk), (wv, bv), (wo, bo) = (
+        g(d) for d in (block.attn.wq, block.attn.wk, block.attn.wv, block.attn.wo)
+    )
+    heads, _ = scaled_dot_product_attention(
+        split(a @ wq + bq), split(a @ wk + bk), split(a @ wv + bv), mask=causal_mask(t)
+    )
+    concat = heads.transpose(1, 0, 2).reshape(t, D_MODEL)  # [T, d]
+    h = x + concat @ wo + bo  # residual 1
+    y = h + feed_forward(
+        layer_norm(h, *g(block.ln2)), *g(block.ffn.w1), *g(block.ffn.w2), activation="gelu"
+    )
+    return layer_norm(y, *g(ln_f)) @ E.T  # output layer   [T, V]
 
 
 logits_np = numpy_forward(ids[0])
 diff_np = np.max(np.abs(logits_np - logits.numpy()[0]))
 
 gpt = GPT(V, MAX_LEN, D_MODEL, NUM_HEADS, num_layers=1, d_ff=D_FF)
-gpt(ids)                                                               # build, then copy our weights in
+gpt(ids)  # build, then copy our weights in
 gpt.embed.set_weights(embed.get_weights())
 gpt.blocks[0].set_weights(block.get_weights())
 gpt.ln_f.set_weights(ln_f.get_weights())
@@ -451,6 +528,7 @@ assert diff_np <= 1e-5 and diff_gpt <= 1e-5
 # random model for two of its four heads (the other two look alike): row $t$ shows how much position $t$ (the
 # query) takes from each position up to $t$ (the keys).
 
+
 # %%
 def draw_pipeline(stages, arrow_labels, block=(3, 4)):
     """Boxes and arrows. stages = [(title, detail)]; arrow_labels[i] labels the arrow leaving stage i (the last
@@ -460,18 +538,47 @@ def draw_pipeline(stages, arrow_labels, block=(3, 4)):
     fig, ax = plt.subplots(figsize=(16, 3.2))
     colours = ["#eeeeee", "#dde8f7", "#dbeedd", "#fbe3c8", "#fbe3c8", "#ecdcf3"]
     for xpos, (title, detail), colour in zip(xs, stages, colours):
-        ax.add_patch(FancyBboxPatch((xpos, 0), box_w, box_h, boxstyle="round,pad=0.04", fc=colour, ec="#444444"))
-        ax.text(xpos + box_w / 2, 0.72, title, ha="center", va="center", fontsize=10.5, weight="bold")
+        ax.add_patch(
+            FancyBboxPatch(
+                (xpos, 0), box_w, box_h, boxstyle="round,pad=0.04", fc=colour, ec="#444444"
+            )
+        )
+        ax.text(
+            xpos + box_w / 2, 0.72, title, ha="center", va="center", fontsize=10.5, weight="bold"
+        )
         ax.text(xpos + box_w / 2, 0.33, detail, ha="center", va="center", fontsize=8.5)
     for xpos, label in zip(xs, arrow_labels):
         start, end = xpos + box_w + 0.06, xpos + box_w + gap - 0.06
-        ax.annotate("", xy=(end, box_h / 2), xytext=(start, box_h / 2),
-                    arrowprops=dict(arrowstyle="-|>", lw=1.4, color="#333333"))
-        ax.text((start + end) / 2, box_h / 2 + 0.08, label, ha="center", va="bottom", fontsize=8.5, color="#1f4e9c")
+        ax.annotate(
+            "",
+            xy=(end, box_h / 2),
+            xytext=(start, box_h / 2),
+            arrowprops=dict(arrowstyle="-|>", lw=1.4, color="#333333"),
+        )
+        ax.text(
+            (start + end) / 2,
+            box_h / 2 + 0.08,
+            label,
+            ha="center",
+            va="bottom",
+            fontsize=8.5,
+            color="#1f4e9c",
+        )
     left, right = xs[block[0]] - 0.1, xs[block[1]] + box_w + 0.1
-    ax.add_patch(Rectangle((left, -0.62), right - left, box_h + 0.82, fill=False, ls="--", ec="#b85c00", lw=1.3))
-    ax.text((left + right) / 2, -0.32, "Transformer block (× N in real models):\neach sublayer is x + sublayer(LN(x))",
-            ha="center", va="center", fontsize=8.5, color="#b85c00")
+    ax.add_patch(
+        Rectangle(
+            (left, -0.62), right - left, box_h + 0.82, fill=False, ls="--", ec="#b85c00", lw=1.3
+        )
+    )
+    ax.text(
+        (left + right) / 2,
+        -0.32,
+        "Transformer block (× N in real models):\neach sublayer is x + sublayer(LN(x))",
+        ha="center",
+        va="center",
+        fontsize=8.5,
+        color="#b85c00",
+    )
     ax.set_xlim(-0.1, xs[-1] + box_w + gap + 0.1)
     ax.set_ylim(-0.7, 1.4)
     ax.axis("off")
@@ -479,16 +586,26 @@ def draw_pipeline(stages, arrow_labels, block=(3, 4)):
 
 
 shape = lambda t: str(tuple(t.shape))
-stages = [("input data", f"{len(sentence)} characters"),
-          ("preprocessor", f"chars → ids, V={V}"),
-          ("embedding", "E[ids] + P[t]"),
-          ("self-attention", f"{NUM_HEADS} heads, causal"),
-          ("feed-forward", f"{D_MODEL}→{D_FF}→{D_MODEL}, GELU"),
-          ("output layer", r"LN, $\cdot\, E^\top$, softmax")]
-arrows = ["text", f"ids\n{shape(ids)}", f"x\n{shape(x)}", f"h\n{shape(h)}", f"y\n{shape(y)}",
-          f"probs\n{shape(probs)}"]
+stages = [
+    ("input data", f"{len(sentence)} characters"),
+    ("preprocessor", f"chars → ids, V={V}"),
+    ("embedding", "E[ids] + P[t]"),
+    ("self-attention", f"{NUM_HEADS} heads, causal"),
+    ("feed-forward", f"{D_MODEL}→{D_FF}→{D_MODEL}, GELU"),
+    ("output layer", r"LN, $\cdot\, E^\top$, softmax"),
+]
+arrows = [
+    "text",
+    f"ids\n{shape(ids)}",
+    f"x\n{shape(x)}",
+    f"h\n{shape(h)}",
+    f"y\n{shape(y)}",
+    f"probs\n{shape(probs)}",
+]
 fig, ax = draw_pipeline(stages, arrows)
-ax.set_title("The pipeline of a Transformer language model, with the shapes of our run", fontsize=11)
+ax.set_title(
+    "The pipeline of a Transformer language model, with the shapes of our run", fontsize=11
+)
 plt.show()
 
 # %%
@@ -502,7 +619,9 @@ for head, ax in enumerate(axs):
     ax.set_xlabel("key (the position looked at)")
 axs[0].set_ylabel("query (the position looking)")
 fig.colorbar(im, ax=axs, shrink=0.85, label="attention weight")
-fig.suptitle("Causal self-attention weights of the untrained model: random, and zero above the diagonal")
+fig.suptitle(
+    "Causal self-attention weights of the untrained model: random, and zero above the diagonal"
+)
 plt.show()
 
 # %% [markdown]
@@ -544,32 +663,50 @@ plt.show()
 # Write `uniform_loss(vocab_size)`: the cross-entropy (natural log) of a model that gives every one of
 # `vocab_size` tokens the same probability. It is the loss we met in section 3.9.
 
+
 # %%
 def uniform_loss(vocab_size):
     # YOUR CODE HERE
     raise NotImplementedError
 
+
 # %%
 def reference_uniform_loss(vocab_size):
     """Keras' cross-entropy for all-zero logits (softmax of zeros = the uniform distribution)."""
     zero_logits = np.zeros((1, vocab_size), dtype="float64")
-    return float(keras.losses.sparse_categorical_crossentropy(np.array([0]), zero_logits, from_logits=True)[0])
+    return float(
+        keras.losses.sparse_categorical_crossentropy(np.array([0]), zero_logits, from_logits=True)[
+            0
+        ]
+    )
 
 
-check(uniform_loss, reference_uniform_loss, inputs=[65, 2, 256, 50257], atol=1e-5,
-      hint="-log(1/V) with the natural logarithm (np.log)")
+check(
+    uniform_loss,
+    reference_uniform_loss,
+    inputs=[65, 2, 256, 50257],
+    atol=1e-5,
+    hint="-log(1/V) with the natural logarithm (np.log)",
+)
 
 # %% [markdown]
 # This is what a **wrong** answer looks like — say, a logarithm in base 2 instead of base $e$:
 
 # %%
-verdict = check(lambda V: float(np.log2(V)), reference_uniform_loss, inputs=[65, 2, 256, 50257], atol=1e-5,
-                name="uniform_loss (base 2)", hint="-log(1/V) with the natural logarithm (np.log)")
-assert verdict is False      # check returns True (✓), False (✗) or None (not attempted yet)
+verdict = check(
+    lambda V: float(np.log2(V)),
+    reference_uniform_loss,
+    inputs=[65, 2, 256, 50257],
+    atol=1e-5,
+    name="uniform_loss (base 2)",
+    hint="-log(1/V) with the natural logarithm (np.log)",
+)
+assert verdict is False  # check returns True (✓), False (✗) or None (not attempted yet)
+
 
 # %% tags=["solution"]
 def uniform_loss(vocab_size):
-    return float(-np.log(1.0 / vocab_size))    # = ln(vocab_size)
+    return float(-np.log(1.0 / vocab_size))  # = ln(vocab_size)
 
 
 assert check(uniform_loss, reference_uniform_loss, inputs=[65, 2, 256, 50257], atol=1e-5)
@@ -637,25 +774,37 @@ assert check(uniform_loss, reference_uniform_loss, inputs=[65, 2, 256, 50257], a
 # $\ln \mathrm{softmax}(z)_v = z_v - m - \ln \sum_u e^{z_u - m}$ with $m = \max_u z_u$, so that large logits do not
 # overflow (the check includes logits in the thousands, where `np.exp` alone gives `inf`).
 
+
 # %%
 def next_token_loss(logits, targets):
     # YOUR CODE HERE
     raise NotImplementedError
 
+
 # %%
 def reference_next_token_loss(logits, targets):
-    per_position = keras.losses.sparse_categorical_crossentropy(targets, logits.astype("float64"), from_logits=True)
+    per_position = keras.losses.sparse_categorical_crossentropy(
+        targets, logits.astype("float64"), from_logits=True
+    )
     return float(ops.mean(per_position))
 
 
 rng_ex = np.random.default_rng(1)
-loss_cases = [(logits.numpy()[0, :-1], targets),                                   # our untrained model
-              (np.zeros((3, 65)), np.array([0, 1, 2])),                              # uniform: ln 65
-              (np.array([[1000.0, 1001.0, 1002.0], [5.0, -5.0, 0.0]]), np.array([2, 1])),   # large logits
-              (rng_ex.normal(size=(10, 7)) * 3, rng_ex.integers(0, 7, size=10))]
-check(next_token_loss, reference_next_token_loss, inputs=loss_cases, atol=1e-5,
-      hint="m = z.max(axis=-1, keepdims=True); logp = z - m - np.log(np.exp(z - m).sum(axis=-1, keepdims=True)); "
-           "pick logp[np.arange(T), targets]")
+loss_cases = [
+    (logits.numpy()[0, :-1], targets),  # our untrained model
+    (np.zeros((3, 65)), np.array([0, 1, 2])),  # uniform: ln 65
+    (np.array([[1000.0, 1001.0, 1002.0], [5.0, -5.0, 0.0]]), np.array([2, 1])),  # large logits
+    (rng_ex.normal(size=(10, 7)) * 3, rng_ex.integers(0, 7, size=10)),
+]
+check(
+    next_token_loss,
+    reference_next_token_loss,
+    inputs=loss_cases,
+    atol=1e-5,
+    hint="m = z.max(axis=-1, keepdims=True); logp = z - m - np.log(np.exp(z - m).sum(axis=-1, keepdims=True)); "
+    "pick logp[np.arange(T), targets]",
+)
+
 
 # %% tags=["solution"]
 def next_token_loss(logits, targets):
@@ -675,10 +824,12 @@ assert check(next_token_loss, reference_next_token_loss, inputs=loss_cases, atol
 # `"ids"`, `"x"`, `"attention_weights"`, `"ffn_hidden"`, `"block_out"`, `"logits"`. The check *runs* the
 # `lessons_lib` layers on zeros and reads the shapes off the results.
 
+
 # %%
 def pipeline_shapes(batch, T, vocab_size, d_model, num_heads, d_ff):
     # YOUR CODE HERE
     raise NotImplementedError
+
 
 # %%
 def measured_shapes(batch, T, vocab_size, d_model, num_heads, d_ff):
@@ -689,24 +840,40 @@ def measured_shapes(batch, T, vocab_size, d_model, num_heads, d_ff):
     x_ = emb_(ids_)
     y_, w_ = blk_(x_, use_causal_mask=True, return_attention=True)
     logits_ = ops.matmul(y_, ops.transpose(emb_.embeddings))
-    return {"ids": ids_.shape, "x": tuple(x_.shape), "attention_weights": tuple(w_.shape),
-            "ffn_hidden": tuple(blk_.ffn.w1(x_).shape), "block_out": tuple(y_.shape),
-            "logits": tuple(logits_.shape)}
+    return {
+        "ids": ids_.shape,
+        "x": tuple(x_.shape),
+        "attention_weights": tuple(w_.shape),
+        "ffn_hidden": tuple(blk_.ffn.w1(x_).shape),
+        "block_out": tuple(y_.shape),
+        "logits": tuple(logits_.shape),
+    }
 
 
-shape_cases = [(1, T, V, D_MODEL, NUM_HEADS, D_FF), (8, 16, 100, 32, 2, 64), (2, 5, 50257, 12, 3, 48)]
-check(pipeline_shapes, measured_shapes, inputs=shape_cases,
-      hint="everything keeps [batch, T, ...]; attention adds a heads axis and is T x T; the FFN widens to d_ff; "
-           "the output layer scores every vocabulary token")
+shape_cases = [
+    (1, T, V, D_MODEL, NUM_HEADS, D_FF),
+    (8, 16, 100, 32, 2, 64),
+    (2, 5, 50257, 12, 3, 48),
+]
+check(
+    pipeline_shapes,
+    measured_shapes,
+    inputs=shape_cases,
+    hint="everything keeps [batch, T, ...]; attention adds a heads axis and is T x T; the FFN widens to d_ff; "
+    "the output layer scores every vocabulary token",
+)
+
 
 # %% tags=["solution"]
 def pipeline_shapes(batch, T, vocab_size, d_model, num_heads, d_ff):
-    return {"ids": (batch, T),
-            "x": (batch, T, d_model),
-            "attention_weights": (batch, num_heads, T, T),
-            "ffn_hidden": (batch, T, d_ff),
-            "block_out": (batch, T, d_model),
-            "logits": (batch, T, vocab_size)}
+    return {
+        "ids": (batch, T),
+        "x": (batch, T, d_model),
+        "attention_weights": (batch, num_heads, T, T),
+        "ffn_hidden": (batch, T, d_ff),
+        "block_out": (batch, T, d_model),
+        "logits": (batch, T, vocab_size),
+    }
 
 
 assert check(pipeline_shapes, measured_shapes, inputs=shape_cases)

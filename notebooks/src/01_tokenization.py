@@ -23,6 +23,7 @@
 
 # %% tags=["nbval-ignore-output"]
 import lessons_lib
+
 info = lessons_lib.setup(seed=0)
 
 # %%
@@ -34,8 +35,14 @@ import numpy as np
 
 from lessons_lib.checks import check
 from lessons_lib.data import load_tiny_shakespeare, train_val_split
-from lessons_lib.tokenizers import (BPETokenizer, CharTokenizer, count_pairs, merge_pair, pad_and_truncate,
-                                    pretokenize)
+from lessons_lib.tokenizers import (
+    BPETokenizer,
+    CharTokenizer,
+    count_pairs,
+    merge_pair,
+    pad_and_truncate,
+    pretokenize,
+)
 
 np.set_printoptions(precision=3, suppress=True)
 
@@ -46,8 +53,10 @@ def visible(token: str) -> str:
 
 
 # %% tags=["parameters"]
-BPE_TRAIN_CHARS = 200_000  # train BPE on the first 200k characters of the training split (a few seconds)
-VOCAB_SIZE = 512           # the BPE vocabulary: special tokens + characters + merges
+BPE_TRAIN_CHARS = (
+    200_000  # train BPE on the first 200k characters of the training split (a few seconds)
+)
+VOCAB_SIZE = 512  # the BPE vocabulary: special tokens + characters + merges
 
 # %% [markdown]
 # ## 1. The corpus
@@ -59,7 +68,9 @@ VOCAB_SIZE = 512           # the BPE vocabulary: special tokens + characters + m
 # %%
 text = load_tiny_shakespeare()
 train_text, val_text = train_val_split(text, 0.9)
-print(f"{len(text):,} characters: {len(train_text):,} for training, {len(val_text):,} for validation")
+print(
+    f"{len(text):,} characters: {len(train_text):,} for training, {len(val_text):,} for validation"
+)
 print(train_text[:250])
 assert len(text) == 1_115_394 and len(train_text) == 1_003_854
 
@@ -78,7 +89,15 @@ assert len(text) == 1_115_394 and len(train_text) == 1_003_854
 
 # %%
 composed, decomposed = "caf\u00e9", "cafe\u0301"
-print(composed, decomposed, "| equal:", composed == decomposed, "| lengths:", len(composed), len(decomposed))
+print(
+    composed,
+    decomposed,
+    "| equal:",
+    composed == decomposed,
+    "| lengths:",
+    len(composed),
+    len(decomposed),
+)
 print("after NFC, equal:", unicodedata.normalize("NFC", decomposed) == composed)
 for s in ["ﬁne", "x²", "Ｓｈａｋｅｓｐｅａｒｅ"]:
     print(f"NFKC({s!r}) = {unicodedata.normalize('NFKC', s)!r}")
@@ -113,8 +132,10 @@ assert clean(text) == text
 # %%
 n_upper = sum(c.isupper() for c in train_text)
 n_punct = sum(not c.isalnum() and not c.isspace() for c in train_text)
-print(f"capital letters: {n_upper:,} ({n_upper / len(train_text):.1%}), "
-      f"punctuation: {n_punct:,} ({n_punct / len(train_text):.1%}) of the training characters")
+print(
+    f"capital letters: {n_upper:,} ({n_upper / len(train_text):.1%}), "
+    f"punctuation: {n_punct:,} ({n_punct / len(train_text):.1%}) of the training characters"
+)
 assert n_upper + n_punct > 0.08 * len(train_text)
 
 # %% [markdown]
@@ -144,8 +165,10 @@ train_words = pretokenize(train_text)
 val_words = pretokenize(val_text)
 word_vocab = Counter(train_words)
 unknown = sum(w not in word_vocab for w in val_words)
-print(f"{len(word_vocab):,} distinct words in the training text; "
-      f"{unknown / len(val_words):.1%} of the validation words never occur in it ({unknown:,} <unk> tokens)")
+print(
+    f"{len(word_vocab):,} distinct words in the training text; "
+    f"{unknown / len(val_words):.1%} of the validation words never occur in it ({unknown:,} <unk> tokens)"
+)
 print("most frequent:", [visible(w) for w, _ in word_vocab.most_common(12)])
 assert "".join(train_words) == train_text  # the split loses nothing
 
@@ -215,11 +238,17 @@ assert tiny.merges == hand_merges == [("a", "a"), ("a", "b"), ("aa", "ab")]
 # * Two **special tokens** are reserved up front, `<pad>` (id 0) and `<|endoftext|>` (id 1); section 6 uses them.
 
 # %%
-bpe = BPETokenizer.train(train_text[:BPE_TRAIN_CHARS], vocab_size=VOCAB_SIZE,
-                         special_tokens=("<pad>", "<|endoftext|>"), initial_alphabet=train_text)
+bpe = BPETokenizer.train(
+    train_text[:BPE_TRAIN_CHARS],
+    vocab_size=VOCAB_SIZE,
+    special_tokens=("<pad>", "<|endoftext|>"),
+    initial_alphabet=train_text,
+)
 print(bpe)
-print(f"{len(bpe.special_tokens)} special tokens + {len(bpe.alphabet)} characters + {len(bpe.merges)} merges "
-      f"= {bpe.vocab_size} tokens")
+print(
+    f"{len(bpe.special_tokens)} special tokens + {len(bpe.alphabet)} characters + {len(bpe.merges)} merges "
+    f"= {bpe.vocab_size} tokens"
+)
 assert bpe.vocab_size == VOCAB_SIZE and len(bpe.alphabet) == 65
 
 # %% [markdown]
@@ -251,9 +280,11 @@ assert counts[0] > counts[99] > counts[-1] >= 2
 sentence = "First Citizen:\nBefore we proceed any further, hear me speak."
 for n in [0, 10, 50, 200, len(bpe.merges)]:
     toks = bpe.with_merges(n).tokenize(sentence)
-    print(f"{n:>3} merges, vocab {bpe.with_merges(n).vocab_size:>3}: {len(toks):>2} tokens  "
-          + " ".join(visible(t) for t in toks))
-longest = sorted(bpe.tokens[len(bpe.special_tokens):], key=lambda t: (-len(t), t))[:10]
+    print(
+        f"{n:>3} merges, vocab {bpe.with_merges(n).vocab_size:>3}: {len(toks):>2} tokens  "
+        + " ".join(visible(t) for t in toks)
+    )
+longest = sorted(bpe.tokens[len(bpe.special_tokens) :], key=lambda t: (-len(t), t))[:10]
 print("longest tokens:", [visible(t) for t in longest])
 
 # %% [markdown]
@@ -271,14 +302,18 @@ print("chars per token:", np.round(chars_per_token[::4], 3))
 
 fig, ax = plt.subplots(figsize=(7, 4))
 ax.plot(steps, chars_per_token, marker="o", markersize=3, label="BPE on validation text")
-ax.axhline(word_chars_per_token, color="gray", linestyle="--", label="one token per word (needs <unk>)")
+ax.axhline(
+    word_chars_per_token, color="gray", linestyle="--", label="one token per word (needs <unk>)"
+)
 ax.axhline(1.0, color="gray", linestyle=":", label="one token per character")
 ax.set_xlabel("number of merges")
 ax.set_ylabel("characters per token")
 ax.set_title("BPE compression on Tiny Shakespeare")
 ax.legend()
 plt.show()
-assert all(b >= a for a, b in zip(chars_per_token, chars_per_token[1:]))  # more merges never lengthen the text
+assert all(
+    b >= a for a, b in zip(chars_per_token, chars_per_token[1:])
+)  # more merges never lengthen the text
 
 # %% [markdown]
 # The first merges buy the most (frequent pairs); then each merge saves less. This is the trade-off to pick the
@@ -325,7 +360,9 @@ bpe.encode("Café au lait")
 # character (information is lost: decoding gives `<unk>` back, not "é"). Invalid ids are refused too.
 
 # %%
-with_unk = BPETokenizer.train(train_text[:50_000], vocab_size=200, special_tokens=("<unk>",), unk_token="<unk>")
+with_unk = BPETokenizer.train(
+    train_text[:50_000], vocab_size=200, special_tokens=("<unk>",), unk_token="<unk>"
+)
 print(with_unk.decode(with_unk.encode("Café au lait")))
 try:
     bpe.decode([5, 9999])
@@ -348,7 +385,9 @@ print(ids)
 print([visible(bpe.tokens[i]) for i in ids])
 print(repr(bpe.decode(ids, skip_special_tokens=True)))
 assert ids.count(eot) == 1 and bpe.decode(ids) == two_docs
-assert not any("<|" in t for t in bpe.tokens[len(bpe.special_tokens):])  # no learned token contains one
+assert not any(
+    "<|" in t for t in bpe.tokens[len(bpe.special_tokens) :]
+)  # no learned token contains one
 
 # %% [markdown]
 # Special tokens take the **first** ids. That shifts every character id by the number of special tokens, which is
@@ -356,8 +395,14 @@ assert not any("<|" in t for t in bpe.tokens[len(bpe.special_tokens):])  # no le
 
 # %%
 char_with_eot = CharTokenizer.from_text(train_text, special_tokens=("<|endoftext|>",))
-print("plain:", char_tok.encode("ab"), "| with a special token:", char_with_eot.encode("ab"),
-      "| the special token itself:", char_with_eot.encode("<|endoftext|>"))
+print(
+    "plain:",
+    char_tok.encode("ab"),
+    "| with a special token:",
+    char_with_eot.encode("ab"),
+    "| the special token itself:",
+    char_with_eot.encode("<|endoftext|>"),
+)
 assert char_with_eot.vocab_size == 66
 
 # %% [markdown]
@@ -378,7 +423,9 @@ print(ids)
 print(mask.astype(int))
 for row in ids:
     print(repr(bpe.decode(row, skip_special_tokens=True)))
-assert ids.shape == mask.shape == (3, 8) and mask.sum(axis=1).tolist() == [min(len(b), 8) for b in batch]
+assert ids.shape == mask.shape == (3, 8) and mask.sum(axis=1).tolist() == [
+    min(len(b), 8) for b in batch
+]
 
 # %% [markdown]
 # `padding_side="left"` puts the padding first, so that the last position of every row holds a real token (handy
@@ -386,8 +433,9 @@ assert ids.shape == mask.shape == (3, 8) and mask.sum(axis=1).tolist() == [min(l
 # long text instead of its beginning.
 
 # %%
-ids_left, mask_left = pad_and_truncate(batch, max_len=8, pad_id=pad_id, padding_side="left",
-                                       truncation_side="left")
+ids_left, mask_left = pad_and_truncate(
+    batch, max_len=8, pad_id=pad_id, padding_side="left", truncation_side="left"
+)
 print(ids_left)
 print(mask_left.astype(int))
 assert mask_left[:, -1].all()
@@ -402,6 +450,7 @@ assert mask_left[:, -1].all()
 # `{("l", "o", "w"): 5, ("l", "o", "w", "e", "r"): 2}` gives
 # `{("l", "o"): 7, ("o", "w"): 7, ("w", "e"): 2, ("e", "r"): 2}`.
 
+
 # %%
 def my_count_pairs(word_freqs):
     # YOUR CODE HERE
@@ -410,13 +459,24 @@ def my_count_pairs(word_freqs):
 
 # %%
 pair_cases = [
-    {tuple("low"): 5, tuple("lower"): 2, tuple("newest"): 6, tuple("widest"): 3},  # Sennrich et al.'s example
+    {
+        tuple("low"): 5,
+        tuple("lower"): 2,
+        tuple("newest"): 6,
+        tuple("widest"): 3,
+    },  # Sennrich et al.'s example
     {tuple("aaabdaaabac"): 1},
     {("x",): 4, (" t", "he"): 3},
     Counter(tuple(w) for w in pretokenize(train_text[:2_000])),
 ]
-check(my_count_pairs, count_pairs, inputs=pair_cases, name="my_count_pairs",
-      hint="loop over zip(word, word[1:]) and add the word's frequency, not 1")
+check(
+    my_count_pairs,
+    count_pairs,
+    inputs=pair_cases,
+    name="my_count_pairs",
+    hint="loop over zip(word, word[1:]) and add the word's frequency, not 1",
+)
+
 
 # %% tags=["solution"]
 def my_count_pairs(word_freqs):
@@ -436,6 +496,7 @@ assert check(my_count_pairs, count_pairs, inputs=pair_cases, name="my_count_pair
 # joined symbol, scanning left to right, occurrences not overlapping: `(["a", "a", "a"], ("a", "a"))` gives
 # `["aa", "a"]`.
 
+
 # %%
 def my_merge_pair(symbols, pair):
     # YOUR CODE HERE
@@ -451,8 +512,14 @@ merge_cases = [
     (["x"], ("x", "x")),
     ([], ("a", "b")),
 ]
-check(my_merge_pair, merge_pair, inputs=merge_cases, name="my_merge_pair",
-      hint="walk with an index i; when symbols[i], symbols[i+1] == pair, append the joined symbol and skip two")
+check(
+    my_merge_pair,
+    merge_pair,
+    inputs=merge_cases,
+    name="my_merge_pair",
+    hint="walk with an index i; when symbols[i], symbols[i+1] == pair, append the joined symbol and skip two",
+)
+
 
 # %% tags=["solution"]
 def my_merge_pair(symbols, pair):
@@ -478,6 +545,7 @@ assert check(my_merge_pair, merge_pair, inputs=merge_cases, name="my_merge_pair"
 # `ids != pad_id`? Think of a text that contains the pad token itself, or a vocabulary where the pad id is 0 and
 # 0 is also a character.)
 
+
 # %%
 def my_left_pad(sequences, max_len, pad_id):
     # YOUR CODE HERE
@@ -486,7 +554,9 @@ def my_left_pad(sequences, max_len, pad_id):
 
 # %%
 def reference_left_pad(sequences, max_len, pad_id):
-    return pad_and_truncate(sequences, max_len, pad_id=pad_id, padding_side="left", truncation_side="left")
+    return pad_and_truncate(
+        sequences, max_len, pad_id=pad_id, padding_side="left", truncation_side="left"
+    )
 
 
 pad_cases = [
@@ -496,8 +566,14 @@ pad_cases = [
     ([[0, 0, 3]], 5, 0),  # the pad id also occurs as a real token
     (batch, 8, pad_id),
 ]
-check(my_left_pad, reference_left_pad, inputs=pad_cases, name="my_left_pad",
-      hint="start from np.full((n, max_len), pad_id) and np.zeros(..., dtype=bool); keep seq[-max_len:]")
+check(
+    my_left_pad,
+    reference_left_pad,
+    inputs=pad_cases,
+    name="my_left_pad",
+    hint="start from np.full((n, max_len), pad_id) and np.zeros(..., dtype=bool); keep seq[-max_len:]",
+)
+
 
 # %% tags=["solution"]
 def my_left_pad(sequences, max_len, pad_id):
@@ -506,8 +582,8 @@ def my_left_pad(sequences, max_len, pad_id):
     for i, seq in enumerate(sequences):
         kept = list(seq)[-max_len:]
         if kept:
-            ids[i, -len(kept):] = kept
-            mask[i, -len(kept):] = True
+            ids[i, -len(kept) :] = kept
+            mask[i, -len(kept) :] = True
     return ids, mask
 
 

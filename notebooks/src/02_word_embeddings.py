@@ -32,7 +32,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
 
-from lessons_lib import GPT, TokenAndPositionEmbedding, gpt_param_count, sinusoidal_positional_encoding, softmax
+from lessons_lib import (
+    GPT,
+    TokenAndPositionEmbedding,
+    gpt_param_count,
+    sinusoidal_positional_encoding,
+    softmax,
+)
 from lessons_lib import thread
 from lessons_lib.checks import check
 from lessons_lib.data import load_tiny_shakespeare
@@ -91,7 +97,7 @@ ids = state["ids"]
 print("vocabulary:", {i: w for i, w in enumerate(thread.VOCAB)})
 print("sentence:  ", thread.SENTENCE)
 print("ids:       ", ids)
-one_hot = np.eye(len(thread.VOCAB))[ids]          # row t is the one-hot vector of token t
+one_hot = np.eye(len(thread.VOCAB))[ids]  # row t is the one-hot vector of token t
 print("one-hot O (T x V):")
 print(one_hot.astype(int))
 print("embedding table E (V x d_model):")
@@ -102,12 +108,14 @@ print(E)
 # both tokens are *"to"*, and the embedding knows nothing about *where* a token stands (that is lesson 03).
 
 # %%
-embeddings_matmul = one_hot @ E        # the matrix view
-embeddings_lookup = E[ids]             # the table lookup
+embeddings_matmul = one_hot @ E  # the matrix view
+embeddings_lookup = E[ids]  # the table lookup
 print(np.round(embeddings_matmul, 3))
 
-assert np.array_equal(embeddings_matmul, embeddings_lookup)   # exactly equal: each entry is 1·E_ik + zeros
-assert np.allclose(embeddings_lookup, state["embeddings"])    # the thread's value, used by lesson 03
+assert np.array_equal(
+    embeddings_matmul, embeddings_lookup
+)  # exactly equal: each entry is 1·E_ik + zeros
+assert np.allclose(embeddings_lookup, state["embeddings"])  # the thread's value, used by lesson 03
 assert np.array_equal(embeddings_lookup[0], embeddings_lookup[4])  # "to" ... "to"
 print("one_hot @ E == E[ids] == thread.forward()['embeddings']")
 
@@ -122,12 +130,17 @@ keras_embedding = keras.layers.Embedding(input_dim=len(thread.VOCAB), output_dim
 keras_embedding.build((None, None))
 keras_embedding.embeddings.assign(E)
 
-from_keras = keras.ops.convert_to_numpy(keras_embedding(ids[None]))[0]            # [1, T] -> [1, T, d]
+from_keras = keras.ops.convert_to_numpy(keras_embedding(ids[None]))[0]  # [1, T] -> [1, T, d]
 from_gather = tf.gather(tf.constant(E, tf.float32), ids).numpy()
-from_tf_matmul = tf.matmul(tf.one_hot(ids, depth=len(thread.VOCAB)), tf.constant(E, tf.float32)).numpy()
+from_tf_matmul = tf.matmul(
+    tf.one_hot(ids, depth=len(thread.VOCAB)), tf.constant(E, tf.float32)
+).numpy()
 
-for name, value in [("keras.layers.Embedding", from_keras), ("tf.gather", from_gather),
-                    ("tf.one_hot @ E", from_tf_matmul)]:
+for name, value in [
+    ("keras.layers.Embedding", from_keras),
+    ("tf.gather", from_gather),
+    ("tf.one_hot @ E", from_tf_matmul),
+]:
     diff = np.max(np.abs(value - embeddings_lookup))
     assert diff <= 1e-5, (name, diff)
     print(f"{name:24s} max |diff| vs NumPy <= 1e-5: {diff <= 1e-5}")
@@ -142,14 +155,16 @@ G = np.round(np.random.default_rng(0).normal(size=(len(ids), thread.D_MODEL)), 1
 with tf.GradientTape() as tape:
     Y = keras_embedding(ids[None])[0]
     loss = tf.reduce_sum(Y * tf.constant(G, tf.float32))
-grad_tf = tf.convert_to_tensor(tape.gradient(loss, keras_embedding.embeddings)).numpy()  # IndexedSlices -> dense
+grad_tf = tf.convert_to_tensor(
+    tape.gradient(loss, keras_embedding.embeddings)
+).numpy()  # IndexedSlices -> dense
 grad_formula = one_hot.T @ G
 
 print("dL/dE (rows = vocabulary):")
 print(np.round(grad_formula, 3))
 assert np.max(np.abs(grad_tf - grad_formula)) <= 1e-5
-assert np.allclose(grad_formula[[4, 5]], 0.0)                       # "that", "is" do not occur: zero rows
-assert np.allclose(grad_formula[0], G[0] + G[4])                    # "to" occurs at positions 0 and 4
+assert np.allclose(grad_formula[[4, 5]], 0.0)  # "that", "is" do not occur: zero rows
+assert np.allclose(grad_formula[0], G[0] + G[4])  # "to" occurs at positions 0 and 4
 print("TensorFlow agrees; unused rows are zero; row 'to' = G[0] + G[4]")
 
 # %% [markdown]
@@ -176,11 +191,13 @@ print("TensorFlow agrees; unused rows are zero; row 'to' = G[0] + G[4]")
 #
 # Here is the article's formula run on the thread's embedding table:
 
+
 # %%
 def article_embedding(token_ids, table):
     """The source article's formula, softmax(W · input), with W = table.T and input = one-hot (kept to show it)."""
-    inputs = np.eye(table.shape[0])[token_ids].T          # one-hot columns, [V, T]
-    return softmax(table.T @ inputs, axis=0).T            # softmax over the d_model coordinates -> [T, d]
+    inputs = np.eye(table.shape[0])[token_ids].T  # one-hot columns, [V, T]
+    return softmax(table.T @ inputs, axis=0).T  # softmax over the d_model coordinates -> [T, d]
+
 
 squashed = article_embedding(ids, E)
 print("article's 'embeddings' of the thread:")
@@ -191,6 +208,7 @@ assert (squashed > 0).all() and np.allclose(squashed.sum(axis=1), 1.0)
 def cosine_matrix(a):
     unit = a / np.linalg.norm(a, axis=1, keepdims=True)
     return unit @ unit.T
+
 
 print("cosine similarities between the 6 words, true embeddings:")
 print(np.round(cosine_matrix(E), 2))
@@ -245,9 +263,9 @@ assert np.allclose(*article_embedding(np.array(to_that), E_shifted))
 # enough for this experiment.
 
 # %% tags=["parameters"]
-VOCAB_SIZE = 3000   # most frequent words kept
-WINDOW = 4          # context: words up to 4 positions to the left and right
-DIM = 64            # embedding width
+VOCAB_SIZE = 3000  # most frequent words kept
+WINDOW = 4  # context: words up to 4 positions to the left and right
+DIM = 64  # embedding width
 SEED = 0
 
 # %%
@@ -256,10 +274,12 @@ words = re.findall(r"[a-z]+(?:'[a-z]+)?", text.lower())
 counts = collections.Counter(words)
 vocab = [w for w, _ in counts.most_common(VOCAB_SIZE)]
 index = {w: i for i, w in enumerate(vocab)}
-corpus_ids = np.array([index.get(w, -1) for w in words])      # -1: a rare word outside the vocabulary
+corpus_ids = np.array([index.get(w, -1) for w in words])  # -1: a rare word outside the vocabulary
 
-print(f"{len(text):,} characters -> {len(words):,} words, {len(counts):,} distinct; keeping the {len(vocab):,} "
-      f"most frequent ({np.mean(corpus_ids >= 0):.1%} of the running words)")
+print(
+    f"{len(text):,} characters -> {len(words):,} words, {len(counts):,} distinct; keeping the {len(vocab):,} "
+    f"most frequent ({np.mean(corpus_ids >= 0):.1%} of the running words)"
+)
 print("most frequent:", vocab[:12])
 
 # %%
@@ -281,7 +301,7 @@ w_idx, c_idx = np.nonzero(cooc)
 pmi_seen = np.log(cooc[w_idx, c_idx] / total / (p_word[w_idx] * p_context[c_idx]))
 ppmi = np.zeros_like(cooc)
 ppmi[w_idx, c_idx] = np.maximum(pmi_seen, 0.0)
-del cooc, pmi_seen                                   # free memory: only the PPMI matrix is needed from here
+del cooc, pmi_seen  # free memory: only the PPMI matrix is needed from here
 
 
 # 3. truncated SVD. A full SVD of a 3000 x 3000 matrix takes about a minute on 2 cores; the randomized SVD of
@@ -298,12 +318,17 @@ def randomized_svd(m, k, oversample=20, power_iterations=3, seed=0):
 
 
 u, s = randomized_svd(ppmi, DIM, seed=SEED)
-trained = u * np.sqrt(s)                                            # [VOCAB_SIZE, DIM]
-random_vectors = np.random.default_rng(SEED).normal(size=trained.shape)  # the same shape, no training
-print("PPMI matrix:", ppmi.shape, f"({np.mean(ppmi > 0):.1%} non-zero); word vectors:", trained.shape)
+trained = u * np.sqrt(s)  # [VOCAB_SIZE, DIM]
+random_vectors = np.random.default_rng(SEED).normal(
+    size=trained.shape
+)  # the same shape, no training
+print(
+    "PPMI matrix:", ppmi.shape, f"({np.mean(ppmi > 0):.1%} non-zero); word vectors:", trained.shape
+)
 
 # %% [markdown]
 # Now the nearest neighbours of a few words, with both tables:
+
 
 # %%
 def unit_rows(a):
@@ -320,7 +345,9 @@ def nearest(word, vectors, k=6):
 
 for word in ["king", "love", "lord", "father", "night", "thou"]:
     print(f"{word:>7s}  trained: {', '.join(f'{w} {c:.2f}' for w, c in nearest(word, trained))}")
-    print(f"{'':>7s}  random:  {', '.join(f'{w} {c:.2f}' for w, c in nearest(word, random_vectors))}")
+    print(
+        f"{'':>7s}  random:  {', '.join(f'{w} {c:.2f}' for w, c in nearest(word, random_vectors))}"
+    )
 
 # %% [markdown]
 # The trained neighbours make sense: *king* sits with the kings' names (the text's speaker labels read
@@ -334,19 +361,32 @@ for word in ["king", "love", "lord", "father", "night", "thou"]:
 # neighbours above are not at zero. A few word pairs that *should* be similar make the contrast clear:
 
 # %%
-pairs = [("king", "queen"), ("father", "son"), ("day", "night"), ("thou", "thee"), ("lord", "lady"),
-         ("sword", "king"), ("night", "thou")]
-cos_trained = {p: float(unit_rows(trained)[index[p[0]]] @ unit_rows(trained)[index[p[1]]]) for p in pairs}
-cos_random = {p: float(unit_rows(random_vectors)[index[p[0]]] @ unit_rows(random_vectors)[index[p[1]]])
-              for p in pairs}
+pairs = [
+    ("king", "queen"),
+    ("father", "son"),
+    ("day", "night"),
+    ("thou", "thee"),
+    ("lord", "lady"),
+    ("sword", "king"),
+    ("night", "thou"),
+]
+cos_trained = {
+    p: float(unit_rows(trained)[index[p[0]]] @ unit_rows(trained)[index[p[1]]]) for p in pairs
+}
+cos_random = {
+    p: float(unit_rows(random_vectors)[index[p[0]]] @ unit_rows(random_vectors)[index[p[1]]])
+    for p in pairs
+}
 print(f"{'pair':18s} {'trained':>8s} {'random':>8s}")
 for p in pairs:
     print(f"{p[0] + ' / ' + p[1]:18s} {cos_trained[p]:8.2f} {cos_random[p]:8.2f}")
 
 some_random = unit_rows(random_vectors[:1000]) @ unit_rows(random_vectors[:1000]).T
 off_diagonal = some_random[~np.eye(1000, dtype=bool)]
-print(f"\nrandom vectors, all pairs among the 1000 most frequent words: mean cosine {off_diagonal.mean():.3f}, "
-      f"std {off_diagonal.std():.3f} (1/sqrt(DIM) = {1 / np.sqrt(DIM):.3f})")
+print(
+    f"\nrandom vectors, all pairs among the 1000 most frequent words: mean cosine {off_diagonal.mean():.3f}, "
+    f"std {off_diagonal.std():.3f} (1/sqrt(DIM) = {1 / np.sqrt(DIM):.3f})"
+)
 assert min(cos_trained[p] for p in pairs[:5]) > max(abs(cos_random[p]) for p in pairs[:5])
 assert abs(off_diagonal.std() - 1 / np.sqrt(DIM)) < 0.01
 
@@ -358,12 +398,31 @@ assert abs(off_diagonal.std() - 1 / np.sqrt(DIM)) < 0.01
 # trained vectors of the same words projected on their first two principal components.
 
 # %%
-shown = ["king", "queen", "lord", "lady", "father", "son", "mother", "brother",
-         "day", "night", "morning", "sleep", "thou", "thee", "sword", "blood"]
+shown = [
+    "king",
+    "queen",
+    "lord",
+    "lady",
+    "father",
+    "son",
+    "mother",
+    "brother",
+    "day",
+    "night",
+    "morning",
+    "sleep",
+    "thou",
+    "thee",
+    "sword",
+    "blood",
+]
 rows = [index[w] for w in shown]
 
 fig, axes = plt.subplots(1, 3, figsize=(17, 5.2), gridspec_kw={"width_ratios": [1, 1, 1.1]})
-for ax, vectors, title in [(axes[0], trained, "trained (PPMI + SVD)"), (axes[1], random_vectors, "random")]:
+for ax, vectors, title in [
+    (axes[0], trained, "trained (PPMI + SVD)"),
+    (axes[1], random_vectors, "random"),
+]:
     sims = cosine_matrix(vectors[rows])
     im = ax.imshow(sims, cmap="RdBu_r", vmin=-1, vmax=1)
     ax.set_xticks(range(len(shown)), shown, rotation=90)
@@ -373,7 +432,7 @@ fig.colorbar(im, ax=axes[:2], shrink=0.8)
 
 centred = trained[rows] - trained[rows].mean(axis=0)
 _, _, vt = np.linalg.svd(centred, full_matrices=False)
-xy = centred @ vt[:2].T                                             # PCA: the two main directions
+xy = centred @ vt[:2].T  # PCA: the two main directions
 axes[2].scatter(xy[:, 0], xy[:, 1], s=18)
 for (x, y), w in zip(xy, shown):
     axes[2].annotate(w, (x, y), textcoords="offset points", xytext=(4, 3))
@@ -409,18 +468,24 @@ plt.show()
 # %%
 d_model, n_tokens, n_positions = 512, 1000, 512
 rng = np.random.default_rng(0)
-E_init = rng.normal(0.0, d_model ** -0.5, size=(n_tokens, d_model))     # init with std 1/sqrt(d_model)
+E_init = rng.normal(0.0, d_model**-0.5, size=(n_tokens, d_model))  # init with std 1/sqrt(d_model)
 PE = sinusoidal_positional_encoding(n_positions, d_model)
 
+
 def describe_rows(name, a):
-    print(f"{name:34s} mean square per coordinate {np.mean(a ** 2):8.4f}   "
-          f"mean vector length {np.linalg.norm(a, axis=1).mean():6.2f}")
+    print(
+        f"{name:34s} mean square per coordinate {np.mean(a**2):8.4f}   "
+        f"mean vector length {np.linalg.norm(a, axis=1).mean():6.2f}"
+    )
+
 
 describe_rows("token embeddings E (std d^-1/2)", E_init)
 describe_rows("positional encodings PE", PE)
 describe_rows("sqrt(d_model) * E", np.sqrt(d_model) * E_init)
 
-assert np.allclose(np.linalg.norm(PE, axis=1), np.sqrt(d_model / 2))     # exactly sqrt(256) = 16 for every row
+assert np.allclose(
+    np.linalg.norm(PE, axis=1), np.sqrt(d_model / 2)
+)  # exactly sqrt(256) = 16 for every row
 assert abs(np.linalg.norm(E_init, axis=1).mean() - 1.0) < 0.01
 
 # %% [markdown]
@@ -428,12 +493,15 @@ assert abs(np.linalg.norm(E_init, axis=1).mean() - 1.0) < 0.01
 # $x_t = \sqrt{d_\text{model}}\,E_{\text{id}_t} + PE_t$. Checked against NumPy with the thread's table:
 
 # %%
-layer = TokenAndPositionEmbedding(len(thread.VOCAB), thread.MAX_LEN, thread.D_MODEL, positional="sinusoidal",
-                                  scale=True)
+layer = TokenAndPositionEmbedding(
+    len(thread.VOCAB), thread.MAX_LEN, thread.D_MODEL, positional="sinusoidal", scale=True
+)
 layer.build((1, None))
 layer.embeddings.assign(E)
 from_layer = keras.ops.convert_to_numpy(layer(ids[None]))[0]
-by_hand = np.sqrt(thread.D_MODEL) * E[ids] + sinusoidal_positional_encoding(len(ids), thread.D_MODEL)
+by_hand = np.sqrt(thread.D_MODEL) * E[ids] + sinusoidal_positional_encoding(
+    len(ids), thread.D_MODEL
+)
 assert np.max(np.abs(from_layer - by_hand)) <= 1e-5
 print("TokenAndPositionEmbedding(scale=True) == sqrt(d_model) * E[ids] + PE   (max |diff| <= 1e-5)")
 
@@ -444,8 +512,10 @@ print("TokenAndPositionEmbedding(scale=True) == sqrt(d_model) * E[ids] + PE   (m
 # at the same small scale as the token table.
 
 # %%
-print(f"thread: mean square of E's coordinates {np.mean(E ** 2):.2f}, "
-      f"of its positional encodings {np.mean(state['positions'] ** 2):.2f}")
+print(
+    f"thread: mean square of E's coordinates {np.mean(E**2):.2f}, "
+    f"of its positional encodings {np.mean(state['positions'] ** 2):.2f}"
+)
 
 # %% [markdown]
 # ## 5 · Tying the input and output embeddings
@@ -469,16 +539,24 @@ print(f"thread: mean square of E's coordinates {np.mean(E ** 2):.2f}, "
 
 # %%
 gpt2 = dict(vocab_size=50257, max_len=1024, d_model=768, num_layers=12)
-thread_sizes = dict(vocab_size=len(thread.VOCAB), max_len=thread.MAX_LEN, d_model=thread.D_MODEL, num_layers=1,
-                    d_ff=thread.D_FF, positional="sinusoidal")
+thread_sizes = dict(
+    vocab_size=len(thread.VOCAB),
+    max_len=thread.MAX_LEN,
+    d_model=thread.D_MODEL,
+    num_layers=1,
+    d_ff=thread.D_FF,
+    positional="sinusoidal",
+)
 
 for name, sizes in [("GPT-2 small", gpt2), ("the thread", thread_sizes)]:
     tied = gpt_param_count(**sizes, tie_embeddings=True)
     untied = gpt_param_count(**sizes, tie_embeddings=False)
     saved = untied - tied
     assert saved == sizes["vocab_size"] * sizes["d_model"]
-    print(f"{name:12s} untied {untied:>12,}   tied {tied:>12,}   saved V*d = {saved:>11,} "
-          f"({saved / untied:.1%} of the untied model)")
+    print(
+        f"{name:12s} untied {untied:>12,}   tied {tied:>12,}   saved V*d = {saved:>11,} "
+        f"({saved / untied:.1%} of the untied model)"
+    )
 
 # %% [markdown]
 # GPT-2 small's famous "124M" is the **tied** count; without tying it would be 163M, and almost a quarter of it would
@@ -489,14 +567,25 @@ for name, sizes in [("GPT-2 small", gpt2), ("the thread", thread_sizes)]:
 
 # %%
 thread_model = thread.build_gpt()
-untied_model = GPT(len(thread.VOCAB), thread.MAX_LEN, thread.D_MODEL, thread.NUM_HEADS, num_layers=1,
-                   d_ff=thread.D_FF, norm_first=False, activation="relu", positional="sinusoidal",
-                   tie_embeddings=False)
+untied_model = GPT(
+    len(thread.VOCAB),
+    thread.MAX_LEN,
+    thread.D_MODEL,
+    thread.NUM_HEADS,
+    num_layers=1,
+    d_ff=thread.D_FF,
+    norm_first=False,
+    activation="relu",
+    positional="sinusoidal",
+    tie_embeddings=False,
+)
 untied_model.build((1, None))
 print("thread GPT (tied):  ", thread_model.count_params(), "parameters")
 print("same GPT, untied:   ", untied_model.count_params(), "parameters")
 assert thread_model.count_params() == gpt_param_count(**thread_sizes, tie_embeddings=True) == 276
-assert untied_model.count_params() - thread_model.count_params() == len(thread.VOCAB) * thread.D_MODEL
+assert (
+    untied_model.count_params() - thread_model.count_params() == len(thread.VOCAB) * thread.D_MODEL
+)
 
 # %% [markdown]
 # ## 6 · Exercises
@@ -507,6 +596,7 @@ assert untied_model.count_params() - thread_model.count_params() == len(thread.V
 # matrix (e.g. with `np.eye`) and multiply. The check compares it with `E[ids]` on the thread and on a larger random
 # table.
 
+
 # %%
 def embed_one_hot(ids, E):
     # YOUR CODE HERE
@@ -515,18 +605,25 @@ def embed_one_hot(ids, E):
 
 # %%
 table_big = np.round(np.random.default_rng(1).normal(size=(50, 8)), 2)
-check(embed_one_hot, lambda ids, E: E[ids],
-      inputs=[(ids, E), (np.array([3, 3, 0, 49, 7]), table_big), (np.array([5]), E)],
-      hint="one_hot = np.eye(E.shape[0])[ids] has shape [T, V]; then one_hot @ E")
+check(
+    embed_one_hot,
+    lambda ids, E: E[ids],
+    inputs=[(ids, E), (np.array([3, 3, 0, 49, 7]), table_big), (np.array([5]), E)],
+    hint="one_hot = np.eye(E.shape[0])[ids] has shape [T, V]; then one_hot @ E",
+)
+
 
 # %% tags=["solution"]
 def embed_one_hot(ids, E):
-    one_hot = np.eye(E.shape[0])[ids]     # [T, V]
-    return one_hot @ E                    # [T, V] @ [V, d] -> [T, d]
+    one_hot = np.eye(E.shape[0])[ids]  # [T, V]
+    return one_hot @ E  # [T, V] @ [V, d] -> [T, d]
 
 
-assert check(embed_one_hot, lambda ids, E: E[ids],
-             inputs=[(ids, E), (np.array([3, 3, 0, 49, 7]), table_big), (np.array([5]), E)])
+assert check(
+    embed_one_hot,
+    lambda ids, E: E[ids],
+    inputs=[(ids, E), (np.array([3, 3, 0, 49, 7]), table_big), (np.array([5]), E)],
+)
 
 # %% [markdown]
 # ### Exercise 2 — the gradient of the table, without a one-hot matrix
@@ -535,6 +632,7 @@ assert check(embed_one_hot, lambda ids, E: E[ids],
 # they **add** row $t$ of $G$ into row $\text{id}_t$ of a zero matrix. Write `embedding_grad(ids, G, vocab_size)`
 # that does exactly that (hint: `np.add.at`; be careful, `grad[ids] += G` is wrong when an id repeats — find out
 # why!).
+
 
 # %%
 def embedding_grad(ids, G, vocab_size):
@@ -548,19 +646,28 @@ def grad_reference(ids, G, vocab_size):
 
 
 G_big = np.round(np.random.default_rng(2).normal(size=(5, 8)), 2)
-check(embedding_grad, grad_reference,
-      inputs=[(ids, G, len(thread.VOCAB)), (np.array([3, 3, 0, 49, 7]), G_big, 50)],
-      hint="grad = np.zeros((vocab_size, G.shape[1])); np.add.at(grad, ids, G) accumulates repeated ids")
+check(
+    embedding_grad,
+    grad_reference,
+    inputs=[(ids, G, len(thread.VOCAB)), (np.array([3, 3, 0, 49, 7]), G_big, 50)],
+    hint="grad = np.zeros((vocab_size, G.shape[1])); np.add.at(grad, ids, G) accumulates repeated ids",
+)
+
 
 # %% tags=["solution"]
 def embedding_grad(ids, G, vocab_size):
     grad = np.zeros((vocab_size, G.shape[1]))
-    np.add.at(grad, ids, G)   # unbuffered: repeated ids accumulate (grad[ids] += G would keep only the last one)
+    np.add.at(
+        grad, ids, G
+    )  # unbuffered: repeated ids accumulate (grad[ids] += G would keep only the last one)
     return grad
 
 
-assert check(embedding_grad, grad_reference,
-             inputs=[(ids, G, len(thread.VOCAB)), (np.array([3, 3, 0, 49, 7]), G_big, 50)])
+assert check(
+    embedding_grad,
+    grad_reference,
+    inputs=[(ids, G, len(thread.VOCAB)), (np.array([3, 3, 0, 49, 7]), G_big, 50)],
+)
 
 # %% [markdown]
 # ### Exercise 3 — how much does tying save?
@@ -568,6 +675,7 @@ assert check(embedding_grad, grad_reference,
 # Write `embedding_params(vocab_size, d_model, tied)`: the number of parameters in the input embedding **plus** the
 # output layer (no bias), tied or not. Then use it to answer: for a model with a 32 000-token vocabulary and
 # $d_\text{model} = 4096$, how many parameters does tying save?
+
 
 # %%
 def embedding_params(vocab_size, d_model, tied):
@@ -580,9 +688,19 @@ def embedding_params_reference(vocab_size, d_model, tied):
     return vocab_size * d_model * (1 if tied else 2)
 
 
-check(embedding_params, embedding_params_reference,
-      inputs=[(6, 4, True), (6, 4, False), (50257, 768, True), (50257, 768, False), (32000, 4096, False)],
-      hint="one V x d table if tied, two (input table + output matrix) if not")
+check(
+    embedding_params,
+    embedding_params_reference,
+    inputs=[
+        (6, 4, True),
+        (6, 4, False),
+        (50257, 768, True),
+        (50257, 768, False),
+        (32000, 4096, False),
+    ],
+    hint="one V x d table if tied, two (input table + output matrix) if not",
+)
+
 
 # %% tags=["solution"]
 def embedding_params(vocab_size, d_model, tied):
@@ -590,8 +708,17 @@ def embedding_params(vocab_size, d_model, tied):
     return table if tied else 2 * table
 
 
-assert check(embedding_params, embedding_params_reference,
-             inputs=[(6, 4, True), (6, 4, False), (50257, 768, True), (50257, 768, False), (32000, 4096, False)])
+assert check(
+    embedding_params,
+    embedding_params_reference,
+    inputs=[
+        (6, 4, True),
+        (6, 4, False),
+        (50257, 768, True),
+        (50257, 768, False),
+        (32000, 4096, False),
+    ],
+)
 saving = embedding_params(32000, 4096, tied=False) - embedding_params(32000, 4096, tied=True)
 print(f"tying saves {saving:,} parameters at V = 32,000, d_model = 4096")
 

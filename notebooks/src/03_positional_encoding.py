@@ -30,8 +30,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
 
-from lessons_lib import (MultiHeadAttention, TokenAndPositionEmbedding, apply_rope, scaled_dot_product_attention,
-                         sinusoidal_positional_encoding, sinusoidal_shift_matrix)
+from lessons_lib import (
+    MultiHeadAttention,
+    TokenAndPositionEmbedding,
+    apply_rope,
+    scaled_dot_product_attention,
+    sinusoidal_positional_encoding,
+    sinusoidal_shift_matrix,
+)
 from lessons_lib import thread
 from lessons_lib.checks import check
 
@@ -68,9 +74,9 @@ np.set_printoptions(precision=3, suppress=True, linewidth=120)
 # %%
 state = thread.forward()
 w = thread.weights()
-emb = state["embeddings"]                         # [T, d_model], no positions yet
+emb = state["embeddings"]  # [T, d_model], no positions yet
 words = thread.SENTENCE.split()
-perm = np.array([3, 0, 1, 2, 4, 5])               # "not to be or to be"
+perm = np.array([3, 0, 1, 2, 4, 5])  # "not to be or to be"
 print("original:", " ".join(words))
 print("shuffled:", " ".join(words[i] for i in perm))
 
@@ -86,8 +92,8 @@ print("Attn(X):")
 print(np.round(out, 3))
 print("Attn(PX):")
 print(np.round(out_shuffled, 3))
-assert np.allclose(out_shuffled, out[perm])            # Attn(PX) = P Attn(X)
-assert np.allclose(out[0], out[4])                     # both "to"s get the same output
+assert np.allclose(out_shuffled, out[perm])  # Attn(PX) = P Attn(X)
+assert np.allclose(out[0], out[4])  # both "to"s get the same output
 print("Attn(PX) == P Attn(X); and the two 'to's (rows 0 and 4) have identical outputs")
 
 # %% [markdown]
@@ -96,11 +102,13 @@ print("Attn(PX) == P Attn(X); and the two 'to's (rows 0 and 4) have identical ou
 # each token separately, so they cannot break the symmetry either).
 
 # %%
-x32 = emb[None].astype("float32")                          # [batch=1, T, d_model]
+x32 = emb[None].astype("float32")  # [batch=1, T, d_model]
 ours = MultiHeadAttention(d_model=thread.D_MODEL, num_heads=thread.NUM_HEADS)
 theirs = keras.layers.MultiHeadAttention(num_heads=thread.NUM_HEADS, key_dim=thread.D_K)
-for name, attend in [("lessons_lib.MultiHeadAttention", lambda x: ours(x)),
-                     ("keras.layers.MultiHeadAttention", lambda x: theirs(x, x))]:
+for name, attend in [
+    ("lessons_lib.MultiHeadAttention", lambda x: ours(x)),
+    ("keras.layers.MultiHeadAttention", lambda x: theirs(x, x)),
+]:
     y = keras.ops.convert_to_numpy(attend(x32))[0]
     y_shuffled = keras.ops.convert_to_numpy(attend(x32[:, perm]))[0]
     diff = np.max(np.abs(y_shuffled - y[perm]))
@@ -115,8 +123,8 @@ for name, attend in [("lessons_lib.MultiHeadAttention", lambda x: ours(x)),
 # same output at *"or"*.
 
 # %%
-mask = state["mask"][:3, :3]                   # causal mask for 3 tokens (True = may attend)
-x_a, x_b = emb[[0, 1, 2]], emb[[1, 0, 2]]      # "to be or" vs "be to or"
+mask = state["mask"][:3, :3]  # causal mask for 3 tokens (True = may attend)
+x_a, x_b = emb[[0, 1, 2]], emb[[1, 0, 2]]  # "to be or" vs "be to or"
 out_a, _ = scaled_dot_product_attention(x_a @ w["W_Q"], x_a @ w["W_K"], x_a @ w["W_V"], mask=mask)
 out_b, _ = scaled_dot_product_attention(x_b @ w["W_Q"], x_b @ w["W_K"], x_b @ w["W_V"], mask=mask)
 print("output at 'or':", np.round(out_a[2], 3), "vs", np.round(out_b[2], 3))
@@ -148,8 +156,12 @@ assert np.allclose(out_a[2], out_b[2])
 T, d = len(state["ids"]), thread.D_MODEL
 omega = 10000.0 ** (-np.arange(0, d, 2) / d)
 print("omega:", omega)
-pe_hand = np.array([[np.sin(p * omega[0]), np.cos(p * omega[0]), np.sin(p * omega[1]), np.cos(p * omega[1])]
-                    for p in range(T)])
+pe_hand = np.array(
+    [
+        [np.sin(p * omega[0]), np.cos(p * omega[0]), np.sin(p * omega[1]), np.cos(p * omega[1])]
+        for p in range(T)
+    ]
+)
 print("PE for positions 0..5:")
 print(np.round(pe_hand, 3))
 
@@ -161,16 +173,21 @@ print("== sinusoidal_positional_encoding(6, 4) == thread.forward()['positions']"
 # An independent check in TensorFlow (float32), written differently: compute sine and cosine blocks, then interleave
 # them by stacking on a new last axis and reshaping.
 
+
 # %%
 def sinusoidal_tf(length, d_model):
     pos = tf.range(length, dtype=tf.float32)[:, None]
     om = tf.pow(10000.0, -tf.range(0, d_model, 2, dtype=tf.float32) / d_model)[None, :]
-    angles = pos * om                                                   # [length, d_model/2]
+    angles = pos * om  # [length, d_model/2]
     return tf.reshape(tf.stack([tf.sin(angles), tf.cos(angles)], axis=-1), (length, d_model))
 
 
 for length, d_model in [(6, 4), (64, 64), (128, 512)]:
-    diff = np.max(np.abs(sinusoidal_tf(length, d_model).numpy() - sinusoidal_positional_encoding(length, d_model)))
+    diff = np.max(
+        np.abs(
+            sinusoidal_tf(length, d_model).numpy() - sinusoidal_positional_encoding(length, d_model)
+        )
+    )
     assert diff <= 1e-5, diff
     print(f"PE({length}, {d_model}): TensorFlow vs NumPy max |diff| <= 1e-5: {diff <= 1e-5}")
 
@@ -201,8 +218,8 @@ for length, d_model in [(6, 4), (64, 64), (128, 512)]:
 pe64 = sinusoidal_positional_encoding(64, 64)
 for k in [1, 5, 17, 40]:
     R = sinusoidal_shift_matrix(k, 64)
-    assert np.allclose(pe64[k:], pe64[:-k] @ R.T)          # every position moved by k, with one matrix
-    assert np.allclose(R @ R.T, np.eye(64))                # a rotation: orthogonal, keeps lengths
+    assert np.allclose(pe64[k:], pe64[:-k] @ R.T)  # every position moved by k, with one matrix
+    assert np.allclose(R @ R.T, np.eye(64))  # a rotation: orthogonal, keeps lengths
     print(f"k = {k:2d}: PE[pos + k] == R_k PE[pos] for all {64 - k} positions; R_k is orthogonal")
 
 print("\nthe thread's R_1 (d_model = 4):")
@@ -227,9 +244,11 @@ assert np.allclose(sinusoidal_shift_matrix(1, 4) @ state["positions"][2], state[
 # %%
 offsets = np.arange(-32, 32)
 dots = pe64[32] @ pe64[32 + offsets].T
-assert np.allclose(dots, np.cos(np.outer(offsets, 10000.0 ** (-np.arange(0, 64, 2) / 64))).sum(axis=1))
-assert np.allclose(pe64[10] @ pe64[15], pe64[40] @ pe64[45])     # same distance, same dot product
-assert dots.argmax() == 32 and np.isclose(dots.max(), 32.0)       # offset 0, value d_model / 2
+assert np.allclose(
+    dots, np.cos(np.outer(offsets, 10000.0 ** (-np.arange(0, 64, 2) / 64))).sum(axis=1)
+)
+assert np.allclose(pe64[10] @ pe64[15], pe64[40] @ pe64[45])  # same distance, same dot product
+assert dots.argmax() == 32 and np.isclose(dots.max(), 32.0)  # offset 0, value d_model / 2
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
 im = ax1.imshow(pe64, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
@@ -255,7 +274,9 @@ plt.show()
 # %% tags=["nbval-ignore-output"]
 from lessons_lib.viz import PositionalExplorer
 
-explorer = PositionalExplorer(max_len=64, d_model=64, dims=(0, 1, 10, 40), reference=32, position=40)
+explorer = PositionalExplorer(
+    max_len=64, d_model=64, dims=(0, 1, 10, 40), reference=32, position=40
+)
 explorer
 
 # %% [markdown]
@@ -277,17 +298,25 @@ assert np.isclose(explorer.wavelength(0), 2 * np.pi)
 # weights, checked against NumPy:
 
 # %%
-learned = TokenAndPositionEmbedding(vocab_size=len(thread.VOCAB), max_len=thread.MAX_LEN, d_model=d,
-                                    positional="learned")
+learned = TokenAndPositionEmbedding(
+    vocab_size=len(thread.VOCAB), max_len=thread.MAX_LEN, d_model=d, positional="learned"
+)
 learned.build((1, None))
 E_tab = keras.ops.convert_to_numpy(learned.token_embedding.embeddings)
 P_tab = keras.ops.convert_to_numpy(learned.position_embedding.embeddings)
-print("token table:", E_tab.shape, " position table:", P_tab.shape, " parameters:", learned.count_params())
+print(
+    "token table:",
+    E_tab.shape,
+    " position table:",
+    P_tab.shape,
+    " parameters:",
+    learned.count_params(),
+)
 assert learned.count_params() == len(thread.VOCAB) * d + thread.MAX_LEN * d
 
 ids = state["ids"]
 got = keras.ops.convert_to_numpy(learned(ids[None]))[0]
-assert np.max(np.abs(got - (E_tab[ids] + P_tab[:len(ids)]))) <= 1e-5
+assert np.max(np.abs(got - (E_tab[ids] + P_tab[: len(ids)]))) <= 1e-5
 print("learned layer == E[ids] + P[0:T]   (max |diff| <= 1e-5)")
 
 # %% [markdown]
@@ -296,17 +325,19 @@ print("learned layer == E[ids] + P[0:T]   (max |diff| <= 1e-5)")
 # training never reached stays untrained. The layer says so instead of failing deep inside TensorFlow:
 
 # %%
-nine_tokens = np.array([[0, 1, 2, 3, 0, 1, 2, 3, 0]])      # one more than max_len = 8
+nine_tokens = np.array([[0, 1, 2, 3, 0, 1, 2, 3, 0]])  # one more than max_len = 8
 try:
     learned(nine_tokens)
 except ValueError as err:
     # Keras wraps errors raised inside a layer with extra context; keep the layer's own message
-    message = re.sub(r"\x1b\[[0-9;]*m", "", str(err))          # drop terminal colour codes
+    message = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # drop terminal colour codes
     print("ValueError:", next(line for line in message.splitlines() if "max_len" in line))
 
 print("GPT-2's position table:", f"{1024 * 768:,}", "parameters")
-print("the sinusoidal formula has no such table, e.g. position 100 000:",
-      np.round(sinusoidal_positional_encoding(100_001, d)[-1], 3))
+print(
+    "the sinusoidal formula has no such table, e.g. position 100 000:",
+    np.round(sinusoidal_positional_encoding(100_001, d)[-1], 3),
+)
 
 # %% [markdown]
 # The formula can be evaluated at any position (the layer precomputes it only up to its own `max_len`), but a model
@@ -350,12 +381,15 @@ print("the sinusoidal formula has no such table, e.g. position 100 000:",
 #
 # First, `apply_rope` against an independent implementation with NumPy complex numbers:
 
+
 # %%
 def rope_complex(x, positions):
     dim = x.shape[-1]
     om = 10000.0 ** (-np.arange(0, dim, 2) / dim)
-    z = x[..., 0::2] + 1j * x[..., 1::2]                                # pairs as complex numbers
-    z = z * np.exp(1j * np.asarray(positions)[:, None] * om[None, :])    # rotate pair i by pos * omega_i
+    z = x[..., 0::2] + 1j * x[..., 1::2]  # pairs as complex numbers
+    z = z * np.exp(
+        1j * np.asarray(positions)[:, None] * om[None, :]
+    )  # rotate pair i by pos * omega_i
     out = np.empty_like(x)
     out[..., 0::2], out[..., 1::2] = z.real, z.imag
     return out
@@ -365,7 +399,9 @@ rng = np.random.default_rng(0)
 x_test = rng.normal(size=(10, 8))
 positions = np.arange(10) * 3 + 2
 assert np.allclose(apply_rope(x_test, positions), rope_complex(x_test, positions))
-assert np.allclose(np.linalg.norm(apply_rope(x_test, positions), axis=1), np.linalg.norm(x_test, axis=1))
+assert np.allclose(
+    np.linalg.norm(apply_rope(x_test, positions), axis=1), np.linalg.norm(x_test, axis=1)
+)
 print("apply_rope == complex-number rotation; lengths are unchanged")
 
 # %% [markdown]
@@ -378,25 +414,31 @@ print("apply_rope == complex-number rotation; lengths are unchanged")
 q_vec, k_vec = rng.normal(size=8), rng.normal(size=8)
 n_pos = 16
 pos = np.arange(n_pos)
-q_rot = apply_rope(np.tile(q_vec, (n_pos, 1)), pos)     # q placed at positions 0..15
-k_rot = apply_rope(np.tile(k_vec, (n_pos, 1)), pos)     # k placed at positions 0..15
-S_rope = q_rot @ k_rot.T                                # S[m, n]
+q_rot = apply_rope(np.tile(q_vec, (n_pos, 1)), pos)  # q placed at positions 0..15
+k_rot = apply_rope(np.tile(k_vec, (n_pos, 1)), pos)  # k placed at positions 0..15
+S_rope = q_rot @ k_rot.T  # S[m, n]
 pe8 = sinusoidal_positional_encoding(n_pos, 8)
 S_add = (q_vec + pe8) @ (k_vec + pe8).T
 
 for name, S in [("RoPE", S_rope), ("added sinusoidal", S_add)]:
     spread = max(np.ptp(np.diagonal(S, offset=o)) for o in range(-n_pos + 2, n_pos - 1))
-    print(f"{name:17s} S[3,1] = {S[3, 1]:7.3f}, S[10,8] = {S[10, 8]:7.3f}; "
-          f"largest spread along a diagonal: {spread:.3f}")
+    print(
+        f"{name:17s} S[3,1] = {S[3, 1]:7.3f}, S[10,8] = {S[10, 8]:7.3f}; "
+        f"largest spread along a diagonal: {spread:.3f}"
+    )
 
-assert all(np.allclose(np.diagonal(S_rope, offset=o), np.diagonal(S_rope, offset=o)[0])
-           for o in range(-n_pos + 1, n_pos))
-assert np.isclose(S_rope[5, 5], q_vec @ k_vec)           # same position: the plain dot product
+assert all(
+    np.allclose(np.diagonal(S_rope, offset=o), np.diagonal(S_rope, offset=o)[0])
+    for o in range(-n_pos + 1, n_pos)
+)
+assert np.isclose(S_rope[5, 5], q_vec @ k_vec)  # same position: the plain dot product
 assert not np.isclose(S_add[3, 1], S_add[10, 8])
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
-for ax, S, title in [(axes[0], S_rope, "RoPE: constant along diagonals"),
-                     (axes[1], S_add, "added PE: depends on absolute m, n")]:
+for ax, S, title in [
+    (axes[0], S_rope, "RoPE: constant along diagonals"),
+    (axes[1], S_add, "added PE: depends on absolute m, n"),
+]:
     im = ax.imshow(S, cmap="RdBu_r", vmin=-np.abs(S).max(), vmax=np.abs(S).max())
     ax.set_xlabel("key position n")
     ax.set_ylabel("query position m")
@@ -412,7 +454,7 @@ plt.show()
 # additions yourself:
 
 # %%
-embeddings = state["embeddings"]          # from lesson 02
+embeddings = state["embeddings"]  # from lesson 02
 positions = sinusoidal_positional_encoding(len(state["ids"]), thread.D_MODEL)
 x = embeddings + positions
 
@@ -424,7 +466,7 @@ print("= x:")
 print(np.round(x, 2))
 
 assert np.allclose(x, state["x"])
-assert not np.allclose(x[0], x[4])        # the two "to"s are different inputs now
+assert not np.allclose(x[0], x[4])  # the two "to"s are different inputs now
 print("x == thread.forward()['x']; rows 0 and 4 ('to', 'to') now differ")
 
 # %% [markdown]
@@ -432,12 +474,16 @@ print("x == thread.forward()['x']; rows 0 and 4 ('to', 'to') now differ")
 # the embedding layer of the thread's whole Keras model, `thread.build_gpt()` (lesson 08 runs the rest of it).
 
 # %%
-sinusoidal_layer = TokenAndPositionEmbedding(len(thread.VOCAB), thread.MAX_LEN, thread.D_MODEL,
-                                             positional="sinusoidal")
+sinusoidal_layer = TokenAndPositionEmbedding(
+    len(thread.VOCAB), thread.MAX_LEN, thread.D_MODEL, positional="sinusoidal"
+)
 sinusoidal_layer.build((1, None))
 sinusoidal_layer.embeddings.assign(w["E"])
 model = thread.build_gpt()
-for name, layer in [("TokenAndPositionEmbedding", sinusoidal_layer), ("thread.build_gpt().embed", model.embed)]:
+for name, layer in [
+    ("TokenAndPositionEmbedding", sinusoidal_layer),
+    ("thread.build_gpt().embed", model.embed),
+]:
     diff = np.max(np.abs(keras.ops.convert_to_numpy(layer(state["ids"][None]))[0] - x))
     assert diff <= 1e-5, (name, diff)
     print(f"{name:26s} max |diff| vs NumPy x <= 1e-5: {diff <= 1e-5}")
@@ -448,8 +494,10 @@ for name, layer in [("TokenAndPositionEmbedding", sinusoidal_layer), ("thread.bu
 
 # %%
 x_shuffled = embeddings[perm] + positions
-print("max |Attn(shuffled + PE) - P Attn(x)| =", np.round(np.max(np.abs(self_attention(x_shuffled)
-                                                                       - self_attention(x)[perm])), 3))
+print(
+    "max |Attn(shuffled + PE) - P Attn(x)| =",
+    np.round(np.max(np.abs(self_attention(x_shuffled) - self_attention(x)[perm])), 3),
+)
 assert not np.allclose(self_attention(x_shuffled), self_attention(x)[perm])
 
 # %% [markdown]
@@ -461,6 +509,7 @@ assert not np.allclose(self_attention(x_shuffled), self_attention(x)[perm])
 # `PE[pos, 2i] = sin(pos·ω_i)`, `PE[pos, 2i+1] = cos(pos·ω_i)`, `ω_i = 10000^(-2i/d_model)`. Try to avoid Python
 # loops: build the `[length, d_model/2]` matrix of angles with broadcasting, then fill the even and odd columns.
 
+
 # %%
 def sinusoidal_pe(length, d_model):
     # YOUR CODE HERE
@@ -468,20 +517,27 @@ def sinusoidal_pe(length, d_model):
 
 
 # %%
-check(sinusoidal_pe, sinusoidal_positional_encoding, inputs=[(6, 4), (64, 64), (10, 8), (1, 2)],
-      hint="angles = np.arange(length)[:, None] * omega[None, :]; pe[:, 0::2] = sin, pe[:, 1::2] = cos")
+check(
+    sinusoidal_pe,
+    sinusoidal_positional_encoding,
+    inputs=[(6, 4), (64, 64), (10, 8), (1, 2)],
+    hint="angles = np.arange(length)[:, None] * omega[None, :]; pe[:, 0::2] = sin, pe[:, 1::2] = cos",
+)
+
 
 # %% tags=["solution"]
 def sinusoidal_pe(length, d_model):
-    omega = 10000.0 ** (-np.arange(0, d_model, 2) / d_model)   # [d_model/2]
-    angles = np.arange(length)[:, None] * omega[None, :]        # [length, d_model/2]
+    omega = 10000.0 ** (-np.arange(0, d_model, 2) / d_model)  # [d_model/2]
+    angles = np.arange(length)[:, None] * omega[None, :]  # [length, d_model/2]
     pe = np.zeros((length, d_model))
     pe[:, 0::2] = np.sin(angles)
     pe[:, 1::2] = np.cos(angles)
     return pe
 
 
-assert check(sinusoidal_pe, sinusoidal_positional_encoding, inputs=[(6, 4), (64, 64), (10, 8), (1, 2)])
+assert check(
+    sinusoidal_pe, sinusoidal_positional_encoding, inputs=[(6, 4), (64, 64), (10, 8), (1, 2)]
+)
 
 # %% [markdown]
 # ### Exercise 2 — the dot product as a function of distance
@@ -489,6 +545,7 @@ assert check(sinusoidal_pe, sinusoidal_positional_encoding, inputs=[(6, 4), (64,
 # Section 3 derived $PE_{pos}\cdot PE_{pos+k} = \sum_i \cos(k\,\omega_i)$. Write `pe_dot(k, d_model)` that computes
 # this closed form **without** building any positional encoding. The check compares it with the dot product of two
 # rows of the real encoding, 7 and $7 + k$ apart.
+
 
 # %%
 def pe_dot(k, d_model):
@@ -502,8 +559,13 @@ def pe_dot_reference(k, d_model):
     return float(pe[7] @ pe[7 + k])
 
 
-check(pe_dot, pe_dot_reference, inputs=[(0, 4), (1, 4), (5, 64), (100, 512)],
-      hint="omega = 10000.0 ** (-np.arange(0, d_model, 2) / d_model); return the sum of np.cos(k * omega)")
+check(
+    pe_dot,
+    pe_dot_reference,
+    inputs=[(0, 4), (1, 4), (5, 64), (100, 512)],
+    hint="omega = 10000.0 ** (-np.arange(0, d_model, 2) / d_model); return the sum of np.cos(k * omega)",
+)
+
 
 # %% tags=["solution"]
 def pe_dot(k, d_model):
@@ -521,6 +583,7 @@ assert check(pe_dot, pe_dot_reference, inputs=[(0, 4), (1, 4), (5, 64), (100, 51
 # \end{pmatrix}$. The check compares with `apply_rope`, on the thread's queries (`thread.forward()["Q"]`) and on a
 # random `[10, 8]` input.
 
+
 # %%
 def rope(x, positions):
     # YOUR CODE HERE
@@ -529,19 +592,24 @@ def rope(x, positions):
 
 # %%
 rope_cases = [(state["Q"], np.arange(6)), (x_test, positions), (x_test[:1], np.array([1000]))]
-check(rope, apply_rope, inputs=rope_cases,
-      hint="new_even = x_even * cos - x_odd * sin;  new_odd = x_even * sin + x_odd * cos")
+check(
+    rope,
+    apply_rope,
+    inputs=rope_cases,
+    hint="new_even = x_even * cos - x_odd * sin;  new_odd = x_even * sin + x_odd * cos",
+)
+
 
 # %% tags=["solution"]
 def rope(x, positions):
     dim = x.shape[-1]
     omega = 10000.0 ** (-np.arange(0, dim, 2) / dim)
-    angles = np.asarray(positions)[:, None] * omega[None, :]      # [T, d/2]
+    angles = np.asarray(positions)[:, None] * omega[None, :]  # [T, d/2]
     cos, sin = np.cos(angles), np.sin(angles)
     even, odd = x[:, 0::2], x[:, 1::2]
     out = np.empty_like(x)
-    out[:, 0::2] = even * cos - odd * sin                          # first row of R(theta)
-    out[:, 1::2] = even * sin + odd * cos                          # second row of R(theta)
+    out[:, 0::2] = even * cos - odd * sin  # first row of R(theta)
+    out[:, 1::2] = even * sin + odd * cos  # second row of R(theta)
     return out
 
 

@@ -24,6 +24,7 @@
 
 # %% tags=["nbval-ignore-output"]
 import lessons_lib
+
 info = lessons_lib.setup(seed=0)
 
 # %%
@@ -47,11 +48,12 @@ def show(name, value, decimals=3):
     print(f"{name}  shape {value.shape}")
     print(np.round(value, decimals), end="\n\n")
 
+
 # %% tags=["parameters"]
 # Sizes of the random experiments in the "why sqrt(d_k)" section (papermill may override them).
-N_PAIRS = 20_000       # dot products sampled per d_k for the variance table and histograms
-N_TRIALS = 500         # random (query, keys) draws per d_k for the saturation plot
-N_KEYS = 8             # keys per query in the saturation experiment
+N_PAIRS = 20_000  # dot products sampled per d_k for the variance table and histograms
+N_TRIALS = 500  # random (query, keys) draws per d_k for the saturation plot
+N_KEYS = 8  # keys per query in the saturation experiment
 
 # %% [markdown]
 # ## 1. The formula, piece by piece
@@ -86,21 +88,22 @@ N_KEYS = 8             # keys per query in the saturation experiment
 # product can be checked in your head. (In a real model these numbers are learned; here we simply choose them.)
 
 # %%
-X = np.array([[1, 0, 1],     # token 1
-              [0, 2, 0],     # token 2
-              [1, 1, 0]],    # token 3
-             dtype=np.float64)
-W_Q = np.array([[1, 0, 1],
-                [0, 1, 0],
-                [1, 0, 0]], dtype=np.float64)
-W_K = np.array([[0, 1, 1],
-                [1, 0, 0],
-                [1, 1, 0]], dtype=np.float64)
-W_V = np.array([[1, 0, 0],
-                [0, 2, 0],
-                [0, 0, 3]], dtype=np.float64)
+X = np.array(
+    [
+        [1, 0, 1],  # token 1
+        [0, 2, 0],  # token 2
+        [1, 1, 0],
+    ],  # token 3
+    dtype=np.float64,
+)
+W_Q = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 0]], dtype=np.float64)
+W_K = np.array([[0, 1, 1], [1, 0, 0], [1, 1, 0]], dtype=np.float64)
+W_V = np.array([[1, 0, 0], [0, 2, 0], [0, 0, 3]], dtype=np.float64)
 d_k = W_Q.shape[1]
-show("X", X); show("W_Q", W_Q); show("W_K", W_K); show("W_V", W_V)
+show("X", X)
+show("W_Q", W_Q)
+show("W_K", W_K)
+show("W_V", W_V)
 
 # %% [markdown]
 # ### Step 1 — queries, keys, values
@@ -112,7 +115,9 @@ show("X", X); show("W_Q", W_Q); show("W_K", W_K); show("W_V", W_V)
 Q = X @ W_Q
 K = X @ W_K
 V = X @ W_V
-show("Q = X W_Q", Q); show("K = X W_K", K); show("V = X W_V", V)
+show("Q = X W_Q", Q)
+show("K = X W_K", K)
+show("V = X W_V", V)
 assert np.array_equal(Q[0], [2, 0, 1])
 
 # %% [markdown]
@@ -125,7 +130,9 @@ S = Q @ K.T
 show("S = Q K^T", S)
 for i in range(3):
     for j in range(3):
-        assert S[i, j] == sum(Q[i, c] * K[j, c] for c in range(d_k))   # entry by entry: a dot product
+        assert S[i, j] == sum(
+            Q[i, c] * K[j, c] for c in range(d_k)
+        )  # entry by entry: a dot product
 assert S[0, 1] == 4
 
 # %% [markdown]
@@ -153,7 +160,7 @@ show("row sums", row_sums)
 show("A = exp / row sum  (attention weights)", A)
 print("each row of A sums to", np.round(A.sum(axis=1), 6))
 assert np.allclose(A.sum(axis=1), 1.0)
-assert np.round(A[0, 1], 3) == 0.471 and np.round(A[1, 1], 2) == 0.07      # quoted in the text below
+assert np.round(A[0, 1], 3) == 0.471 and np.round(A[1, 1], 2) == 0.07  # quoted in the text below
 
 # %% [markdown]
 # Token 1 gives most of its attention (0.471) to token 2: its query $[2,0,1]$ lines up best with key $[2,0,0]$.
@@ -180,8 +187,8 @@ print("same weights after subtracting the row maximum:", np.allclose(A_stable, A
 out = A @ V
 show("out = A V", out)
 assert np.allclose(out[0], A[0, 0] * V[0] + A[0, 1] * V[1] + A[0, 2] * V[2])
-assert np.array_equal(np.round(out[0], 3), [0.529, 2.413, 0.793])          # quoted in the text above
-hand_qkv = (Q, K, V)          # kept for exercise 2 (section 6 reuses the names Q, K, V)
+assert np.array_equal(np.round(out[0], 3), [0.529, 2.413, 0.793])  # quoted in the text above
+hand_qkv = (Q, K, V)  # kept for exercise 2 (section 6 reuses the names Q, K, V)
 
 # %% [markdown]
 # Because the weights in a row are non-negative and sum to 1, every output is a **convex combination** of the value
@@ -208,25 +215,31 @@ TOL = 1e-5
 lib_out, lib_A = scaled_dot_product_attention(Q, K, V)
 
 tQ, tK, tV = (tf.constant(m, dtype=tf.float32) for m in (Q, K, V))
-tf_A = tf.nn.softmax(tf.matmul(tQ, tK, transpose_b=True) / tf.sqrt(tf.constant(d_k, tf.float32)), axis=-1)
+tf_A = tf.nn.softmax(
+    tf.matmul(tQ, tK, transpose_b=True) / tf.sqrt(tf.constant(d_k, tf.float32)), axis=-1
+)
 tf_out = tf.matmul(tf_A, tV)
 
 mha = keras.layers.MultiHeadAttention(num_heads=1, key_dim=3, use_bias=False)
-x_batch = X[None].astype("float32")               # [batch=1, T=3, d_model=3]
-mha(x_batch, x_batch)                             # build the layer once, then overwrite its weights
+x_batch = X[None].astype("float32")  # [batch=1, T=3, d_model=3]
+mha(x_batch, x_batch)  # build the layer once, then overwrite its weights
 mha.query_dense.kernel.assign(W_Q.reshape(3, 1, 3))
 mha.key_dense.kernel.assign(W_K.reshape(3, 1, 3))
 mha.value_dense.kernel.assign(W_V.reshape(3, 1, 3))
 mha.output_dense.kernel.assign(np.eye(3).reshape(1, 3, 3))
 keras_out, keras_A = mha(x_batch, x_batch, return_attention_scores=True)
 
-for name, (got_out, got_A) in {"lessons_lib": (lib_out, lib_A),
-                               "tf ops": (tf_out.numpy(), tf_A.numpy()),
-                               "keras MHA": (keras_out.numpy()[0], keras_A.numpy()[0, 0])}.items():
+for name, (got_out, got_A) in {
+    "lessons_lib": (lib_out, lib_A),
+    "tf ops": (tf_out.numpy(), tf_A.numpy()),
+    "keras MHA": (keras_out.numpy()[0], keras_A.numpy()[0, 0]),
+}.items():
     d_out = np.max(np.abs(got_out - out))
     d_A = np.max(np.abs(got_A - A))
     assert d_out <= TOL and d_A <= TOL, (name, d_out, d_A)
-    print(f"{name:12s} weights and output agree with the hand computation (max abs diff <= {TOL:g})")
+    print(
+        f"{name:12s} weights and output agree with the hand computation (max abs diff <= {TOL:g})"
+    )
 
 # %% [markdown]
 # ## 3. Why divide by $\sqrt{d_k}$?
@@ -255,7 +268,9 @@ for dk in dims:
     k = rng.standard_normal((N_PAIRS, dk))
     dots = np.einsum("nc,nc->n", q, k)
     samples[dk] = dots
-    print(f"{dk:4d}  {dots.var():9.1f}   {dots.var() / dk:10.2f}     {(dots / np.sqrt(dk)).var():10.2f}")
+    print(
+        f"{dk:4d}  {dots.var():9.1f}   {dots.var() / dk:10.2f}     {(dots / np.sqrt(dk)).var():10.2f}"
+    )
     assert abs(dots.var() / dk - 1) < 0.1 and abs((dots / np.sqrt(dk)).var() - 1) < 0.1
 
 # %%
@@ -264,9 +279,19 @@ bins_raw = np.linspace(-100, 100, 101)
 bins_scaled = np.linspace(-5, 5, 101)
 for dk in (4, 64, 1024):
     axes[0].hist(samples[dk], bins=bins_raw, histtype="step", density=True, label=f"d_k = {dk}")
-    axes[1].hist(samples[dk] / np.sqrt(dk), bins=bins_scaled, histtype="step", density=True, label=f"d_k = {dk}")
-axes[0].set(title=r"raw scores $q\cdot k$: spread grows like $\sqrt{d_k}$", xlabel="score", ylabel="density")
-axes[1].set(title=r"scaled scores $q\cdot k/\sqrt{d_k}$: same spread for every $d_k$", xlabel="score")
+    axes[1].hist(
+        samples[dk] / np.sqrt(dk),
+        bins=bins_scaled,
+        histtype="step",
+        density=True,
+        label=f"d_k = {dk}",
+    )
+axes[0].set(
+    title=r"raw scores $q\cdot k$: spread grows like $\sqrt{d_k}$", xlabel="score", ylabel="density"
+)
+axes[1].set(
+    title=r"scaled scores $q\cdot k/\sqrt{d_k}$: same spread for every $d_k$", xlabel="score"
+)
 for ax in axes:
     ax.legend()
 plt.tight_layout()
@@ -284,6 +309,7 @@ plt.show()
 # If $p$ is one-hot, $p = e_m$, then $J = \mathrm{diag}(e_m) - e_m e_m^\top = 0$: nudging any score changes
 # nothing, so no gradient flows back to $W_Q$ and $W_K$. First let us make sure the formula is right by asking
 # TensorFlow's automatic differentiation (`tf.GradientTape`) for the same Jacobian.
+
 
 # %%
 def softmax_jacobian(p):
@@ -322,10 +348,14 @@ for dk in dims:
 
 print(" d_k   max weight (raw / scaled)   ||J|| (raw / scaled)")
 for i, dk in enumerate(dims):
-    print(f"{dk:4d}   {stats['raw'][0][i]:.3f} / {stats['scaled'][0][i]:.3f}"
-          f"              {stats['raw'][1][i]:.3f} / {stats['scaled'][1][i]:.3f}")
-assert stats["raw"][0][-1] > 0.95 and stats["raw"][1][-1] < 0.1            # saturated, gradient nearly gone
-assert max(stats["scaled"][0]) - min(stats["scaled"][0][2:]) < 0.15          # scaled: about the same for all d_k
+    print(
+        f"{dk:4d}   {stats['raw'][0][i]:.3f} / {stats['scaled'][0][i]:.3f}"
+        f"              {stats['raw'][1][i]:.3f} / {stats['scaled'][1][i]:.3f}"
+    )
+assert stats["raw"][0][-1] > 0.95 and stats["raw"][1][-1] < 0.1  # saturated, gradient nearly gone
+assert (
+    max(stats["scaled"][0]) - min(stats["scaled"][0][2:]) < 0.15
+)  # scaled: about the same for all d_k
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
@@ -334,9 +364,18 @@ for kind, style in (("raw", "o-"), ("scaled", "s-")):
     axes[0].plot(dims, stats[kind][0], style, label=label)
     axes[1].plot(dims, stats[kind][1], style, label=label)
 axes[0].axhline(1 / N_KEYS, color="gray", lw=0.8, ls="--", label=f"uniform (1/{N_KEYS})")
-axes[0].set(xscale="log", xlabel="$d_k$", ylabel="mean largest weight", title="softmax saturates without scaling")
-axes[1].set(xscale="log", xlabel="$d_k$", ylabel=r"mean $\|\mathrm{diag}(p) - pp^\top\|_F$",
-            title="...and its gradient vanishes")
+axes[0].set(
+    xscale="log",
+    xlabel="$d_k$",
+    ylabel="mean largest weight",
+    title="softmax saturates without scaling",
+)
+axes[1].set(
+    xscale="log",
+    xlabel="$d_k$",
+    ylabel=r"mean $\|\mathrm{diag}(p) - pp^\top\|_F$",
+    title="...and its gradient vanishes",
+)
 for ax in axes:
     ax.legend()
 plt.tight_layout()
@@ -368,10 +407,11 @@ plt.show()
 from lessons_lib.viz import SoftmaxExplorer
 
 rng = np.random.default_rng(3)
-q_64 = rng.standard_normal(64)                  # one query, d_k = 64 unit-variance components
-row_64 = rng.standard_normal((8, 64)) @ q_64    # its raw scores against 8 random keys
-explore_scale = SoftmaxExplorer(row_64, [f"key {j}" for j in range(8)], d_k=64,
-                                title="one query against 8 keys, d_k = 64")
+q_64 = rng.standard_normal(64)  # one query, d_k = 64 unit-variance components
+row_64 = rng.standard_normal((8, 64)) @ q_64  # its raw scores against 8 random keys
+explore_scale = SoftmaxExplorer(
+    row_64, [f"key {j}" for j in range(8)], d_k=64, title="one query against 8 keys, d_k = 64"
+)
 explore_scale
 
 # %% [markdown]
@@ -382,8 +422,10 @@ print("raw scores:", np.round(row_64, 1))
 for scale in (True, False):
     explore_scale.select(scale=scale, temperature=1.0, d_k=64)
     p = explore_scale.distribution()
-    print(f"divide by sqrt(d_k): {str(scale):5}  entropy {explore_scale.entropy():.2f} nats (max {np.log(8):.2f}), "
-          f"top weight {p.max():.2f}, saturated: {explore_scale.is_saturated()}")
+    print(
+        f"divide by sqrt(d_k): {str(scale):5}  entropy {explore_scale.entropy():.2f} nats (max {np.log(8):.2f}), "
+        f"top weight {p.max():.2f}, saturated: {explore_scale.is_saturated()}"
+    )
     assert explore_scale.is_saturated() == (not scale)
 explore_scale.select(scale=True)
 
@@ -402,7 +444,7 @@ print("causal_mask(3)  (True = may attend)")
 print(mask, end="\n\n")
 
 S_masked = np.where(mask, S_scaled, -np.inf)
-E_masked = np.exp(S_masked)                      # exp(-inf) = 0 exactly
+E_masked = np.exp(S_masked)  # exp(-inf) = 0 exactly
 A_causal = E_masked / E_masked.sum(axis=1, keepdims=True)
 show("masked scaled scores (-inf = blocked)", S_masked)
 show("exp(masked scores)", E_masked)
@@ -412,11 +454,15 @@ show("causal output = weights V", A_causal @ V)
 
 lib_out_c, lib_A_c = scaled_dot_product_attention(Q, K, V, mask=mask)
 keras_out_c, keras_A_c = mha(x_batch, x_batch, return_attention_scores=True, use_causal_mask=True)
-assert np.all(lib_A_c[~mask] == 0.0) and np.all(keras_A_c.numpy()[0, 0][~mask] == 0.0)   # exactly zero
+assert np.all(lib_A_c[~mask] == 0.0) and np.all(
+    keras_A_c.numpy()[0, 0][~mask] == 0.0
+)  # exactly zero
 assert np.max(np.abs(lib_A_c - A_causal)) <= TOL and np.max(np.abs(lib_out_c - A_causal @ V)) <= TOL
 assert np.max(np.abs(keras_A_c.numpy()[0, 0] - A_causal)) <= TOL
 assert np.max(np.abs(keras_out_c.numpy()[0] - A_causal @ V)) <= TOL
-print("blocked weights are exactly 0 in lessons_lib and in Keras; both agree with the hand computation")
+print(
+    "blocked weights are exactly 0 in lessons_lib and in Keras; both agree with the hand computation"
+)
 
 # %% [markdown]
 # Token 1 can only see itself, so its output is just $v_1$; token 2 splits its attention between tokens 1 and 2;
@@ -436,19 +482,25 @@ w = thread.weights()
 words = thread.SENTENCE.split()
 x = state["x"]
 show("x (from lesson 03)", x)
-show("W_Q", w["W_Q"], 1); show("W_K", w["W_K"], 1); show("W_V", w["W_V"], 1)
+show("W_Q", w["W_Q"], 1)
+show("W_K", w["W_K"], 1)
+show("W_V", w["W_V"], 1)
 
 # %%
 Q_t, K_t, V_t = x @ w["W_Q"], x @ w["W_K"], x @ w["W_V"]
-show("Q = x W_Q", Q_t); show("K = x W_K", K_t); show("V = x W_V", V_t)
+show("Q = x W_Q", Q_t)
+show("K = x W_K", K_t)
+show("V = x W_V", V_t)
 for name, mine in (("Q", Q_t), ("K", K_t), ("V", V_t)):
     assert np.allclose(mine, state[name], atol=1e-12)
 
 dk_t = thread.D_K
-Q0, K0, V0 = Q_t[:, 0:dk_t], K_t[:, 0:dk_t], V_t[:, 0:dk_t]      # head 0 = columns 0..d_k-1
+Q0, K0, V0 = Q_t[:, 0:dk_t], K_t[:, 0:dk_t], V_t[:, 0:dk_t]  # head 0 = columns 0..d_k-1
 for name, mine in (("Q_heads", Q0), ("K_heads", K0), ("V_heads", V0)):
     assert np.allclose(mine, state[name][0], atol=1e-12)
-show("Q head 0", Q0); show("K head 0", K0); show("V head 0", V0)
+show("Q head 0", Q0)
+show("K head 0", K0)
+show("V head 0", V0)
 
 # %%
 S0 = Q0 @ K0.T
@@ -473,7 +525,7 @@ assert np.allclose(A0, state["weights"][0], atol=1e-12)
 assert np.allclose(out0, state["head_outputs"][0], atol=1e-12)
 assert np.all(A0[~mask_t] == 0.0)
 print("matches thread.forward()['weights'][0] and ['head_outputs'][0]")
-assert np.round(A0[2, 2], 3) == 0.999                                          # quoted below the plot
+assert np.round(A0[2, 2], 3) == 0.999  # quoted below the plot
 assert np.array_equal(np.round(S0_scaled[2, :3], 2), [-3.34, -3.11, 4.37])
 
 # %%
@@ -484,9 +536,20 @@ ax.set_yticks(range(len(words)), [f"{i}:{t}" for i, t in enumerate(words)])
 for i in range(len(words)):
     for j in range(len(words)):
         if mask_t[i, j]:
-            ax.text(j, i, f"{A0[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                    color="white" if A0[i, j] > 0.6 else "black")
-ax.set(xlabel="key (attended to)", ylabel="query (attending)", title="thread, head 0: causal attention weights")
+            ax.text(
+                j,
+                i,
+                f"{A0[i, j]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if A0[i, j] > 0.6 else "black",
+            )
+ax.set(
+    xlabel="key (attended to)",
+    ylabel="query (attending)",
+    title="thread, head 0: causal attention weights",
+)
 fig.colorbar(im, ax=ax, fraction=0.046)
 plt.tight_layout()
 plt.show()
@@ -552,18 +615,23 @@ article_K = article_V = article_Q
 scores_43 = article_Q @ article_K.T / np.sqrt(3)
 show("Q K^T / sqrt(3)", scores_43, 1)
 
-with np.errstate(over="ignore", invalid="ignore"):           # the naive formula overflows on purpose here
+with np.errstate(over="ignore", invalid="ignore"):  # the naive formula overflows on purpose here
     naive = np.exp(scores_43) / np.exp(scores_43).sum(axis=1, keepdims=True)
 show("naive softmax (exp first): exp(6640) overflows to inf, inf/inf = nan", naive)
 
 true_w_43 = softmax(scores_43, axis=-1)
 show("true softmax(Q K^T / sqrt(3)) (stable)", true_w_43)
 assert np.isnan(naive).any()
-assert np.allclose(true_w_43, [[0, 0, 1]] * 3, atol=1e-100)            # one-hot, to 100 decimal places
+assert np.allclose(true_w_43, [[0, 0, 1]] * 3, atol=1e-100)  # one-hot, to 100 decimal places
 
-literal_w_43 = softmax(article_Q @ article_K / np.sqrt(3), axis=-1)     # the article's Q.K without transpose
+literal_w_43 = softmax(
+    article_Q @ article_K / np.sqrt(3), axis=-1
+)  # the article's Q.K without transpose
 assert np.allclose(literal_w_43, [[0, 0, 1]] * 3, atol=1e-100)
-print("Q K (no transpose, as literally written) gives the same one-hot rows:", np.round(literal_w_43, 3).tolist())
+print(
+    "Q K (no transpose, as literally written) gives the same one-hot rows:",
+    np.round(literal_w_43, 3).tolist(),
+)
 
 # %% [markdown]
 # The scores are in the hundreds and thousands, so differences between them of hundreds become factors like
@@ -574,11 +642,15 @@ print("Q K (no transpose, as literally written) gives the same one-hot rows:", n
 
 # %%
 gap = scores_43[0, 2] - scores_43[0, 1]
-print(f"row 1: the largest score beats the next one by {gap:.1f}, so the runner-up gets e^-{gap:.1f} "
-      f"= {np.exp(-gap):.1e} of the top key's weight\n")
+print(
+    f"row 1: the largest score beats the next one by {gap:.1f}, so the runner-up gets e^-{gap:.1f} "
+    f"= {np.exp(-gap):.1e} of the top key's weight\n"
+)
 for i, p in enumerate(true_w_43):
-    print(f"row {i + 1}: weights {p[0]:.1e}, {p[1]:.1e}, {p[2]:.1e}   "
-          f"largest entry of |diag(p) - p p^T| = {np.abs(softmax_jacobian(p)).max():.1e}")
+    print(
+        f"row {i + 1}: weights {p[0]:.1e}, {p[1]:.1e}, {p[2]:.1e}   "
+        f"largest entry of |diag(p) - p p^T| = {np.abs(softmax_jacobian(p)).max():.1e}"
+    )
 assert all(np.abs(softmax_jacobian(p)).max() < 1e-100 for p in true_w_43)
 show("true output = softmax(...) V: every token copies the last value", true_w_43 @ article_V, 1)
 
@@ -590,16 +662,22 @@ show("true output = softmax(...) V: every token copies the last value", true_w_4
 # section 2.
 
 # %% tags=["nbval-ignore-output"]
-explore_article = SoftmaxExplorer(article_Q @ article_K.T, ["key 1", "key 2", "key 3"], d_k=3,
-                                  row_labels=["row 1", "row 2", "row 3"],
-                                  title="the article's worked example (4.3): softmax(Q Kᵀ / √3)")
+explore_article = SoftmaxExplorer(
+    article_Q @ article_K.T,
+    ["key 1", "key 2", "key 3"],
+    d_k=3,
+    row_labels=["row 1", "row 2", "row 3"],
+    title="the article's worked example (4.3): softmax(Q Kᵀ / √3)",
+)
 explore_article
 
 # %%
 for r in range(3):
     explore_article.select(row=r, d_k=3, temperature=1.0)
-    print(f"row {r + 1}: scores {explore_article.scores[r]}, entropy {explore_article.entropy():.3f}, "
-          f"saturated: {explore_article.is_saturated()}")
+    print(
+        f"row {r + 1}: scores {explore_article.scores[r]}, entropy {explore_article.entropy():.3f}, "
+        f"saturated: {explore_article.is_saturated()}"
+    )
     assert explore_article.is_saturated()
 explore_article.select(row=0, d_k=4096)
 print(f"row 1 divided by sqrt(4096) = 64: top weight {explore_article.distribution().max():.4f}")
@@ -623,7 +701,11 @@ assert np.allclose(recomputed[0], [18.3, 34.6, 53.7])
 
 col_min = article_V.min(axis=0)
 print("\nsmallest entry of each column of V:", col_min)
-print("claimed output entries below their column's minimum:", int((claimed_out_43 < col_min).sum()), "of 9")
+print(
+    "claimed output entries below their column's minimum:",
+    int((claimed_out_43 < col_min).sum()),
+    "of 9",
+)
 assert np.all(claimed_out_43[:, 2] < col_min[2])
 
 # %% [markdown]
@@ -678,10 +760,10 @@ print(output)
 # 128-number input. The next lines then break, one after the other:
 
 # %%
-del input                                    # give Python its built-in input() back
+del input  # give Python its built-in input() back
 rng = np.random.default_rng(0)
 W_Q, W_K, W_V = (rng.normal(size=(d_v, d_v)) for _ in range(3))
-x128 = rng.normal(size=d_v)                  # a patched input: one vector of 128 numbers
+x128 = rng.normal(size=d_v)  # a patched input: one vector of 128 numbers
 Q, K, V = W_Q.dot(x128), W_K.dot(x128), W_V.dot(x128)
 print("Q, K, V shapes:", Q.shape, K.shape, V.shape, " -> one vector each: there is only ONE token")
 print("Q.dot(K) is a single number, shape", np.shape(Q.dot(K)), "- not a T x T score matrix")
@@ -689,14 +771,16 @@ with np.errstate(over="ignore"):
     patched_scores = np.exp(Q.dot(K) / np.sqrt(d_v))
 try:
     np.linalg.norm(patched_scores, axis=1, keepdims=True)
-except Exception as err:                     # numpy raises a numpy.exceptions.AxisError here
+except Exception as err:  # numpy raises a numpy.exceptions.AxisError here
     print("np.linalg.norm(scores, axis=1)  ->", type(err).__name__ + ":", err)
 else:
     raise AssertionError("expected an axis error")
 
 e = np.exp(np.array([1.0, 2.0, 3.0]))
-print("\nand dividing by the L2 norm does not make weights that sum to 1:",
-      f"sum(e / ||e||) = {np.sum(e / np.linalg.norm(e)):.3f}, sum(e / sum(e)) = {np.sum(e / e.sum()):.3f}")
+print(
+    "\nand dividing by the L2 norm does not make weights that sum to 1:",
+    f"sum(e / ||e||) = {np.sum(e / np.linalg.norm(e)):.3f}, sum(e / sum(e)) = {np.sum(e / e.sum()):.3f}",
+)
 
 # %% [markdown]
 # So the listing has, in order:
@@ -719,21 +803,21 @@ print("\nand dividing by the L2 norm does not make weights that sum to 1:",
 # %%
 rng = np.random.default_rng(0)
 d_model, n_heads, vocab_size = 128, 8, 10
-d_head = d_model // n_heads                                         # 16
-token_ids = np.array([1, 2, 3, 4, 5])                               # five tokens
+d_head = d_model // n_heads  # 16
+token_ids = np.array([1, 2, 3, 4, 5])  # five tokens
 embedding_table = rng.normal(size=(vocab_size, d_model))
 W_Q, W_K, W_V, W_O = (rng.normal(size=(d_model, d_model)) / np.sqrt(d_model) for _ in range(4))
 
-X_52 = embedding_table[token_ids]                                   # [5, 128]: one row per token
-Q, K, V = X_52 @ W_Q, X_52 @ W_K, X_52 @ W_V                        # [5, 128] each
+X_52 = embedding_table[token_ids]  # [5, 128]: one row per token
+Q, K, V = X_52 @ W_Q, X_52 @ W_K, X_52 @ W_V  # [5, 128] each
 heads = []
 for h in range(n_heads):
     cols = slice(h * d_head, (h + 1) * d_head)
-    scores = Q[:, cols] @ K[:, cols].T / np.sqrt(d_head)           # [5, 5]
+    scores = Q[:, cols] @ K[:, cols].T / np.sqrt(d_head)  # [5, 5]
     weights = np.exp(scores - scores.max(axis=1, keepdims=True))
-    weights = weights / weights.sum(axis=1, keepdims=True)          # softmax over each row
-    heads.append(weights @ V[:, cols])                              # [5, 16]
-output = np.concatenate(heads, axis=1) @ W_O                        # [5, 128]
+    weights = weights / weights.sum(axis=1, keepdims=True)  # softmax over each row
+    heads.append(weights @ V[:, cols])  # [5, 16]
+output = np.concatenate(heads, axis=1) @ W_O  # [5, 128]
 
 print("output shape:", output.shape)
 print("first 4 numbers of each token's output:")
@@ -758,8 +842,10 @@ lib_mha(x_52)
 for dense, matrix in ((lib_mha.wq, W_Q), (lib_mha.wk, W_K), (lib_mha.wv, W_V), (lib_mha.wo, W_O)):
     dense.kernel.assign(matrix)
 
-for name, layer_out in (("keras.layers.MultiHeadAttention", keras_mha(x_52, x_52)),
-                        ("lessons_lib.MultiHeadAttention", lib_mha(x_52))):
+for name, layer_out in (
+    ("keras.layers.MultiHeadAttention", keras_mha(x_52, x_52)),
+    ("lessons_lib.MultiHeadAttention", lib_mha(x_52)),
+):
     diff = np.max(np.abs(layer_out.numpy()[0] - output))
     assert diff <= TOL, (name, diff)
     print(f"{name}: agrees with the corrected NumPy code (max abs diff <= {TOL:g})")
@@ -775,16 +861,28 @@ for name, layer_out in (("keras.layers.MultiHeadAttention", keras_mha(x_52, x_52
 # Write `stable_softmax(x)`: the softmax over the **last** axis of an array of any shape. It must not overflow for
 # large inputs such as the article's scores of section 6.1 (the check includes `[1000, 1001, 1002]`).
 
+
 # %%
 def stable_softmax(x):
     # YOUR CODE HERE
     raise NotImplementedError
 
+
 # %%
-softmax_cases = [np.array([1.0, 2.0, 3.0]), np.array([1000.0, 1001.0, 1002.0]), np.zeros((2, 4)),
-                 scores_43, np.array([[-1e4, 0.0, 1e4], [5.0, 5.0, -5.0]])]
-check(stable_softmax, lambda x: softmax(x, axis=-1), inputs=softmax_cases,
-      hint="subtract the maximum of each row (x.max(axis=-1, keepdims=True)) before np.exp")
+softmax_cases = [
+    np.array([1.0, 2.0, 3.0]),
+    np.array([1000.0, 1001.0, 1002.0]),
+    np.zeros((2, 4)),
+    scores_43,
+    np.array([[-1e4, 0.0, 1e4], [5.0, 5.0, -5.0]]),
+]
+check(
+    stable_softmax,
+    lambda x: softmax(x, axis=-1),
+    inputs=softmax_cases,
+    hint="subtract the maximum of each row (x.max(axis=-1, keepdims=True)) before np.exp",
+)
+
 
 # %% tags=["solution"]
 def stable_softmax(x):
@@ -802,18 +900,27 @@ assert check(stable_softmax, lambda x: softmax(x, axis=-1), inputs=softmax_cases
 # i.e. $\mathrm{softmax}(qk^\top/\sqrt{d_k})$ and weights $\times v$. (You may use your `stable_softmax` or
 # `lessons_lib.softmax`.) The check includes the worked example of section 2 and a case where $T_q \ne T_k$.
 
+
 # %%
 def attention(q, k, v):
     # YOUR CODE HERE
     raise NotImplementedError
 
+
 # %%
 rng_ex = np.random.default_rng(42)
-attention_cases = [hand_qkv,                                                     # section 2's example
-                   (Q_t[:, :2], K_t[:, :2], V_t[:, :2]),                         # the thread, head 0
-                   (rng_ex.normal(size=(2, 5)), rng_ex.normal(size=(4, 5)), rng_ex.normal(size=(4, 3)))]
-check(attention, lambda q, k, v: scaled_dot_product_attention(q, k, v), inputs=attention_cases,
-      hint="scores = q @ k.T / np.sqrt(q.shape[-1]); softmax over axis=-1; return (weights @ v, weights)")
+attention_cases = [
+    hand_qkv,  # section 2's example
+    (Q_t[:, :2], K_t[:, :2], V_t[:, :2]),  # the thread, head 0
+    (rng_ex.normal(size=(2, 5)), rng_ex.normal(size=(4, 5)), rng_ex.normal(size=(4, 3))),
+]
+check(
+    attention,
+    lambda q, k, v: scaled_dot_product_attention(q, k, v),
+    inputs=attention_cases,
+    hint="scores = q @ k.T / np.sqrt(q.shape[-1]); softmax over axis=-1; return (weights @ v, weights)",
+)
+
 
 # %% tags=["solution"]
 def attention(q, k, v):
@@ -822,7 +929,9 @@ def attention(q, k, v):
     return weights @ v, weights
 
 
-assert check(attention, lambda q, k, v: scaled_dot_product_attention(q, k, v), inputs=attention_cases)
+assert check(
+    attention, lambda q, k, v: scaled_dot_product_attention(q, k, v), inputs=attention_cases
+)
 
 # %% [markdown]
 # ### Exercise 3 — apply a causal mask
@@ -831,10 +940,12 @@ assert check(attention, lambda q, k, v: scaled_dot_product_attention(q, k, v), i
 # with the causal mask applied — weights above the diagonal must be **exactly** 0 and every row must sum to 1.
 # Hint: `np.tril`, `np.where` and $-\infty$.
 
+
 # %%
 def causal_weights(scores):
     # YOUR CODE HERE
     raise NotImplementedError
+
 
 # %%
 def reference_causal_weights(scores):
@@ -843,8 +954,15 @@ def reference_causal_weights(scores):
 
 
 causal_cases = [S_scaled, S0_scaled, np.array([[0.0, 1e4], [3.0, -2.0]])]
-check(causal_weights, reference_causal_weights, inputs=causal_cases, atol=0.0, rtol=1e-9,
-      hint="blocked = ~np.tril(np.ones((T, T), dtype=bool)); set those scores to -np.inf, then a stable softmax")
+check(
+    causal_weights,
+    reference_causal_weights,
+    inputs=causal_cases,
+    atol=0.0,
+    rtol=1e-9,
+    hint="blocked = ~np.tril(np.ones((T, T), dtype=bool)); set those scores to -np.inf, then a stable softmax",
+)
+
 
 # %% tags=["solution"]
 def causal_weights(scores):

@@ -27,7 +27,13 @@ import keras
 import matplotlib.pyplot as plt
 import numpy as np
 
-from lessons_lib import MultiHeadAttention, causal_mask, scaled_dot_product_attention, softmax, thread
+from lessons_lib import (
+    MultiHeadAttention,
+    causal_mask,
+    scaled_dot_product_attention,
+    softmax,
+    thread,
+)
 from lessons_lib.checks import check
 
 np.set_printoptions(precision=3, suppress=True)
@@ -163,7 +169,7 @@ assert not np.array_equal(Q.reshape(h, T, d_k), Q_heads)
 # causal mask, row softmax, weights times values.
 
 # %%
-mask = causal_mask(T)                      # True = may attend (key j <= query i)
+mask = causal_mask(T)  # True = may attend (key j <= query i)
 scores_1 = Q_heads[1] @ K_heads[1].T / np.sqrt(d_k)
 show("head 1 scores  Q1 K1^T / sqrt(d_k)", scores_1)
 weights_1 = softmax(np.where(mask, scores_1, -np.inf))
@@ -184,14 +190,16 @@ assert np.allclose(head_outputs[1], out_1) and np.allclose(attn_weights[1], weig
 # head 0 is exactly lesson 04's single head: attention over columns 0-1 of Q, K, V
 out_04, weights_04 = scaled_dot_product_attention(Q[:, :d_k], K[:, :d_k], V[:, :d_k], mask=mask)
 assert np.allclose(head_outputs[0], out_04) and np.allclose(attn_weights[0], weights_04)
-assert np.allclose(head_outputs, state["head_outputs"]) and np.allclose(attn_weights, state["weights"])
+assert np.allclose(head_outputs, state["head_outputs"]) and np.allclose(
+    attn_weights, state["weights"]
+)
 print("head 0 = lesson 04's attention output; both heads = thread.forward()['head_outputs'] ✓")
 
 # %% [markdown]
 # ### 3.3 Concatenate and project with $W_O$
 
 # %%
-concat = thread.merge_heads(head_outputs)          # [h, T, d_k] -> [T, h*d_k]
+concat = thread.merge_heads(head_outputs)  # [h, T, d_k] -> [T, h*d_k]
 show("concat = [head 0 | head 1]", concat)
 assert np.array_equal(concat, np.concatenate([head_outputs[0], head_outputs[1]], axis=-1))
 W_O = w["W_O"]
@@ -211,7 +219,7 @@ print("attn_out == thread.forward()['attn_out'] ✓")
 # \mathrm{head}_1 W_O^{(1)}$, numerically:
 
 # %%
-contrib = [head_outputs[i] @ W_O[i * d_k:(i + 1) * d_k] for i in range(h)]
+contrib = [head_outputs[i] @ W_O[i * d_k : (i + 1) * d_k] for i in range(h)]
 show("head 0's contribution  head_0 @ W_O[0:2]", contrib[0])
 show("head 1's contribution  head_1 @ W_O[2:4]", contrib[1])
 assert np.allclose(contrib[0] + contrib[1], attn_out)
@@ -223,7 +231,9 @@ print("sum of the contributions == attn_out ✓")
 # The article concatenates, then reshapes to $[-1, n_{heads}, d_v]$, and stops. On the thread:
 
 # %%
-article_out = np.concatenate(list(head_outputs), axis=-1).reshape(-1, h, d_k)   # Concat, then reshape
+article_out = np.concatenate(list(head_outputs), axis=-1).reshape(
+    -1, h, d_k
+)  # Concat, then reshape
 print("article's output shape:", article_out.shape, "  correct attn_out shape:", attn_out.shape)
 # the reshape only undoes the concatenation: it gives back the heads (token-major), no new numbers
 assert np.array_equal(article_out, head_outputs.transpose(1, 0, 2))
@@ -254,8 +264,15 @@ for i, ax in enumerate(axes):
     for r in range(T):
         for c in range(r + 1):
             val = attn_weights[i, r, c]
-            ax.text(c, r, f"{val:.2f}", ha="center", va="center", fontsize=8,
-                    color="black" if val > 0.6 else "white")
+            ax.text(
+                c,
+                r,
+                f"{val:.2f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="black" if val > 0.6 else "white",
+            )
 fig.colorbar(im, ax=axes, shrink=0.8, label="attention weight")
 fig.suptitle("The thread's attention weights, one panel per head")
 plt.show()
@@ -267,7 +284,12 @@ plt.show()
 # At?*, find heads that attend to the previous token, to separators, or along syntactic relations).
 
 # %%
-print("query 2:or, head 0:", np.round(attn_weights[0, 2, :3], 3), "  head 1:", np.round(attn_weights[1, 2, :3], 3))
+print(
+    "query 2:or, head 0:",
+    np.round(attn_weights[0, 2, :3], 3),
+    "  head 1:",
+    np.round(attn_weights[1, 2, :3], 3),
+)
 assert attn_weights[0, 2, 2] > 0.99 and attn_weights[1, 2, :3].max() < 0.6
 
 # %% [markdown]
@@ -282,8 +304,12 @@ assert attn_weights[0, 2, 2] > 0.99 and attn_weights[1, 2, :3].max() < 0.6
 # %% tags=["nbval-ignore-output"]
 from lessons_lib.viz import AttentionExplorer
 
-heads_view = AttentionExplorer(attn_weights, tokens, query=2,
-                               title='the thread, "to be or not to be": both heads of the attention sublayer')
+heads_view = AttentionExplorer(
+    attn_weights,
+    tokens,
+    query=2,
+    title='the thread, "to be or not to be": both heads of the attention sublayer',
+)
 heads_view
 
 # %% [markdown]
@@ -292,8 +318,13 @@ heads_view
 # %%
 for head in range(h):
     top = heads_view.top_keys(2, head=head, k=2)
-    print(f"head {head}: query 2 'or' attends most to", ", ".join(f"{j}:{tok} ({wt:.3f})" for j, tok, wt in top))
-assert heads_view.top_keys(2, head=0)[0][:2] == (2, "or") and heads_view.top_keys(2, head=1)[0][:2] == (1, "be")
+    print(
+        f"head {head}: query 2 'or' attends most to",
+        ", ".join(f"{j}:{tok} ({wt:.3f})" for j, tok, wt in top),
+    )
+assert heads_view.top_keys(2, head=0)[0][:2] == (2, "or") and heads_view.top_keys(2, head=1)[0][
+    :2
+] == (1, "be")
 assert heads_view.mask_kind == "causal" and np.array_equal(heads_view.weights[0], attn_weights)
 
 # %% [markdown]
@@ -312,20 +343,21 @@ assert heads_view.mask_kind == "causal" and np.array_equal(heads_view.weights[0]
 # with the mask $\tilde M = \mathrm{blockdiag}(M, M)$, one softmax over 12 keys gives exactly the two heads' weights,
 # and adding up the $h$ row blocks of the output gives the concatenation.
 
+
 # %%
 def block_rows(a):
     """[T, d_model] -> [h*T, d_model]: copy i of the sequence keeps only head i's columns."""
     big = np.zeros((h * T, d_model))
     for i in range(h):
-        big[i * T:(i + 1) * T, i * d_k:(i + 1) * d_k] = a[:, i * d_k:(i + 1) * d_k]
+        big[i * T : (i + 1) * T, i * d_k : (i + 1) * d_k] = a[:, i * d_k : (i + 1) * d_k]
     return big
 
 
 Q_big, K_big, V_big = block_rows(Q), block_rows(K), block_rows(V)
-scores_big = Q_big @ K_big.T / np.sqrt(d_k)          # note: scaled by the head width d_k, not d_model
-mask_big = np.kron(np.eye(h), mask).astype(bool)      # blockdiag(causal, causal)
+scores_big = Q_big @ K_big.T / np.sqrt(d_k)  # note: scaled by the head width d_k, not d_model
+mask_big = np.kron(np.eye(h), mask).astype(bool)  # blockdiag(causal, causal)
 weights_big = softmax(np.where(mask_big, scores_big, -np.inf))
-out_big = weights_big @ V_big                         # [h*T, d_model]
+out_big = weights_big @ V_big  # [h*T, d_model]
 
 # the off-diagonal blocks of the scores are exactly zero (disjoint columns), before any masking
 assert np.all(scores_big[:T, T:] == 0) and np.all(scores_big[T:, :T] == 0)
@@ -365,16 +397,17 @@ print("Q K^T == Q0 K0^T + Q1 K1^T ✓")
 # %%
 w_cut = thread.weights()
 for name in ("W_Q", "W_K", "W_V"):
-    w_cut[name][:, d_k:2 * d_k] = 0.0
+    w_cut[name][:, d_k : 2 * d_k] = 0.0
 x = state["x"]
 heads_cut, _ = scaled_dot_product_attention(
-    *(thread.split_heads(x @ w_cut[n], h) for n in ("W_Q", "W_K", "W_V")), mask=mask)
+    *(thread.split_heads(x @ w_cut[n], h) for n in ("W_Q", "W_K", "W_V")), mask=mask
+)
 show("head outputs after zeroing head 1's columns", heads_cut)
-assert np.array_equal(heads_cut[0], head_outputs[0])   # bit for bit: head 0 never saw those columns
+assert np.array_equal(heads_cut[0], head_outputs[0])  # bit for bit: head 0 never saw those columns
 assert np.all(heads_cut[1] == 0)
 attn_out_cut = thread.merge_heads(heads_cut) @ W_O
 assert np.all(np.abs(attn_out_cut - attn_out).max(axis=0) > 0.1)  # every output column changed
-assert np.allclose(attn_out_cut, contrib[0])                      # only head 0's contribution is left
+assert np.allclose(attn_out_cut, contrib[0])  # only head 0's contribution is left
 print("head 0 unchanged, head 1 zero; after W_O every column of attn_out changed ✓")
 
 # %% [markdown]
@@ -391,6 +424,7 @@ print("head 0 unchanged, head 1 zero; after W_O every column of attn_out changed
 #
 # Both layers below are built for $d_{model} = 8$ with $h = 1, 2, 4, 8$.
 
+
 # %%
 def mha_params(d_model, use_bias=True):
     return 4 * d_model**2 + (4 * d_model if use_bias else 0)
@@ -399,7 +433,9 @@ def mha_params(d_model, use_bias=True):
 def build_ours(d_model, num_heads, x_shape, context_shape=None, use_bias=True):
     """A lessons_lib MultiHeadAttention, built with the shapes it will see."""
     layer = MultiHeadAttention(d_model, num_heads, use_bias=use_bias)
-    layer.build(x_shape, context_shape)   # create the weights now, so that we can count and overwrite them
+    layer.build(
+        x_shape, context_shape
+    )  # create the weights now, so that we can count and overwrite them
     return layer
 
 
@@ -415,7 +451,9 @@ for use_bias in (True, False):
     for heads in (1, 2, 4, 8):
         n_ours = build_ours(8, heads, (2, 5, 8), use_bias=use_bias).count_params()
         n_keras = build_keras(heads, 8 // heads, (2, 5, 8), use_bias=use_bias).count_params()
-        print(f"{8:>7} {heads:>2} {str(use_bias):>5} {mha_params(8, use_bias):>8} {n_ours:>12} {n_keras:>6}")
+        print(
+            f"{8:>7} {heads:>2} {str(use_bias):>5} {mha_params(8, use_bias):>8} {n_ours:>12} {n_keras:>6}"
+        )
         assert n_ours == n_keras == mha_params(8, use_bias)
 assert build_ours(4, 2, (1, 6, 4)).count_params() == mha_params(4) == 80
 print("GPT-2 small, d_model=768:", f"{mha_params(768):,}")
@@ -484,10 +522,12 @@ randomize_biases(ours)
 theirs = build_keras(H_r, dk_r, xb.shape)
 copy_to_keras(ours, theirs)
 
-compare("no mask", ours(xb, return_attention=True),
-        theirs(xb, xb, return_attention_scores=True))
-compare("causal mask", ours(xb, use_causal_mask=True, return_attention=True),
-        theirs(xb, xb, use_causal_mask=True, return_attention_scores=True))
+compare("no mask", ours(xb, return_attention=True), theirs(xb, xb, return_attention_scores=True))
+compare(
+    "causal mask",
+    ours(xb, use_causal_mask=True, return_attention=True),
+    theirs(xb, xb, use_causal_mask=True, return_attention_scores=True),
+)
 
 # %% [markdown]
 # **Padding mask.** The second sequence has only 3 real tokens; positions 3 and 4 are padding that no query may
@@ -496,17 +536,25 @@ compare("causal mask", ours(xb, use_causal_mask=True, return_attention=True),
 
 # %%
 lengths = np.array([5, 3])
-key_ok = np.arange(T_r)[None, :] < lengths[:, None]             # [B, T_k]
-pad_mask = np.repeat(key_ok[:, None, :], T_r, axis=1)           # [B, T_q, T_k]
+key_ok = np.arange(T_r)[None, :] < lengths[:, None]  # [B, T_k]
+pad_mask = np.repeat(key_ok[:, None, :], T_r, axis=1)  # [B, T_q, T_k]
 print("padding mask of sequence 1 (query rows, key columns):\n", pad_mask[1].astype(int))
 
 res_ours = ours(xb, mask=pad_mask, return_attention=True)
-compare("padding mask", res_ours, theirs(xb, xb, attention_mask=pad_mask, return_attention_scores=True))
-compare("padding mask [B, 1, T_k]", ours(xb, mask=key_ok[:, None, :], return_attention=True),
-        theirs(xb, xb, attention_mask=pad_mask, return_attention_scores=True))
-compare("padding + causal", ours(xb, mask=pad_mask, use_causal_mask=True, return_attention=True),
-        theirs(xb, xb, attention_mask=pad_mask, use_causal_mask=True, return_attention_scores=True))
-assert np.all(np.asarray(res_ours[1])[1, :, :, 3:] == 0)       # padded keys get exactly zero weight
+compare(
+    "padding mask", res_ours, theirs(xb, xb, attention_mask=pad_mask, return_attention_scores=True)
+)
+compare(
+    "padding mask [B, 1, T_k]",
+    ours(xb, mask=key_ok[:, None, :], return_attention=True),
+    theirs(xb, xb, attention_mask=pad_mask, return_attention_scores=True),
+)
+compare(
+    "padding + causal",
+    ours(xb, mask=pad_mask, use_causal_mask=True, return_attention=True),
+    theirs(xb, xb, attention_mask=pad_mask, use_causal_mask=True, return_attention_scores=True),
+)
+assert np.all(np.asarray(res_ours[1])[1, :, :, 3:] == 0)  # padded keys get exactly zero weight
 print("padded keys get weight exactly 0 ✓")
 
 # %% [markdown]
@@ -521,11 +569,22 @@ ours_x = build_ours(D_r, H_r, xb.shape, ctx.shape)
 randomize_biases(ours_x)
 theirs_x = build_keras(H_r, dk_r, xb.shape, ctx.shape)
 copy_to_keras(ours_x, theirs_x)
-compare("cross-attention", ours_x(xb, ctx, return_attention=True),
-        theirs_x(xb, ctx, return_attention_scores=True))
-ctx_ok = np.arange(7)[None, :] < np.array([7, 4])[:, None]    # the second context has 4 real tokens
-compare("cross-attention + padding", ours_x(xb, ctx, mask=ctx_ok[:, None, :], return_attention=True),
-        theirs_x(xb, ctx, attention_mask=np.repeat(ctx_ok[:, None, :], T_r, axis=1), return_attention_scores=True))
+compare(
+    "cross-attention",
+    ours_x(xb, ctx, return_attention=True),
+    theirs_x(xb, ctx, return_attention_scores=True),
+)
+ctx_ok = np.arange(7)[None, :] < np.array([7, 4])[:, None]  # the second context has 4 real tokens
+compare(
+    "cross-attention + padding",
+    ours_x(xb, ctx, mask=ctx_ok[:, None, :], return_attention=True),
+    theirs_x(
+        xb,
+        ctx,
+        attention_mask=np.repeat(ctx_ok[:, None, :], T_r, axis=1),
+        return_attention_scores=True,
+    ),
+)
 
 # %% [markdown]
 # In cross-attention the query tokens and the key tokens are different sequences, so the weights are not square.
@@ -534,9 +593,17 @@ compare("cross-attention + padding", ours_x(xb, ctx, mask=ctx_ok[:, None, :], re
 
 # %% tags=["nbval-ignore-output"]
 cross_view = AttentionExplorer.from_model(
-    ours_x, xb, [f"x{i}" for i in range(T_r)], [f"c{j}" for j in range(7)], context=ctx, batch_index=1,
-    call_kwargs={"mask": ctx_ok[:, None, :]}, mask=np.repeat(ctx_ok[1][None, :], T_r, axis=0), query=0,
-    title="cross-attention: 5 queries, 7 context keys (the last 3 are padding)")
+    ours_x,
+    xb,
+    [f"x{i}" for i in range(T_r)],
+    [f"c{j}" for j in range(7)],
+    context=ctx,
+    batch_index=1,
+    call_kwargs={"mask": ctx_ok[:, None, :]},
+    mask=np.repeat(ctx_ok[1][None, :], T_r, axis=0),
+    query=0,
+    title="cross-attention: 5 queries, 7 context keys (the last 3 are padding)",
+)
 cross_view
 
 # %%
@@ -552,6 +619,7 @@ assert cross_view.weights.shape == (1, H_r, T_r, 7) and np.all(cross_view.weight
 # Write `split_heads(x, num_heads)` ($[T, d_{model}] \to [h, T, d_k]$, head $i$ = columns $i d_k \dots$) and
 # `merge_heads(x)` ($[h, T, d_k] \to [T, h d_k]$, the heads side by side). Use only `reshape` and `transpose`.
 
+
 # %%
 def split_heads(x, num_heads):
     # YOUR CODE HERE
@@ -566,10 +634,19 @@ def merge_heads(x):
 # %%
 cases_split = [(Q, 2), (np.arange(30.0).reshape(5, 6), 3), (rng.normal(size=(4, 12)), 4)]
 cases_merge = [Q_heads, np.arange(24.0).reshape(3, 4, 2), rng.normal(size=(4, 3, 5))]
-check(split_heads, thread.split_heads, inputs=cases_split,
-      hint="reshape to [T, h, d_k] first, then move the head axis to the front with transpose(1, 0, 2)")
-check(merge_heads, thread.merge_heads, inputs=cases_merge,
-      hint="undo split_heads in reverse order: transpose(1, 0, 2), then reshape to [T, h*d_k]");
+check(
+    split_heads,
+    thread.split_heads,
+    inputs=cases_split,
+    hint="reshape to [T, h, d_k] first, then move the head axis to the front with transpose(1, 0, 2)",
+)
+check(
+    merge_heads,
+    thread.merge_heads,
+    inputs=cases_merge,
+    hint="undo split_heads in reverse order: transpose(1, 0, 2), then reshape to [T, h*d_k]",
+)
+
 
 # %% tags=["solution"]
 def split_heads(x, num_heads):
@@ -593,6 +670,7 @@ assert check(merge_heads, thread.merge_heads, inputs=cases_merge)
 # $W_O$. Return the output $[T, d_{model}]$. Use NumPy (and your `split_heads`/`merge_heads` if you like); the
 # check tries the thread and a random case with 4 heads.
 
+
 # %%
 def multi_head_attention(x, W_Q, W_K, W_V, W_O, num_heads, causal=True):
     # YOUR CODE HERE
@@ -607,19 +685,26 @@ def reference_mha(x, W_Q, W_K, W_V, W_O, num_heads, causal=True):
 
 
 w8 = [rng.normal(0, 0.5, size=(8, 8)) for _ in range(4)]
-cases_mha = [(x, w["W_Q"], w["W_K"], w["W_V"], w["W_O"], 2, True),
-             (rng.normal(size=(5, 8)), *w8, 4, False),
-             (rng.normal(size=(5, 8)), *w8, 4, True)]
+cases_mha = [
+    (x, w["W_Q"], w["W_K"], w["W_V"], w["W_O"], 2, True),
+    (rng.normal(size=(5, 8)), *w8, 4, False),
+    (rng.normal(size=(5, 8)), *w8, 4, True),
+]
 assert np.allclose(reference_mha(*cases_mha[0]), state["attn_out"])
-check(multi_head_attention, reference_mha, inputs=cases_mha,
-      hint="scale by sqrt(d_model // num_heads); mask with np.where(mask, scores, -np.inf) before the softmax");
+check(
+    multi_head_attention,
+    reference_mha,
+    inputs=cases_mha,
+    hint="scale by sqrt(d_model // num_heads); mask with np.where(mask, scores, -np.inf) before the softmax",
+)
+
 
 # %% tags=["solution"]
 def multi_head_attention(x, W_Q, W_K, W_V, W_O, num_heads, causal=True):
     t, d = x.shape
     d_k = d // num_heads
-    q, k, v = (split_heads(x @ m, num_heads) for m in (W_Q, W_K, W_V))   # [h, T, d_k] each
-    scores = q @ k.transpose(0, 2, 1) / np.sqrt(d_k)                    # [h, T, T]
+    q, k, v = (split_heads(x @ m, num_heads) for m in (W_Q, W_K, W_V))  # [h, T, d_k] each
+    scores = q @ k.transpose(0, 2, 1) / np.sqrt(d_k)  # [h, T, T]
     if causal:
         scores = np.where(np.tril(np.ones((t, t), dtype=bool)), scores, -np.inf)
     scores = scores - scores.max(axis=-1, keepdims=True)
@@ -639,6 +724,7 @@ assert check(multi_head_attention, reference_mha, inputs=cases_mha)
 # (Switching heads off one at a time is how one asks "what does this head contribute?", e.g. Michel et al., 2019,
 # *Are Sixteen Heads Really Better than One?*)
 
+
 # %%
 def without_head(head_outputs, W_O, i):
     # YOUR CODE HERE
@@ -652,19 +738,29 @@ def reference_without_head(head_outputs, W_O, i):
     return thread.merge_heads(kept) @ W_O
 
 
-cases_without = [(head_outputs, W_O, 0), (head_outputs, W_O, 1),
-                 (rng.normal(size=(4, 3, 2)), rng.normal(size=(8, 5)), 2)]
-check(without_head, reference_without_head, inputs=cases_without,
-      hint="head j uses rows j*d_k:(j+1)*d_k of W_O; add up head_outputs[j] @ those rows for every j != i");
+cases_without = [
+    (head_outputs, W_O, 0),
+    (head_outputs, W_O, 1),
+    (rng.normal(size=(4, 3, 2)), rng.normal(size=(8, 5)), 2),
+]
+check(
+    without_head,
+    reference_without_head,
+    inputs=cases_without,
+    hint="head j uses rows j*d_k:(j+1)*d_k of W_O; add up head_outputs[j] @ those rows for every j != i",
+)
+
 
 # %% tags=["solution"]
 def without_head(head_outputs, W_O, i):
     heads, t, dk = head_outputs.shape
-    return sum(head_outputs[j] @ W_O[j * dk:(j + 1) * dk] for j in range(heads) if j != i)
+    return sum(head_outputs[j] @ W_O[j * dk : (j + 1) * dk] for j in range(heads) if j != i)
 
 
 assert check(without_head, reference_without_head, inputs=cases_without)
-assert np.allclose(without_head(head_outputs, W_O, 0), contrib[1])   # the thread without head 0: head 1's share
+assert np.allclose(
+    without_head(head_outputs, W_O, 0), contrib[1]
+)  # the thread without head 0: head 1's share
 
 # %% [markdown]
 # ## Summary

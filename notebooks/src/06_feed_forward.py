@@ -29,7 +29,13 @@ import numpy as np
 import tensorflow as tf
 from math import erf
 
-from lessons_lib import FeedForward, MultiHeadAttention, TransformerBlock, block_param_count, feed_forward
+from lessons_lib import (
+    FeedForward,
+    MultiHeadAttention,
+    TransformerBlock,
+    block_param_count,
+    feed_forward,
+)
 from lessons_lib import gelu, gpt_param_count, relu, thread
 from lessons_lib.checks import check
 
@@ -110,16 +116,26 @@ print("b_2", b_2.shape, b_2)
 # $z_{0,1} = h_{0,0} W_{0,1} + h_{0,1} W_{1,1} + h_{0,2} W_{2,1} + h_{0,3} W_{3,1} + b_1$.
 
 # %%
-z_01 = h1[0, 0] * W_1[0, 1] + h1[0, 1] * W_1[1, 1] + h1[0, 2] * W_1[2, 1] + h1[0, 3] * W_1[3, 1] + b_1[1]
-print(f"z[0,1] = {h1[0,0]:.3f}*{W_1[0,1]:.1f} + {h1[0,1]:.3f}*{W_1[1,1]:.1f} + {h1[0,2]:.3f}*{W_1[2,1]:.1f}"
-      f" + {h1[0,3]:.3f}*{W_1[3,1]:.1f} + {b_1[1]:.1f} = {z_01:.3f}  -> ReLU -> {max(z_01, 0):.3f}")
+z_01 = (
+    h1[0, 0] * W_1[0, 1]
+    + h1[0, 1] * W_1[1, 1]
+    + h1[0, 2] * W_1[2, 1]
+    + h1[0, 3] * W_1[3, 1]
+    + b_1[1]
+)
+print(
+    f"z[0,1] = {h1[0, 0]:.3f}*{W_1[0, 1]:.1f} + {h1[0, 1]:.3f}*{W_1[1, 1]:.1f} + {h1[0, 2]:.3f}*{W_1[2, 1]:.1f}"
+    f" + {h1[0, 3]:.3f}*{W_1[3, 1]:.1f} + {b_1[1]:.1f} = {z_01:.3f}  -> ReLU -> {max(z_01, 0):.3f}"
+)
 
-z = h1 @ W_1 + b_1                 # [6, 16] pre-activations
-ffn_hidden = np.maximum(z, 0.0)    # ReLU
+z = h1 @ W_1 + b_1  # [6, 16] pre-activations
+ffn_hidden = np.maximum(z, 0.0)  # ReLU
 print("\nffn_hidden = ReLU(h1 @ W_1 + b_1), shape", ffn_hidden.shape)
 print(np.round(ffn_hidden, 3))
 n_zero = int((ffn_hidden == 0).sum())
-print(f"\n{n_zero} of {ffn_hidden.size} hidden values are exactly 0 (ReLU switched those units off)")
+print(
+    f"\n{n_zero} of {ffn_hidden.size} hidden values are exactly 0 (ReLU switched those units off)"
+)
 
 assert np.isclose(z_01, z[0, 1])
 assert np.allclose(ffn_hidden, state["ffn_hidden"])
@@ -147,6 +163,7 @@ print("\nmatches thread.forward()['ffn_out'] and lessons_lib.feed_forward ✓")
 #
 # Now the same weights with the article's formula, $\mathrm{ReLU}(\mathrm{ReLU}(h W_1 + b_1) W_2) + b_2$:
 
+
 # %%
 def article_ffn(x, w1, b1, w2, b2):
     """The source article's formula, with an extra ReLU after W_2 (do not use: shown to see what it breaks)."""
@@ -159,12 +176,25 @@ print(np.round(wrong, 3))
 print("\ncorrect FFN:")
 print(np.round(ffn_out, 3))
 print("\nb_2 =", b_2)
-print("negative entries: correct", int((ffn_out < 0).sum()), "of 24, article", int((wrong < 0).sum()), "of 24")
+print(
+    "negative entries: correct",
+    int((ffn_out < 0).sum()),
+    "of 24, article",
+    int((wrong < 0).sum()),
+    "of 24",
+)
 pinned = np.isclose(wrong, b_2)
-print("entries clipped to exactly b_2 by the outer ReLU:", int(pinned.sum()), "of 24; per column:", pinned.sum(axis=0))
+print(
+    "entries clipped to exactly b_2 by the outer ReLU:",
+    int(pinned.sum()),
+    "of 24; per column:",
+    pinned.sum(axis=0),
+)
 
-assert (wrong >= b_2 - 1e-12).all()               # never below the bias
-assert np.array_equal(pinned, ffn_out <= b_2)      # clipped exactly where the correct FFN goes below b_2
+assert (wrong >= b_2 - 1e-12).all()  # never below the bias
+assert np.array_equal(
+    pinned, ffn_out <= b_2
+)  # clipped exactly where the correct FFN goes below b_2
 assert (ffn_out < 0).sum() == 7 and (wrong < 0).sum() == 0 and pinned.sum() == 10
 
 # %% [markdown]
@@ -182,16 +212,23 @@ assert (ffn_out < 0).sum() == 7 and (wrong < 0).sum() == 0 and pinned.sum() == 1
 # %%
 ffn_layer = FeedForward(d_model=4, d_ff=16, activation="relu")
 ffn_layer.build((None, 6, 4))
-ffn_layer.w1.kernel.assign(W_1); ffn_layer.w1.bias.assign(b_1)
-ffn_layer.w2.kernel.assign(W_2); ffn_layer.w2.bias.assign(b_2)
+ffn_layer.w1.kernel.assign(W_1)
+ffn_layer.w1.bias.assign(b_1)
+ffn_layer.w2.kernel.assign(W_2)
+ffn_layer.w2.bias.assign(b_2)
 
-mlp = keras.Sequential([keras.Input((4,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(4)])
+mlp = keras.Sequential(
+    [keras.Input((4,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(4)]
+)
 mlp.set_weights([W_1, b_1, W_2, b_2])
 
-out_ffn_layer = ffn_layer(h1[None].astype("float32")).numpy()[0]    # [batch=1, T, d] -> [T, d]
+out_ffn_layer = ffn_layer(h1[None].astype("float32")).numpy()[0]  # [batch=1, T, d] -> [T, d]
 out_mlp = mlp(h1.astype("float32")).numpy()
 
-for name, out in (("lessons_lib.FeedForward", out_ffn_layer), ("keras.Sequential(Dense, Dense)", out_mlp)):
+for name, out in (
+    ("lessons_lib.FeedForward", out_ffn_layer),
+    ("keras.Sequential(Dense, Dense)", out_mlp),
+):
     diff = np.abs(out - ffn_out).max()
     print(f"{name:32s} max |diff| vs NumPy: {'<= 1e-5' if diff <= 1e-5 else diff}")
     assert diff <= 1e-5
@@ -203,7 +240,7 @@ for name, out in (("lessons_lib.FeedForward", out_ffn_layer), ("keras.Sequential
 # %%
 rng = np.random.default_rng(0)
 xb = rng.normal(size=(2, 5, 8)).astype("float32")
-ffn_gelu = FeedForward(d_model=8, d_ff=32)            # activation="gelu" (exact GELU)
+ffn_gelu = FeedForward(d_model=8, d_ff=32)  # activation="gelu" (exact GELU)
 yb = ffn_gelu(xb).numpy()
 k1, c1 = ffn_gelu.w1.kernel.numpy(), ffn_gelu.w1.bias.numpy()
 k2, c2 = ffn_gelu.w2.kernel.numpy(), ffn_gelu.w2.bias.numpy()
@@ -241,13 +278,15 @@ assert diff <= 1e-5
 
 # %%
 zs = np.linspace(-4, 4, 801)
-phi = np.exp(-zs**2 / 2) / np.sqrt(2 * np.pi)
+phi = np.exp(-(zs**2) / 2) / np.sqrt(2 * np.pi)
 Phi = 0.5 * (1 + np.vectorize(erf)(zs / np.sqrt(2)))
 u = np.sqrt(2 / np.pi) * (zs + 0.044715 * zs**3)
 
 d_relu = (zs > 0).astype(float)
 d_gelu = Phi + zs * phi
-d_gelu_tanh = 0.5 * (1 + np.tanh(u)) + 0.5 * zs * (1 - np.tanh(u) ** 2) * np.sqrt(2 / np.pi) * (1 + 3 * 0.044715 * zs**2)
+d_gelu_tanh = 0.5 * (1 + np.tanh(u)) + 0.5 * zs * (1 - np.tanh(u) ** 2) * np.sqrt(2 / np.pi) * (
+    1 + 3 * 0.044715 * zs**2
+)
 
 # TensorFlow's autodiff of Keras' own GELU, exact and approximate
 z_tf = tf.constant(zs)
@@ -259,7 +298,9 @@ assert np.allclose(g_exact.numpy(), gelu(zs), atol=1e-6)
 assert np.allclose(g_approx.numpy(), gelu(zs, approximate=True), atol=1e-6)
 assert np.allclose(tape.gradient(g_exact, z_tf).numpy(), d_gelu, atol=1e-6)
 assert np.allclose(tape.gradient(g_approx, z_tf).numpy(), d_gelu_tanh, atol=1e-6)
-print("lessons_lib.gelu and our derivative formulas match keras.activations.gelu + tf.GradientTape ✓")
+print(
+    "lessons_lib.gelu and our derivative formulas match keras.activations.gelu + tf.GradientTape ✓"
+)
 
 gap = np.abs(gelu(zs) - gelu(zs, approximate=True))
 print(f"max |GELU - GELU_tanh| on [-4, 4]: {gap.max():.5f} at z = {zs[gap.argmax()]:.2f}")
@@ -276,8 +317,11 @@ axes[1].plot(zs, d_gelu, label="GELU' (exact)", lw=2)
 axes[1].plot(zs, d_gelu_tanh, "--", label="GELU' (tanh approx.)", lw=1.5)
 axes[1].set_title("derivative")
 for ax in axes:
-    ax.axhline(0, color="gray", lw=0.5); ax.axvline(0, color="gray", lw=0.5)
-    ax.set_xlabel("z"); ax.legend(); ax.grid(alpha=0.3)
+    ax.axhline(0, color="gray", lw=0.5)
+    ax.axvline(0, color="gray", lw=0.5)
+    ax.set_xlabel("z")
+    ax.legend()
+    ax.grid(alpha=0.3)
 plt.tight_layout()
 plt.show()
 
@@ -304,7 +348,7 @@ print(np.round(feed_forward(h1, W_1, b_1, W_2, b_2, activation="gelu"), 3))
 # 2. permuting the tokens permutes the outputs in the same way (the FFN is *permutation-equivariant*).
 
 # %%
-row_by_row = np.stack([feed_forward(h1[t:t + 1], W_1, b_1, W_2, b_2)[0] for t in range(len(h1))])
+row_by_row = np.stack([feed_forward(h1[t : t + 1], W_1, b_1, W_2, b_2)[0] for t in range(len(h1))])
 print("row by row == all at once:", np.allclose(row_by_row, ffn_out))
 
 perm = np.array([5, 2, 0, 4, 1, 3])
@@ -344,11 +388,15 @@ print("FFN of two copies of h1[0]:\n", np.round(twins, 3))
 # add $4d$ more, negligible for large $d$.) Let us count for the thread and for GPT-2 small, and let Keras count
 # too.
 
+
 # %%
 def counts(d, d_ff, num_heads):
-    ffn = FeedForward(d, d_ff); ffn.build((None, d))
-    attn = MultiHeadAttention(d, num_heads); attn.build((None, None, d))
-    block = TransformerBlock(d, num_heads, d_ff); block.build((None, None, d))
+    ffn = FeedForward(d, d_ff)
+    ffn.build((None, d))
+    attn = MultiHeadAttention(d, num_heads)
+    attn.build((None, None, d))
+    block = TransformerBlock(d, num_heads, d_ff)
+    block.build((None, None, d))
     return ffn.count_params(), attn.count_params(), block.count_params()
 
 
@@ -357,8 +405,12 @@ for name, d, d_ff, heads in (("thread", 4, 16, 2), ("GPT-2 small", 768, 3072, 12
     assert n_ffn == 2 * d * d_ff + d_ff + d and n_attn == 4 * d * d + 4 * d
     assert n_block == block_param_count(d, d_ff) == n_ffn + n_attn + 4 * d
     matrix_share = (2 * d * d_ff) / (2 * d * d_ff + 4 * d * d)
-    print(f"{name:12s} d={d:4d} d_ff={d_ff:5d}: FFN {n_ffn:>10,}  attention {n_attn:>10,}  block {n_block:>10,}")
-    print(f"{'':12s} FFN share: {matrix_share:.4f} of the weight matrices, {n_ffn / n_block:.4f} of all block parameters")
+    print(
+        f"{name:12s} d={d:4d} d_ff={d_ff:5d}: FFN {n_ffn:>10,}  attention {n_attn:>10,}  block {n_block:>10,}"
+    )
+    print(
+        f"{'':12s} FFN share: {matrix_share:.4f} of the weight matrices, {n_ffn / n_block:.4f} of all block parameters"
+    )
     assert np.isclose(matrix_share, 2 / 3)
 
 # %% [markdown]
@@ -370,8 +422,10 @@ for name, d, d_ff, heads in (("thread", 4, 16, 2), ("GPT-2 small", 768, 3072, 12
 total = gpt_param_count(vocab_size=50257, max_len=1024, d_model=768, num_layers=12)
 ffn_total = 12 * (2 * 768 * 3072 + 3072 + 768)
 embed_total = 50257 * 768 + 1024 * 768
-print(f"GPT-2 small: {total:,} parameters; FFNs {ffn_total:,} ({ffn_total / total:.1%}), "
-      f"embeddings {embed_total:,} ({embed_total / total:.1%})")
+print(
+    f"GPT-2 small: {total:,} parameters; FFNs {ffn_total:,} ({ffn_total / total:.1%}), "
+    f"embeddings {embed_total:,} ({embed_total / total:.1%})"
+)
 assert total == 124_439_808
 
 # %% [markdown]
@@ -382,6 +436,7 @@ assert total == 124_439_808
 # Write `ffn_gelu_tanh(x, w1, b1, w2, b2)` for inputs `x` of shape `[..., d_model]`, using the tanh approximation of
 # GELU from section 4, **without** `lessons_lib` (NumPy only). It is checked against
 # `lessons_lib.feed_forward(..., activation="gelu_tanh")` on the thread and on a random batch.
+
 
 # %%
 def ffn_gelu_tanh(x, w1, b1, w2, b2):
@@ -395,11 +450,23 @@ def reference_ffn_gelu_tanh(x, w1, b1, w2, b2):
 
 
 ex_rng = np.random.default_rng(1)
-ex1_inputs = [(h1, W_1, b_1, W_2, b_2),
-              (ex_rng.normal(size=(2, 3, 5)), ex_rng.normal(size=(5, 20)), ex_rng.normal(size=20),
-               ex_rng.normal(size=(20, 5)), ex_rng.normal(size=5))]
-check(ffn_gelu_tanh, reference_ffn_gelu_tanh, inputs=ex1_inputs,
-      hint="0.5 * z * (1 + tanh(sqrt(2/pi) * (z + 0.044715 z^3))) with z = x @ w1 + b1; no activation after w2")
+ex1_inputs = [
+    (h1, W_1, b_1, W_2, b_2),
+    (
+        ex_rng.normal(size=(2, 3, 5)),
+        ex_rng.normal(size=(5, 20)),
+        ex_rng.normal(size=20),
+        ex_rng.normal(size=(20, 5)),
+        ex_rng.normal(size=5),
+    ),
+]
+check(
+    ffn_gelu_tanh,
+    reference_ffn_gelu_tanh,
+    inputs=ex1_inputs,
+    hint="0.5 * z * (1 + tanh(sqrt(2/pi) * (z + 0.044715 z^3))) with z = x @ w1 + b1; no activation after w2",
+)
+
 
 # %% tags=["solution"]
 def ffn_gelu_tanh(x, w1, b1, w2, b2):
@@ -418,6 +485,7 @@ assert check(ffn_gelu_tanh, reference_ffn_gelu_tanh, inputs=ex1_inputs)
 # `FeedForward(d_model, d_ff, use_bias=use_bias)`. Then use it to answer: what fraction of a block's weight matrices
 # would the FFN hold with a smaller expansion, $d_\text{ff} = 2d$ (take $d = 768$)?
 
+
 # %%
 def ffn_param_count(d_model, d_ff, use_bias=True):
     # YOUR CODE HERE
@@ -431,19 +499,30 @@ def reference_ffn_param_count(d_model, d_ff, use_bias=True):
     return layer.count_params()
 
 
-check(ffn_param_count, reference_ffn_param_count,
-      inputs=[(4, 16, True), (768, 3072, True), (512, 2048, False), (10, 7, True)],
-      hint="W_1 is d_model x d_ff, W_2 is d_ff x d_model; b_1 has d_ff numbers and b_2 has d_model")
+check(
+    ffn_param_count,
+    reference_ffn_param_count,
+    inputs=[(4, 16, True), (768, 3072, True), (512, 2048, False), (10, 7, True)],
+    hint="W_1 is d_model x d_ff, W_2 is d_ff x d_model; b_1 has d_ff numbers and b_2 has d_model",
+)
+
 
 # %% tags=["solution"]
 def ffn_param_count(d_model, d_ff, use_bias=True):
     return 2 * d_model * d_ff + ((d_ff + d_model) if use_bias else 0)
 
 
-check(ffn_param_count, reference_ffn_param_count,
-      inputs=[(4, 16, True), (768, 3072, True), (512, 2048, False), (10, 7, True)])
-share = ffn_param_count(768, 2 * 768, use_bias=False) / (ffn_param_count(768, 2 * 768, use_bias=False) + 4 * 768**2)
-print(f"d=768, d_ff=2d: the FFN holds {share:.3f} of the block's weight matrices (8d²·(2/4) = 4d², as much as attention)")
+check(
+    ffn_param_count,
+    reference_ffn_param_count,
+    inputs=[(4, 16, True), (768, 3072, True), (512, 2048, False), (10, 7, True)],
+)
+share = ffn_param_count(768, 2 * 768, use_bias=False) / (
+    ffn_param_count(768, 2 * 768, use_bias=False) + 4 * 768**2
+)
+print(
+    f"d=768, d_ff=2d: the FFN holds {share:.3f} of the block's weight matrices (8d²·(2/4) = 4d², as much as attention)"
+)
 
 # %% [markdown]
 # ## Summary

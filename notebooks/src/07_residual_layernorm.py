@@ -81,8 +81,13 @@ v = rng.normal(size=4)
 print("x             :", np.round(v, 3))
 print("LN(x)         :", np.round(layer_norm(v), 3))
 print("LN(100 x + 7) :", np.round(layer_norm(100 * v + 7), 3))
-print("mean, variance, norm of LN(x):", np.round(layer_norm(v).mean(), 6) + 0.0, np.round(layer_norm(v).var(), 4),
-      np.round(np.linalg.norm(layer_norm(v)), 4), "(sqrt(4) = 2)")
+print(
+    "mean, variance, norm of LN(x):",
+    np.round(layer_norm(v).mean(), 6) + 0.0,
+    np.round(layer_norm(v).var(), 4),
+    np.round(np.linalg.norm(layer_norm(v)), 4),
+    "(sqrt(4) = 2)",
+)
 assert np.allclose(layer_norm(100 * v + 7), layer_norm(v), atol=1e-4)
 
 # %% [markdown]
@@ -128,20 +133,28 @@ assert np.allclose(layer_norm(100 * v + 7), layer_norm(v), atol=1e-4)
 # values so that they are part of the test.
 
 # %%
-x_ln = rng.normal(size=(2, 3, 6)) * 3 + 1                  # [batch, T, d]
+x_ln = rng.normal(size=(2, 3, 6)) * 3 + 1  # [batch, T, d]
 gamma, beta = 1 + 0.5 * rng.normal(size=6), rng.normal(size=6)
 
 keras_ln = keras.layers.LayerNormalization(epsilon=1e-5)
 keras_ln.build(x_ln.shape)
-keras_ln.gamma.assign(gamma); keras_ln.beta.assign(beta)
-diff = np.abs(keras_ln(x_ln.astype("float32")).numpy() - layer_norm(x_ln, gamma, beta, eps=1e-5)).max()
-print("layer_norm vs keras.layers.LayerNormalization(epsilon=1e-5): max |diff| <= 1e-5:", bool(diff <= 1e-5))
+keras_ln.gamma.assign(gamma)
+keras_ln.beta.assign(beta)
+diff = np.abs(
+    keras_ln(x_ln.astype("float32")).numpy() - layer_norm(x_ln, gamma, beta, eps=1e-5)
+).max()
+print(
+    "layer_norm vs keras.layers.LayerNormalization(epsilon=1e-5): max |diff| <= 1e-5:",
+    bool(diff <= 1e-5),
+)
 assert diff <= 1e-5
 
 # What epsilon does: nothing visible for a vector of normal size, a lot for a nearly constant one.
 almost_constant = np.array([1.0, 1.01, 0.99, 1.0])
 for eps in (1e-5, 1e-3):
-    print(f"eps={eps:g}: LN([1, 1.01, 0.99, 1]) = {np.round(layer_norm(almost_constant, eps=eps), 3)}")
+    print(
+        f"eps={eps:g}: LN([1, 1.01, 0.99, 1]) = {np.round(layer_norm(almost_constant, eps=eps), 3)}"
+    )
 
 # %% [markdown]
 # With $\sigma^2 = 5\cdot10^{-5}$, $\epsilon = 10^{-3}$ dominates the denominator and shrinks the output about
@@ -154,15 +167,18 @@ for eps in (1e-5, 1e-3):
 # $\big(L(x + h e_k) - L(x - h e_k)\big)/2h$ needs nothing but the forward pass.
 
 # %%
-G = rng.normal(size=x_ln.shape)                            # dL/dy
+G = rng.normal(size=x_ln.shape)  # dL/dy
 
 x_var = tf.Variable(x_ln)
 keras_ln64 = keras.layers.LayerNormalization(epsilon=1e-5, dtype="float64")
 keras_ln64.build(x_ln.shape)
-keras_ln64.gamma.assign(gamma); keras_ln64.beta.assign(beta)
+keras_ln64.gamma.assign(gamma)
+keras_ln64.beta.assign(beta)
 with tf.GradientTape() as tape:
     loss = tf.reduce_sum(G * keras_ln64(x_var))
-grad_x_tf, grad_gamma_tf, grad_beta_tf = tape.gradient(loss, [x_var, keras_ln64.gamma, keras_ln64.beta])
+grad_x_tf, grad_gamma_tf, grad_beta_tf = tape.gradient(
+    loss, [x_var, keras_ln64.gamma, keras_ln64.beta]
+)
 
 grad_x = layer_norm_backward(x_ln, G, gamma, eps=1e-5)
 x_hat = layer_norm(x_ln, eps=1e-5)
@@ -177,19 +193,25 @@ def loss_np(x):
 h = 1e-6
 grad_fd = np.zeros_like(x_ln)
 for k in np.ndindex(x_ln.shape):
-    e = np.zeros_like(x_ln); e[k] = h
+    e = np.zeros_like(x_ln)
+    e[k] = h
     grad_fd[k] = (loss_np(x_ln + e) - loss_np(x_ln - e)) / (2 * h)
 
 d_tape = np.abs(grad_x - grad_x_tf.numpy()).max()
 d_fd = np.abs(grad_x - grad_fd).max()
-d_params = max(np.abs(grad_gamma - grad_gamma_tf.numpy()).max(), np.abs(grad_beta - grad_beta_tf.numpy()).max())
+d_params = max(
+    np.abs(grad_gamma - grad_gamma_tf.numpy()).max(), np.abs(grad_beta - grad_beta_tf.numpy()).max()
+)
 print(f"dL/dx   : formula vs tf.GradientTape  max |diff| < 1e-12: {d_tape < 1e-12}")
 print(f"dL/dx   : formula vs finite diff.     max |diff| < 1e-7 : {d_fd < 1e-7}")
 print(f"dL/dγ, dL/dβ: formula vs tf.GradientTape max |diff| < 1e-12: {d_params < 1e-12}")
 assert d_tape < 1e-12 and d_fd < 1e-7 and d_params < 1e-12
 
 print("\neach token's gradient sums to 0               :", np.allclose(grad_x.sum(axis=-1), 0))
-print("and is orthogonal to x_hat (up to an O(eps) term):", np.allclose((grad_x * x_hat).sum(axis=-1), 0, atol=1e-4))
+print(
+    "and is orthogonal to x_hat (up to an O(eps) term):",
+    np.allclose((grad_x * x_hat).sum(axis=-1), 0, atol=1e-4),
+)
 
 # %% [markdown]
 # ## 3 · The thread: finishing the block (post-norm)
@@ -229,13 +251,20 @@ h1_0 = (r0 - mu0) / np.sqrt(var0 + thread.EPS)
 print("residual_1[0]       =", np.round(r0, 3))
 print(f"mean μ              = ({' + '.join(f'{t:.3f}' for t in r0)}) / 4 = {mu0:.3f}")
 print("deviations x - μ    =", np.round(r0 - mu0, 3))
-print(f"variance σ²         = mean of squared deviations = {var0:.3f},  sqrt(σ² + 1e-5) = {np.sqrt(var0 + 1e-5):.3f}")
+print(
+    f"variance σ²         = mean of squared deviations = {var0:.3f},  sqrt(σ² + 1e-5) = {np.sqrt(var0 + 1e-5):.3f}"
+)
 print("h1[0] = (x - μ) / σ =", np.round(h1_0, 3))
 
 # %%
 h1 = layer_norm(residual_1, w["gamma_1"], w["beta_1"], eps=thread.EPS)
 print("h1 = LN_1(residual_1)\n", np.round(h1, 3))
-print("per-token mean:", np.round(h1.mean(axis=-1), 3) + 0.0, " per-token variance:", np.round(h1.var(axis=-1), 3))
+print(
+    "per-token mean:",
+    np.round(h1.mean(axis=-1), 3) + 0.0,
+    " per-token variance:",
+    np.round(h1.var(axis=-1), 3),
+)
 assert np.allclose(h1[0], h1_0)
 assert np.allclose(h1, state["h1"])
 print("\nthis is exactly the h1 that lesson 06 fed into the FFN ✓")
@@ -326,29 +355,40 @@ def deep_stack(variant, n_layers=N_LAYERS, d=D, n_tokens=N_TOKENS, seed=0):
                 h = h + sub(tf_layer_norm(h), l)
         loss = tf.reduce_mean(tf.linalg.matvec(h, readout))
     grads = tape.gradient(loss, inputs + w1)
-    rms = np.array([float(tf.sqrt(tf.reduce_mean(t**2))) for t in inputs[1:] + [h]])  # outputs of layers 1..L
+    rms = np.array(
+        [float(tf.sqrt(tf.reduce_mean(t**2))) for t in inputs[1:] + [h]]
+    )  # outputs of layers 1..L
     g_h = np.array([float(tf.norm(g)) for g in grads[:n_layers]])
     g_w = np.array([float(tf.norm(g)) for g in grads[n_layers:]])
     return rms, g_h, g_w
 
 
 results = {v: deep_stack(v) for v in VARIANTS}
-print(f"{'variant':14s} {'act RMS L1':>11s} {'act RMS L' + str(N_LAYERS):>11s} {'|dL/dh| L1':>11s}"
-      f" {'|dL/dh| L' + str(N_LAYERS):>11s} {'|dL/dW| L1':>11s} {'|dL/dW| L' + str(N_LAYERS):>11s}"
-      f" {'max/min |dL/dh|':>16s}")
+print(
+    f"{'variant':14s} {'act RMS L1':>11s} {'act RMS L' + str(N_LAYERS):>11s} {'|dL/dh| L1':>11s}"
+    f" {'|dL/dh| L' + str(N_LAYERS):>11s} {'|dL/dW| L1':>11s} {'|dL/dW| L' + str(N_LAYERS):>11s}"
+    f" {'max/min |dL/dh|':>16s}"
+)
 for v, (rms, g_h, g_w) in results.items():
-    print(f"{v:14s} {rms[0]:11.1e} {rms[-1]:11.1e} {g_h[0]:11.1e} {g_h[-1]:11.1e} {g_w[0]:11.1e} {g_w[-1]:11.1e}"
-          f" {g_h.max() / g_h.min():16.1e}")
+    print(
+        f"{v:14s} {rms[0]:11.1e} {rms[-1]:11.1e} {g_h[0]:11.1e} {g_h[-1]:11.1e} {g_w[0]:11.1e} {g_w[-1]:11.1e}"
+        f" {g_h.max() / g_h.min():16.1e}"
+    )
 
 # %%
 layers = np.arange(1, N_LAYERS + 1)
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-titles = ("activation size (RMS of layer output)", "gradient reaching the layer, |dL/dh_l|",
-          "gradient of the layer's weights, |dL/dW_l|")
+titles = (
+    "activation size (RMS of layer output)",
+    "gradient reaching the layer, |dL/dh_l|",
+    "gradient of the layer's weights, |dL/dW_l|",
+)
 for ax, title, k in zip(axes, titles, range(3)):
     for v in VARIANTS:
         ax.semilogy(layers, results[v][k], label=v, lw=2)
-    ax.set_title(title, fontsize=10); ax.set_xlabel("layer"); ax.grid(alpha=0.3, which="both")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("layer")
+    ax.grid(alpha=0.3, which="both")
 axes[0].legend()
 plt.tight_layout()
 plt.show()
@@ -370,14 +410,16 @@ plt.show()
 #   to the stream); the gradients stay within a small factor (about 6) everywhere, and are not larger at the top.
 
 # %%
-if N_LAYERS >= 30:   # the facts above, for the default sizes
+if N_LAYERS >= 30:  # the facts above, for the default sizes
     plain, res, post, pre = (results[v] for v in VARIANTS)
-    assert plain[1][0] / plain[1][-1] < 1e-10 and plain[0][-1] < 1e-10            # vanishing
-    assert res[1][0] / res[1][-1] > 1e3 and res[0][-1] > 1e3                      # exploding
-    for rms, g_h, g_w in (post, pre):                                             # well behaved
+    assert plain[1][0] / plain[1][-1] < 1e-10 and plain[0][-1] < 1e-10  # vanishing
+    assert res[1][0] / res[1][-1] > 1e3 and res[0][-1] > 1e3  # exploding
+    for rms, g_h, g_w in (post, pre):  # well behaved
         assert g_h.max() / g_h.min() < 10 and g_w.max() / g_w.min() < 10 and rms.max() < 10
     assert post[2][-1] > post[2][0] and pre[2][-1] < pre[2][0]
-    print("vanishing without glue, exploding with residuals alone, stable with residual + LayerNorm ✓")
+    print(
+        "vanishing without glue, exploding with residuals alone, stable with residual + LayerNorm ✓"
+    )
 
 # %% [markdown]
 # ## 5 · Post-norm or pre-norm?
@@ -404,6 +446,7 @@ if N_LAYERS >= 30:   # the facts above, for the default sizes
 # nothing hides behind a 1 or a 0 — and recompute each from NumPy pieces of `lessons_lib` (`layer_norm`,
 # `scaled_dot_product_attention`, `feed_forward`) using the block's own weights.
 
+
 # %%
 def numpy_weights(layer):
     return {v.path.split("/", 1)[1]: np.asarray(v.numpy(), dtype=np.float64) for v in layer.weights}
@@ -412,7 +455,9 @@ def numpy_weights(layer):
 def mha_numpy(x, p, num_heads):
     """Multi-head self-attention with a causal mask, x [batch, T, d], weights p from a TransformerBlock."""
     b, t, d = x.shape
-    split = lambda m: m.reshape(b, t, num_heads, d // num_heads).transpose(0, 2, 1, 3)   # [b, heads, T, d_k]
+    split = lambda m: m.reshape(b, t, num_heads, d // num_heads).transpose(
+        0, 2, 1, 3
+    )  # [b, heads, T, d_k]
     q, k, v = (split(x @ p[f"attn/{n}/kernel"] + p[f"attn/{n}/bias"]) for n in ("wq", "wk", "wv"))
     heads, _ = scaled_dot_product_attention(q, k, v, mask=causal_mask(t))
     concat = heads.transpose(0, 2, 1, 3).reshape(b, t, d)
@@ -424,19 +469,25 @@ def block_numpy(x, block):
     ln1 = lambda t: layer_norm(t, p["ln1/gamma"], p["ln1/beta"], eps=block.epsilon)
     ln2 = lambda t: layer_norm(t, p["ln2/gamma"], p["ln2/beta"], eps=block.epsilon)
     mha = lambda t: mha_numpy(t, p, block.num_heads)
-    ffn = lambda t: feed_forward(t, p["ffn/w1/kernel"], p["ffn/w1/bias"], p["ffn/w2/kernel"], p["ffn/w2/bias"],
-                                 activation=block.activation)
-    if block.norm_first:                      # pre-norm
+    ffn = lambda t: feed_forward(
+        t,
+        p["ffn/w1/kernel"],
+        p["ffn/w1/bias"],
+        p["ffn/w2/kernel"],
+        p["ffn/w2/bias"],
+        activation=block.activation,
+    )
+    if block.norm_first:  # pre-norm
         h = x + mha(ln1(x))
         return h + ffn(ln2(h))
-    h = ln1(x + mha(x))                       # post-norm
+    h = ln1(x + mha(x))  # post-norm
     return ln2(h + ffn(h))
 
 
 x_rand = np.random.default_rng(1).normal(size=(2, 5, 8))
 outputs = {}
 for norm_first in (True, False):
-    block = TransformerBlock(d_model=8, num_heads=2, d_ff=32, norm_first=norm_first)   # GELU
+    block = TransformerBlock(d_model=8, num_heads=2, d_ff=32, norm_first=norm_first)  # GELU
     block.build((None, None, 8))
     r = np.random.default_rng(2)
     for var in block.weights:
@@ -450,7 +501,10 @@ for norm_first in (True, False):
     assert diff <= 1e-5
     outputs[name.strip()] = y_numpy
 
-print("the two variants give different outputs:", not np.allclose(outputs["pre-norm"], outputs["post-norm"]))
+print(
+    "the two variants give different outputs:",
+    not np.allclose(outputs["pre-norm"], outputs["post-norm"]),
+)
 
 # %% [markdown]
 # A visible difference between the two: a post-norm block's output is a LayerNorm output (with $\gamma=1, \beta=0$ every
@@ -465,12 +519,21 @@ pre_thread.build((None, None, 4))
 def load_thread_weights(block):
     """Copy the thread's weights into a TransformerBlock(4, 2, 16, activation='relu') (attention has no biases)."""
     tw = thread.weights()
-    for dense, name in ((block.attn.wq, "W_Q"), (block.attn.wk, "W_K"), (block.attn.wv, "W_V"), (block.attn.wo, "W_O")):
-        dense.kernel.assign(tw[name]); dense.bias.assign(np.zeros(4))
-    block.ffn.w1.kernel.assign(tw["W_1"]); block.ffn.w1.bias.assign(tw["b_1"])
-    block.ffn.w2.kernel.assign(tw["W_2"]); block.ffn.w2.bias.assign(tw["b_2"])
+    for dense, name in (
+        (block.attn.wq, "W_Q"),
+        (block.attn.wk, "W_K"),
+        (block.attn.wv, "W_V"),
+        (block.attn.wo, "W_O"),
+    ):
+        dense.kernel.assign(tw[name])
+        dense.bias.assign(np.zeros(4))
+    block.ffn.w1.kernel.assign(tw["W_1"])
+    block.ffn.w1.bias.assign(tw["b_1"])
+    block.ffn.w2.kernel.assign(tw["W_2"])
+    block.ffn.w2.bias.assign(tw["b_2"])
     for ln, s in ((block.ln1, "1"), (block.ln2, "2")):
-        ln.gamma.assign(tw[f"gamma_{s}"]); ln.beta.assign(tw[f"beta_{s}"])
+        ln.gamma.assign(tw[f"gamma_{s}"])
+        ln.beta.assign(tw[f"beta_{s}"])
 
 
 load_thread_weights(pre_thread)
@@ -486,6 +549,7 @@ print("pre-norm  output   : per-token std", np.round(pre_out.std(axis=-1), 3))
 # Write `my_layer_norm(x, gamma, beta, eps)` for `x` of shape `[..., d]`, normalizing over the last axis, NumPy only.
 # Careful: the variance is the *biased* one (divide by $d$, not $d-1$), as in `np.var`'s default.
 
+
 # %%
 def my_layer_norm(x, gamma, beta, eps=1e-5):
     # YOUR CODE HERE
@@ -494,10 +558,17 @@ def my_layer_norm(x, gamma, beta, eps=1e-5):
 
 # %%
 ex_rng = np.random.default_rng(3)
-ex1_inputs = [(state["residual_1"], w["gamma_1"], w["beta_1"], 1e-5),
-              (ex_rng.normal(size=(2, 3, 5)) * 4, ex_rng.normal(size=5), ex_rng.normal(size=5), 1e-3)]
-check(my_layer_norm, layer_norm, inputs=ex1_inputs,
-      hint="mean and variance over axis=-1 with keepdims=True; divide by sqrt(var + eps); then gamma * ... + beta")
+ex1_inputs = [
+    (state["residual_1"], w["gamma_1"], w["beta_1"], 1e-5),
+    (ex_rng.normal(size=(2, 3, 5)) * 4, ex_rng.normal(size=5), ex_rng.normal(size=5), 1e-3),
+]
+check(
+    my_layer_norm,
+    layer_norm,
+    inputs=ex1_inputs,
+    hint="mean and variance over axis=-1 with keepdims=True; divide by sqrt(var + eps); then gamma * ... + beta",
+)
+
 
 # %% tags=["solution"]
 def my_layer_norm(x, gamma, beta, eps=1e-5):
@@ -515,6 +586,7 @@ assert check(my_layer_norm, layer_norm, inputs=ex1_inputs)
 # section 2. It is checked against `lessons_lib.layer_norm_backward` (which section 2 checked against TensorFlow and
 # finite differences).
 
+
 # %%
 def my_layer_norm_backward(x, grad_out, gamma, eps=1e-5):
     # YOUR CODE HERE
@@ -522,11 +594,18 @@ def my_layer_norm_backward(x, grad_out, gamma, eps=1e-5):
 
 
 # %%
-ex2_inputs = [(state["residual_2"], ex_rng.normal(size=(6, 4)), w["gamma_2"], 1e-5),
-              (ex_rng.normal(size=(2, 3, 5)) * 4, ex_rng.normal(size=(2, 3, 5)), ex_rng.normal(size=5), 1e-3)]
-check(my_layer_norm_backward, layer_norm_backward, inputs=ex2_inputs,
-      hint="g = gamma * grad_out; x_hat = (x - mu) / sigma; (g - mean(g) - x_hat * mean(g * x_hat)) / sigma, "
-           "means over axis=-1 with keepdims=True")
+ex2_inputs = [
+    (state["residual_2"], ex_rng.normal(size=(6, 4)), w["gamma_2"], 1e-5),
+    (ex_rng.normal(size=(2, 3, 5)) * 4, ex_rng.normal(size=(2, 3, 5)), ex_rng.normal(size=5), 1e-3),
+]
+check(
+    my_layer_norm_backward,
+    layer_norm_backward,
+    inputs=ex2_inputs,
+    hint="g = gamma * grad_out; x_hat = (x - mu) / sigma; (g - mean(g) - x_hat * mean(g * x_hat)) / sigma, "
+    "means over axis=-1 with keepdims=True",
+)
+
 
 # %% tags=["solution"]
 def my_layer_norm_backward(x, grad_out, gamma, eps=1e-5):
@@ -534,7 +613,9 @@ def my_layer_norm_backward(x, grad_out, gamma, eps=1e-5):
     sigma = np.sqrt(x.var(axis=-1, keepdims=True) + eps)
     x_hat = (x - mu) / sigma
     g = gamma * grad_out
-    return (g - g.mean(axis=-1, keepdims=True) - x_hat * (g * x_hat).mean(axis=-1, keepdims=True)) / sigma
+    return (
+        g - g.mean(axis=-1, keepdims=True) - x_hat * (g * x_hat).mean(axis=-1, keepdims=True)
+    ) / sigma
 
 
 assert check(my_layer_norm_backward, layer_norm_backward, inputs=ex2_inputs)
@@ -548,6 +629,7 @@ assert check(my_layer_norm_backward, layer_norm_backward, inputs=ex2_inputs)
 # `lessons_lib` function and `thread.split_heads` / `thread.merge_heads`. It is checked against the Keras
 # `TransformerBlock(norm_first=True)` loaded with the same weights (`pre_thread` above).
 
+
 # %%
 def thread_pre_norm(x):
     # YOUR CODE HERE
@@ -559,8 +641,14 @@ def reference_thread_pre_norm(x):
     return pre_thread(x[None].astype("float32"), use_causal_mask=True).numpy()[0].astype("float64")
 
 
-check(thread_pre_norm, reference_thread_pre_norm, inputs=[x, state["block_out"]], atol=1e-5,
-      hint="h = x + attention(LN_1(x)); y = h + FFN(LN_2(h)) — the sums are NOT normalized")
+check(
+    thread_pre_norm,
+    reference_thread_pre_norm,
+    inputs=[x, state["block_out"]],
+    atol=1e-5,
+    hint="h = x + attention(LN_1(x)); y = h + FFN(LN_2(h)) — the sums are NOT normalized",
+)
+
 
 # %% tags=["solution"]
 def thread_pre_norm(x):

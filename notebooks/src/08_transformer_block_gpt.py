@@ -36,8 +36,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 from keras import ops
 
-from lessons_lib import (GPT, TransformerBlock, block_param_count, gpt_param_count, layer_norm, softmax,
-                         thread)
+from lessons_lib import (
+    GPT,
+    TransformerBlock,
+    block_param_count,
+    gpt_param_count,
+    layer_norm,
+    softmax,
+    thread,
+)
 from lessons_lib.checks import check
 
 np.set_printoptions(precision=3, suppress=True)
@@ -110,7 +117,7 @@ x = s["block_out"]
 mu = x.mean(axis=-1, keepdims=True)
 var = x.var(axis=-1, keepdims=True)
 final = W["gamma_f"] * (x - mu) / np.sqrt(var + thread.EPS) + W["beta_f"]
-print("mean of each row    :", np.round(mu.ravel(), 3) + 0.0)   # + 0.0 turns -0.0 into 0.0
+print("mean of each row    :", np.round(mu.ravel(), 3) + 0.0)  # + 0.0 turns -0.0 into 0.0
 print("variance of each row:", np.round(var.ravel(), 3))
 print("final =")
 print(np.round(final, 3))
@@ -167,7 +174,9 @@ print("✓ final, logits and probs equal thread.forward()['final'], ['logits'], 
 
 # %%
 gpt_thread = thread.build_gpt()
-keras_logits = ops.convert_to_numpy(gpt_thread(s["ids"][None]))[0]       # add a batch axis, then remove it
+keras_logits = ops.convert_to_numpy(gpt_thread(s["ids"][None]))[
+    0
+]  # add a batch axis, then remove it
 keras_probs = ops.convert_to_numpy(ops.softmax(keras_logits, axis=-1))
 diff_logits = np.abs(keras_logits - s["logits"]).max()
 diff_probs = np.abs(keras_probs - s["probs"]).max()
@@ -184,7 +193,7 @@ assert diff_logits < 1e-5 and diff_probs < 1e-5
 # %%
 for t in range(len(words)):
     best = int(probs[t].argmax())
-    print(f"{' '.join(words[:t + 1]):>20} → {thread.VOCAB[best]!r:7} (p = {probs[t, best]:.3f})")
+    print(f"{' '.join(words[: t + 1]):>20} → {thread.VOCAB[best]!r:7} (p = {probs[t, best]:.3f})")
 next_word = thread.VOCAB[int(probs[-1].argmax())]
 assert next_word == "be"
 repeats = [t for t in range(len(words)) if probs[t].argmax() == s["ids"][t]]
@@ -202,7 +211,9 @@ assert repeats == [1, 4, 5]
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3))
-bars = ax.bar(thread.VOCAB, probs[-1], color=["C1" if w == next_word else "C0" for w in thread.VOCAB])
+bars = ax.bar(
+    thread.VOCAB, probs[-1], color=["C1" if w == next_word else "C0" for w in thread.VOCAB]
+)
 ax.bar_label(bars, labels=[f"{p:.3f}" for p in probs[-1]], fontsize=8)
 ax.set_ylim(0, 1.05)
 ax.set_ylabel("probability")
@@ -222,11 +233,14 @@ plt.show()
 # %%
 B, T, V, D, H, N = 2, 8, 65, 32, 4, 2
 sizes = {"B": B, "T": T, "V": V, "d_model": D, "h": H, "d_k": D // H, "d_ff": 4 * D}
-tiny = GPT(vocab_size=V, max_len=T, d_model=D, num_heads=H, num_layers=N)   # pre-norm, GELU, learned positions
+tiny = GPT(
+    vocab_size=V, max_len=T, d_model=D, num_heads=H, num_layers=N
+)  # pre-norm, GELU, learned positions
 ids = np.random.default_rng(0).integers(0, V, size=(B, T))
-tiny.build(ids.shape)                                                       # create all the weights
+tiny.build(ids.shape)  # create all the weights
 print("ids =")
 print(ids)
+
 
 # %%
 def split_heads(t):
@@ -251,9 +265,18 @@ x = tok + pos[None]
 record("x⁽⁰⁾ = E[ids] + P", "B, T, d_model", x)
 for l, block in enumerate(tiny.blocks, start=1):
     a = block.ln1(x)
-    q, k, v = split_heads(block.attn.wq(a)), split_heads(block.attn.wk(a)), split_heads(block.attn.wv(a))
-    weights = ops.softmax(ops.where(ops.tril(ops.ones((T, T), "bool")),
-                                    ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / np.sqrt(D // H), -1e9))
+    q, k, v = (
+        split_heads(block.attn.wq(a)),
+        split_heads(block.attn.wk(a)),
+        split_heads(block.attn.wv(a)),
+    )
+    weights = ops.softmax(
+        ops.where(
+            ops.tril(ops.ones((T, T), "bool")),
+            ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / np.sqrt(D // H),
+            -1e9,
+        )
+    )
     heads = ops.matmul(weights, v)
     concat = ops.reshape(ops.transpose(heads, (0, 2, 1, 3)), (B, T, D))
     attn_out = block.attn.wo(concat)
@@ -261,17 +284,20 @@ for l, block in enumerate(tiny.blocks, start=1):
     hidden = block.ffn.w1(block.ln2(h1))
     ffn_out = block.ffn.w2(hidden)
     y = h1 + ffn_out
-    assert np.allclose(y, block(x, use_causal_mask=True), atol=1e-5)   # we reproduced the block
+    assert np.allclose(y, block(x, use_causal_mask=True), atol=1e-5)  # we reproduced the block
     if l == 1:  # show every step of the first block; the others have the same shapes
-        for stage, sym, ten in (("LN₁(x)", "B, T, d_model", a), ("Q = LN₁(x) W_Q (K, V alike)", "B, T, d_model",
-                                block.attn.wq(a)), ("Q, K, V split into heads", "B, h, T, d_k", q),
-                                ("attention weights (causal)", "B, h, T, T", weights),
-                                ("head outputs = weights · V", "B, h, T, d_k", heads),
-                                ("concat of the heads", "B, T, d_model", concat),
-                                ("attention output = concat W_O", "B, T, d_model", attn_out),
-                                ("x + attention", "B, T, d_model", h1),
-                                ("FFN hidden act(LN₂(·) W₁ + b₁)", "B, T, d_ff", hidden),
-                                ("FFN output", "B, T, d_model", ffn_out)):
+        for stage, sym, ten in (
+            ("LN₁(x)", "B, T, d_model", a),
+            ("Q = LN₁(x) W_Q (K, V alike)", "B, T, d_model", block.attn.wq(a)),
+            ("Q, K, V split into heads", "B, h, T, d_k", q),
+            ("attention weights (causal)", "B, h, T, T", weights),
+            ("head outputs = weights · V", "B, h, T, d_k", heads),
+            ("concat of the heads", "B, T, d_model", concat),
+            ("attention output = concat W_O", "B, T, d_model", attn_out),
+            ("x + attention", "B, T, d_model", h1),
+            ("FFN hidden act(LN₂(·) W₁ + b₁)", "B, T, d_ff", hidden),
+            ("FFN output", "B, T, d_model", ffn_out),
+        ):
             record(f"  block 1: {stage}", sym, ten)
     record(f"x⁽{str(l).translate(SUP)}⁾ = block {l} output", "B, T, d_model", y)
     x = y
@@ -281,14 +307,16 @@ logits_tiny = ops.matmul(h_final, ops.transpose(tiny.embed.embeddings))
 record("logits = h Eᵀ", "B, T, V", logits_tiny)
 probs_tiny = ops.softmax(logits_tiny, axis=-1)
 record("probabilities = softmax(logits)", "B, T, V", probs_tiny)
-assert np.allclose(logits_tiny, tiny(ids), atol=1e-5)   # ... and the whole model
+assert np.allclose(logits_tiny, tiny(ids), atol=1e-5)  # ... and the whole model
 
 
 def markdown_table(header, body):
     """A Markdown pipe table as plain text, columns padded to line up."""
     widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
     line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"
-    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body)])
+    return "\n".join(
+        [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body)]
+    )
 
 
 table = []
@@ -336,12 +364,20 @@ print(markdown_table(("stage", "shape (symbols)", "shape (actual)"), table))
 # Two independent checks: Keras' `model.count_params()`, and counting the **actual variables** of each
 # component of a built model, term by term.
 
+
 # %%
 def count_by_component(model):
     """Sum the sizes of a built GPT's variables, grouped by component (embedding, attention, FFN, LayerNorm, head)."""
-    groups = {"token embedding": 0, "positions": 0, "attention": 0, "FFN": 0, "LayerNorms": 0, "output head": 0}
+    groups = {
+        "token embedding": 0,
+        "positions": 0,
+        "attention": 0,
+        "FFN": 0,
+        "LayerNorms": 0,
+        "output head": 0,
+    }
     for var in model.weights:
-        path = var.path.split("/", 1)[1]               # drop the model's own name
+        path = var.path.split("/", 1)[1]  # drop the model's own name
         n = int(np.prod(var.shape))
         if path.startswith("embed/token"):
             groups["token embedding"] += n
@@ -363,12 +399,14 @@ def count_by_component(model):
 def terms_by_formula(V, T_max, d, L, d_ff=None, use_bias=True, tie=True, positional="learned"):
     """The same grouping, from the table above."""
     d_ff = 4 * d if d_ff is None else d_ff
-    return {"token embedding": V * d,
-            "positions": T_max * d if positional == "learned" else 0,
-            "attention": L * (4 * d * d + (4 * d if use_bias else 0)),
-            "FFN": L * (2 * d * d_ff + ((d_ff + d) if use_bias else 0)),
-            "LayerNorms": (2 * L + 1) * (2 * d if use_bias else d),
-            "output head": 0 if tie else d * V}
+    return {
+        "token embedding": V * d,
+        "positions": T_max * d if positional == "learned" else 0,
+        "attention": L * (4 * d * d + (4 * d if use_bias else 0)),
+        "FFN": L * (2 * d * d_ff + ((d_ff + d) if use_bias else 0)),
+        "LayerNorms": (2 * L + 1) * (2 * d if use_bias else d),
+        "output head": 0 if tie else d * V,
+    }
 
 
 print(f"{'term':16} {'by formula':>11} {'model variables':>16}")
@@ -387,29 +425,70 @@ print(f"{'total':16} {sum(by_formula.values()):>11,} {sum(by_vars.values()):>16,
 
 # %%
 configs = [  # name, GPT keyword arguments, build it?
-    ("thread (post-norm, sinusoidal)", dict(vocab_size=6, max_len=8, d_model=4, num_heads=2, num_layers=1,
-                                           d_ff=16, positional="sinusoidal"), True),
-    ("tiny (section 3)", dict(vocab_size=65, max_len=8, d_model=32, num_heads=4, num_layers=2), True),
-    ("tiny, untied head", dict(vocab_size=65, max_len=8, d_model=32, num_heads=4, num_layers=2,
-                               tie_embeddings=False), True),
-    ("baby GPT, no biases", dict(vocab_size=65, max_len=64, d_model=128, num_heads=4, num_layers=4,
-                                 use_bias=False), True),
-    ("GPT-2 small", dict(vocab_size=50257, max_len=1024, d_model=768, num_heads=12, num_layers=12), False),
+    (
+        "thread (post-norm, sinusoidal)",
+        dict(
+            vocab_size=6,
+            max_len=8,
+            d_model=4,
+            num_heads=2,
+            num_layers=1,
+            d_ff=16,
+            positional="sinusoidal",
+        ),
+        True,
+    ),
+    (
+        "tiny (section 3)",
+        dict(vocab_size=65, max_len=8, d_model=32, num_heads=4, num_layers=2),
+        True,
+    ),
+    (
+        "tiny, untied head",
+        dict(vocab_size=65, max_len=8, d_model=32, num_heads=4, num_layers=2, tie_embeddings=False),
+        True,
+    ),
+    (
+        "baby GPT, no biases",
+        dict(vocab_size=65, max_len=64, d_model=128, num_heads=4, num_layers=4, use_bias=False),
+        True,
+    ),
+    (
+        "GPT-2 small",
+        dict(vocab_size=50257, max_len=1024, d_model=768, num_heads=12, num_layers=12),
+        False,
+    ),
 ]
 counts = {}
 print(f"{'model':32} {'gpt_param_count':>16} {'term table':>12} {'count_params()':>15}")
 for name, kw, build in configs:
-    formula = gpt_param_count(kw["vocab_size"], kw["max_len"], kw["d_model"], kw["num_layers"], d_ff=kw.get("d_ff"),
-                              use_bias=kw.get("use_bias", True), tie_embeddings=kw.get("tie_embeddings", True),
-                              positional=kw.get("positional", "learned"))
-    terms = sum(terms_by_formula(kw["vocab_size"], kw["max_len"], kw["d_model"], kw["num_layers"], kw.get("d_ff"),
-                                 kw.get("use_bias", True), kw.get("tie_embeddings", True),
-                                 kw.get("positional", "learned")).values())
+    formula = gpt_param_count(
+        kw["vocab_size"],
+        kw["max_len"],
+        kw["d_model"],
+        kw["num_layers"],
+        d_ff=kw.get("d_ff"),
+        use_bias=kw.get("use_bias", True),
+        tie_embeddings=kw.get("tie_embeddings", True),
+        positional=kw.get("positional", "learned"),
+    )
+    terms = sum(
+        terms_by_formula(
+            kw["vocab_size"],
+            kw["max_len"],
+            kw["d_model"],
+            kw["num_layers"],
+            kw.get("d_ff"),
+            kw.get("use_bias", True),
+            kw.get("tie_embeddings", True),
+            kw.get("positional", "learned"),
+        ).values()
+    )
     assert formula == terms
     keras_count = "(not built)"
     if build:
         if name.startswith("thread"):
-            model = thread.build_gpt()          # already built, with the thread's weights
+            model = thread.build_gpt()  # already built, with the thread's weights
         else:
             model = GPT(**kw)
             model.build((1, kw["max_len"]))
@@ -431,13 +510,18 @@ assert counts["GPT-2 small"] == 124_439_808
 # Where the parameters live differs a lot between a small and a large model:
 
 # %%
-for name, V_, T_, d_, L_, bias in (("baby GPT", 65, 64, 128, 4, False), ("GPT-2 small", 50257, 1024, 768, 12, True)):
+for name, V_, T_, d_, L_, bias in (
+    ("baby GPT", 65, 64, 128, 4, False),
+    ("GPT-2 small", 50257, 1024, 768, 12, True),
+):
     terms = terms_by_formula(V_, T_, d_, L_, use_bias=bias)
     total = sum(terms.values())
     print(f"{name} ({total:,} parameters)")
     for term, n in terms.items():
         print(f"  {term:16} {n:>12,}  {100 * n / total:5.1f} %")
-    assert block_param_count(d_, 4 * d_, bias) * L_ == terms["attention"] + terms["FFN"] + 2 * L_ * (2 * d_ if bias else d_)
+    assert block_param_count(d_, 4 * d_, bias) * L_ == terms["attention"] + terms[
+        "FFN"
+    ] + 2 * L_ * (2 * d_ if bias else d_)
 
 # %% [markdown]
 # In the baby GPT almost everything (98 %) is in the blocks: 65 characters need a tiny embedding table. In GPT-2
@@ -456,36 +540,55 @@ for name, V_, T_, d_, L_, bias in (("baby GPT", 65, 64, 128, 4, False), ("GPT-2 
 #   $[d, d]$, the output kernel $[h, d_k, d]$. Since head $i$ is columns $i d_k \dots (i+1) d_k - 1$ of our
 #   $W_Q$ (and rows of our $W_O$), a plain `reshape` converts one into the other.
 
+
 # %%
 class KerasLayersBlock(keras.layers.Layer):
     """A Transformer block from stock Keras layers only (causal self-attention), pre- or post-norm."""
 
-    def __init__(self, d_model, num_heads, d_ff, norm_first=True, activation="gelu", epsilon=1e-5, causal=True,
-                 **kwargs):
+    def __init__(
+        self,
+        d_model,
+        num_heads,
+        d_ff,
+        norm_first=True,
+        activation="gelu",
+        epsilon=1e-5,
+        causal=True,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.norm_first = norm_first
         self.causal = causal
-        self.mha = keras.layers.MultiHeadAttention(num_heads=num_heads, key_dim=d_model // num_heads)
+        self.mha = keras.layers.MultiHeadAttention(
+            num_heads=num_heads, key_dim=d_model // num_heads
+        )
         self.ln1 = keras.layers.LayerNormalization(epsilon=epsilon)
         self.ln2 = keras.layers.LayerNormalization(epsilon=epsilon)
-        self.dense1 = keras.layers.Dense(d_ff, activation=activation)   # "gelu" = exact GELU, like ours
+        self.dense1 = keras.layers.Dense(
+            d_ff, activation=activation
+        )  # "gelu" = exact GELU, like ours
         self.dense2 = keras.layers.Dense(d_model)
 
     def call(self, x):
         ffn = lambda t: self.dense2(self.dense1(t))
-        if self.norm_first:                       # GPT-2: x + sublayer(LN(x))
+        if self.norm_first:  # GPT-2: x + sublayer(LN(x))
             a = self.ln1(x)
             h = x + self.mha(a, a, use_causal_mask=self.causal)
             return h + ffn(self.ln2(h))
-        h = self.ln1(x + self.mha(x, x, use_causal_mask=self.causal))   # original paper: LN(x + sublayer(x))
+        h = self.ln1(
+            x + self.mha(x, x, use_causal_mask=self.causal)
+        )  # original paper: LN(x + sublayer(x))
         return self.ln2(h + ffn(h))
 
 
 def copy_weights(ours, ref):
     """Copy every weight of a lessons_lib.TransformerBlock into a KerasLayersBlock."""
     h, d_k, d = ours.num_heads, ours.d_model // ours.num_heads, ours.d_model
-    for mine, theirs in ((ours.attn.wq, ref.mha.query_dense), (ours.attn.wk, ref.mha.key_dense),
-                         (ours.attn.wv, ref.mha.value_dense)):
+    for mine, theirs in (
+        (ours.attn.wq, ref.mha.query_dense),
+        (ours.attn.wk, ref.mha.key_dense),
+        (ours.attn.wv, ref.mha.value_dense),
+    ):
         theirs.kernel.assign(ops.reshape(mine.kernel, (d, h, d_k)))
         theirs.bias.assign(ops.reshape(mine.bias, (h, d_k)))
     ref.mha.output_dense.kernel.assign(ops.reshape(ours.attn.wo.kernel, (h, d_k, d)))
@@ -503,16 +606,22 @@ x_test = rng.normal(size=(B, T, D)).astype("float32")
 for norm_first in (True, False):
     ours = TransformerBlock(D, H, 4 * D, norm_first=norm_first, activation="gelu")
     ours.build(x_test.shape)
-    for var in ours.weights:   # random values everywhere, so biases, γ and β are really tested (not 0s and 1s)
+    for var in (
+        ours.weights
+    ):  # random values everywhere, so biases, γ and β are really tested (not 0s and 1s)
         base = 1.0 if var.path.endswith("gamma") else 0.0
         var.assign(base + rng.normal(0.0, 0.3, size=var.shape))
     ref = KerasLayersBlock(D, H, 4 * D, norm_first=norm_first, activation="gelu")
-    ref(x_test)                # build it, then overwrite its weights
+    ref(x_test)  # build it, then overwrite its weights
     assert len(ref.weights) == len(ours.weights)
     copy_weights(ours, ref)
-    diff = np.abs(ops.convert_to_numpy(ours(x_test, use_causal_mask=True)) - ops.convert_to_numpy(ref(x_test))).max()
+    diff = np.abs(
+        ops.convert_to_numpy(ours(x_test, use_causal_mask=True)) - ops.convert_to_numpy(ref(x_test))
+    ).max()
     kind = "pre-norm " if norm_first else "post-norm"
-    print(f"{kind}: {len(ours.weights)} variables copied, max |ours - keras.layers| ≤ 1e-5: {bool(diff <= 1e-5)}")
+    print(
+        f"{kind}: {len(ours.weights)} variables copied, max |ours - keras.layers| ≤ 1e-5: {bool(diff <= 1e-5)}"
+    )
     assert diff <= 1e-5
 
 # %% [markdown]
@@ -520,11 +629,17 @@ for norm_first in (True, False):
 # get either wrong and the blocks disagree far beyond $10^{-5}$ (here with the post-norm block from the last loop):
 
 # %%
-for label, options in (("Keras' default epsilon 1e-3", dict(epsilon=1e-3)), ("no causal mask", dict(causal=False))):
+for label, options in (
+    ("Keras' default epsilon 1e-3", dict(epsilon=1e-3)),
+    ("no causal mask", dict(causal=False)),
+):
     wrong = KerasLayersBlock(D, H, 4 * D, norm_first=False, activation="gelu", **options)
     wrong(x_test)
     copy_weights(ours, wrong)
-    diff = np.abs(ops.convert_to_numpy(ours(x_test, use_causal_mask=True)) - ops.convert_to_numpy(wrong(x_test))).max()
+    diff = np.abs(
+        ops.convert_to_numpy(ours(x_test, use_causal_mask=True))
+        - ops.convert_to_numpy(wrong(x_test))
+    ).max()
     print(f"{label:28}: max |difference| > 1e-4: {bool(diff > 1e-4)}")
     assert diff > 1e-4
 
@@ -551,6 +666,7 @@ assert move[:5].max() <= 1e-6 and move[5:].min() > 1e-3
 # mask that does this, run the same blocks **without** the causal mask: then every position sees every token, and
 # changing token 5 moves all the logits — such a model could "predict" the next token by reading it.
 
+
 # %%
 def forward_without_causal_mask(model, ids):
     x = model.embed(ids)
@@ -559,8 +675,10 @@ def forward_without_causal_mask(model, ids):
     return ops.matmul(model.ln_f(x), ops.transpose(model.embed.embeddings))
 
 
-move_unmasked = np.abs(ops.convert_to_numpy(forward_without_causal_mask(tiny, changed))
-                       - ops.convert_to_numpy(forward_without_causal_mask(tiny, seq)))[0].max(axis=-1)
+move_unmasked = np.abs(
+    ops.convert_to_numpy(forward_without_causal_mask(tiny, changed))
+    - ops.convert_to_numpy(forward_without_causal_mask(tiny, seq))
+)[0].max(axis=-1)
 print("without the mask, max |Δ logits| per position:", np.round(move_unmasked, 3))
 assert move_unmasked.min() > 1e-3
 
@@ -575,8 +693,8 @@ _, attention = tiny(ids, return_attention=True)
 attention = ops.convert_to_numpy(attention)
 print("attention weights shape [B, layers, heads, T, T]:", attention.shape)
 assert attention.shape == (B, N, H, T, T)
-assert np.allclose(attention.sum(axis=-1), 1.0, atol=1e-5)        # each row is a distribution over keys
-assert np.all(np.triu(attention, k=1) == 0.0)                      # nothing above the diagonal: causal
+assert np.allclose(attention.sum(axis=-1), 1.0, atol=1e-5)  # each row is a distribution over keys
+assert np.all(np.triu(attention, k=1) == 0.0)  # nothing above the diagonal: causal
 
 fig, axes = plt.subplots(N, H, figsize=(2.6 * H, 2.6 * N), sharex=True, sharey=True)
 for l in range(N):
@@ -608,12 +726,26 @@ plt.show()
 # %% tags=["nbval-ignore-output"]
 from lessons_lib.viz import AttentionExplorer
 
-gpt_view = AttentionExplorer.from_model(tiny, ids, batch_index=0, heads="all", query=T - 1,
-                                        title="tiny random GPT, sequence 0: every layer and head")
+gpt_view = AttentionExplorer.from_model(
+    tiny,
+    ids,
+    batch_index=0,
+    heads="all",
+    query=T - 1,
+    title="tiny random GPT, sequence 0: every layer and head",
+)
 gpt_view
 
 # %%
-print("explorer:", gpt_view.num_layers, "layers x", gpt_view.num_heads, "heads,", gpt_view.mask_kind, "mask")
+print(
+    "explorer:",
+    gpt_view.num_layers,
+    "layers x",
+    gpt_view.num_heads,
+    "heads,",
+    gpt_view.mask_kind,
+    "mask",
+)
 for layer in range(N):
     best = [gpt_view.top_keys(T - 1, layer=layer, head=hd, k=1)[0][0] for hd in range(H)]
     print(f"layer {layer}: the last position attends most to positions {best} (heads 0..{H - 1})")
@@ -629,27 +761,55 @@ assert gpt_view.mask_kind == "causal" and np.allclose(gpt_view.weights, attentio
 # or `block_param_count`. Remember: `d_ff` defaults to `4 * d_model`; without biases each LayerNorm keeps only
 # $\gamma$; sinusoidal positions have no parameters; an untied output layer is a $d \times V$ matrix without bias.
 
+
 # %%
-def my_gpt_param_count(vocab_size, max_len, d_model, num_layers, d_ff=None, use_bias=True, tie_embeddings=True,
-                       positional="learned"):
+def my_gpt_param_count(
+    vocab_size,
+    max_len,
+    d_model,
+    num_layers,
+    d_ff=None,
+    use_bias=True,
+    tie_embeddings=True,
+    positional="learned",
+):
     # YOUR CODE HERE
     raise NotImplementedError
 
 
 # %%
-param_cases = [(65, 8, 32, 2), (65, 64, 128, 4, None, False), (6, 8, 4, 1, 16, True, True, "sinusoidal"),
-               (65, 8, 32, 2, None, True, False), (50257, 1024, 768, 12), (50257, 1024, 768, 12, None, True, False)]
-check(my_gpt_param_count, gpt_param_count, inputs=param_cases,
-      hint="per block: 4d² (+4d) for attention, 2·d·d_ff (+d_ff+d) for the FFN, 2 LayerNorms of 2d (or d); "
-           "then the embeddings, the final LayerNorm and, if untied, the output matrix")
+param_cases = [
+    (65, 8, 32, 2),
+    (65, 64, 128, 4, None, False),
+    (6, 8, 4, 1, 16, True, True, "sinusoidal"),
+    (65, 8, 32, 2, None, True, False),
+    (50257, 1024, 768, 12),
+    (50257, 1024, 768, 12, None, True, False),
+]
+check(
+    my_gpt_param_count,
+    gpt_param_count,
+    inputs=param_cases,
+    hint="per block: 4d² (+4d) for attention, 2·d·d_ff (+d_ff+d) for the FFN, 2 LayerNorms of 2d (or d); "
+    "then the embeddings, the final LayerNorm and, if untied, the output matrix",
+)
+
 
 # %% tags=["solution"]
-def my_gpt_param_count(vocab_size, max_len, d_model, num_layers, d_ff=None, use_bias=True, tie_embeddings=True,
-                       positional="learned"):
+def my_gpt_param_count(
+    vocab_size,
+    max_len,
+    d_model,
+    num_layers,
+    d_ff=None,
+    use_bias=True,
+    tie_embeddings=True,
+    positional="learned",
+):
     d, f = d_model, 4 * d_model if d_ff is None else d_ff
-    layer_norm_size = 2 * d if use_bias else d                      # γ and β, or γ only
-    attention = 4 * d * d + (4 * d if use_bias else 0)               # W_Q, W_K, W_V, W_O (+ biases)
-    ffn = d * f + f * d + ((f + d) if use_bias else 0)               # W_1, W_2 (+ b_1, b_2)
+    layer_norm_size = 2 * d if use_bias else d  # γ and β, or γ only
+    attention = 4 * d * d + (4 * d if use_bias else 0)  # W_Q, W_K, W_V, W_O (+ biases)
+    ffn = d * f + f * d + ((f + d) if use_bias else 0)  # W_1, W_2 (+ b_1, b_2)
     block = attention + ffn + 2 * layer_norm_size
     embeddings = vocab_size * d + (max_len * d if positional == "learned" else 0)
     head = 0 if tie_embeddings else d * vocab_size
@@ -666,6 +826,7 @@ _ = check(my_gpt_param_count, gpt_param_count, inputs=param_cases)
 # softmax (subtract each row's maximum before `np.exp`). The check runs it on the thread and on a random case with
 # non-trivial $\gamma$ and $\beta$.
 
+
 # %%
 def output_layer(block_out, E, gamma, beta, eps=1e-5):
     # YOUR CODE HERE
@@ -679,18 +840,29 @@ def reference_output_layer(block_out, E, gamma, beta, eps=1e-5):
 
 
 case_rng = np.random.default_rng(1)
-output_cases = [(s["block_out"], W["E"], W["gamma_f"], W["beta_f"]),
-                (case_rng.normal(size=(3, 5)), case_rng.normal(size=(7, 5)), 1 + 0.5 * case_rng.normal(size=5),
-                 case_rng.normal(size=5))]
-check(output_layer, reference_output_layer, inputs=output_cases,
-      hint="LN over the last axis (keepdims=True), then @ E.T (shape [T, V]), then softmax over axis=-1")
+output_cases = [
+    (s["block_out"], W["E"], W["gamma_f"], W["beta_f"]),
+    (
+        case_rng.normal(size=(3, 5)),
+        case_rng.normal(size=(7, 5)),
+        1 + 0.5 * case_rng.normal(size=5),
+        case_rng.normal(size=5),
+    ),
+]
+check(
+    output_layer,
+    reference_output_layer,
+    inputs=output_cases,
+    hint="LN over the last axis (keepdims=True), then @ E.T (shape [T, V]), then softmax over axis=-1",
+)
+
 
 # %% tags=["solution"]
 def output_layer(block_out, E, gamma, beta, eps=1e-5):
     mu = block_out.mean(axis=-1, keepdims=True)
     var = block_out.var(axis=-1, keepdims=True)
-    h = gamma * (block_out - mu) / np.sqrt(var + eps) + beta          # final LayerNorm
-    logits = h @ E.T                                                  # tied output layer
+    h = gamma * (block_out - mu) / np.sqrt(var + eps) + beta  # final LayerNorm
+    logits = h @ E.T  # tied output layer
     e = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return logits, e / e.sum(axis=-1, keepdims=True)
 

@@ -47,9 +47,22 @@ from lessons_lib.data import load_tiny_shakespeare, train_val_split
 from lessons_lib.generation import Generator, generate_text
 from lessons_lib.gpt import GPT
 from lessons_lib.tokenizers import CharTokenizer
-from lessons_lib.training import (BABY_CHECKPOINT, BABY_GPT, BABY_TRAIN, Trainer, WarmupCosine, encode_corpus,
-                                  evaluate_loss, evaluation_windows, lm_loss, load_checkpoint, make_optimizer,
-                                  random_windows, save_checkpoint, window_losses)
+from lessons_lib.training import (
+    BABY_CHECKPOINT,
+    BABY_GPT,
+    BABY_TRAIN,
+    Trainer,
+    WarmupCosine,
+    encode_corpus,
+    evaluate_loss,
+    evaluation_windows,
+    lm_loss,
+    load_checkpoint,
+    make_optimizer,
+    random_windows,
+    save_checkpoint,
+    window_losses,
+)
 
 np.set_printoptions(precision=3, suppress=True, linewidth=120)
 
@@ -74,14 +87,16 @@ np.set_printoptions(precision=3, suppress=True, linewidth=120)
 # (see §2).
 
 # %% tags=["parameters"]
-FULL = False        # True: the instructor's full run (FULL_STEPS steps)
-STEPS = 2000        # optimisation steps in the default mode: the reference run (200 for a quick look)
-FULL_STEPS = 5000   # optimisation steps when FULL is True
+FULL = False  # True: the instructor's full run (FULL_STEPS steps)
+STEPS = 2000  # optimisation steps in the default mode: the reference run (200 for a quick look)
+FULL_STEPS = 5000  # optimisation steps when FULL is True
 
 # %%
 steps = FULL_STEPS if FULL else STEPS
-eval_every = 250 if steps > 1000 else max(steps // 8, 1)      # evaluate (and redraw the plot) this often
-eval_windows = 400 if steps > 1000 else 64                     # windows per split in those quick evaluations
+eval_every = (
+    250 if steps > 1000 else max(steps // 8, 1)
+)  # evaluate (and redraw the plot) this often
+eval_windows = 400 if steps > 1000 else 64  # windows per split in those quick evaluations
 sample_at = sorted({0, steps // 2, steps} | {s for s in (500, 1000, 2000) if s < steps})
 sample_at = [s for s in sample_at if s % eval_every == 0 or s in (0, steps)]
 print(f"training {steps} steps, evaluating every {eval_every}, samples at steps {sample_at}")
@@ -136,9 +151,11 @@ print("\nx[0] decoded:", repr(tok.decode(x[0].tolist())))
 print("y[0] decoded:", repr(tok.decode(y[0].tolist())))
 print("\nthe first 8 prediction problems of this window:")
 for t in range(8):
-    print(f"  after {tok.decode(x[0, :t + 1].tolist())!r:12} predict {tok.decode([int(y[0, t])])!r}")
+    print(
+        f"  after {tok.decode(x[0, : t + 1].tolist())!r:12} predict {tok.decode([int(y[0, t])])!r}"
+    )
 
-assert np.array_equal(y[:, :-1], x[:, 1:])   # y is x shifted by one
+assert np.array_equal(y[:, :-1], x[:, 1:])  # y is x shifted by one
 assert x.shape == y.shape == (4, 64)
 
 # %% [markdown]
@@ -163,15 +180,27 @@ print(BABY_GPT)
 if info.mixed_precision:
     keras.mixed_precision.set_global_policy("mixed_float16")
 model = BABY_GPT.build()
-keras.mixed_precision.set_global_policy("float32")   # models built later (the checkpoints) compute in float32
+keras.mixed_precision.set_global_policy(
+    "float32"
+)  # models built later (the checkpoints) compute in float32
 
 n_params = model.count_params()
-formula = gpt_param_count(BABY_GPT.vocab_size, BABY_GPT.max_len, BABY_GPT.d_model, BABY_GPT.num_layers,
-                          use_bias=BABY_GPT.use_bias, tie_embeddings=BABY_GPT.tie_embeddings)
+formula = gpt_param_count(
+    BABY_GPT.vocab_size,
+    BABY_GPT.max_len,
+    BABY_GPT.d_model,
+    BABY_GPT.num_layers,
+    use_bias=BABY_GPT.use_bias,
+    tie_embeddings=BABY_GPT.tie_embeddings,
+)
 print(f"\ncount_params() = {n_params:,}   gpt_param_count(...) = {formula:,}")
 L = BABY_GPT.num_layers
-for name in ("embed/token_embedding/embeddings", "block_0/attn/wq/kernel", "block_0/attn/wo/kernel",
-             "block_0/ffn/w2/kernel"):
+for name in (
+    "embed/token_embedding/embeddings",
+    "block_0/attn/wq/kernel",
+    "block_0/attn/wo/kernel",
+    "block_0/ffn/w2/kernel",
+):
     v = next(v for v in model.weights if v.path.endswith(name))
     print(f"  std of {name:31} = {np.std(v.numpy()):.4f}")
 print(f"  (0.02, and 0.02/sqrt(2L) = {0.02 / math.sqrt(2 * L):.4f} for W_O and W_2)")
@@ -211,7 +240,7 @@ assert n_params == formula == 804_096
 
 # %%
 z = np.array([2.0, 1.0, 0.1, -1.0])
-target = 1                                   # "b"
+target = 1  # "b"
 p = np.exp(z) / np.exp(z).sum()
 print("p = softmax(z) =", np.round(p, 3))
 print(f"loss = -log p[b] = -log {p[target]:.3f} = {-np.log(p[target]):.3f}")
@@ -246,16 +275,22 @@ loss0 = lm_loss(logits0, y_val[:64])
 sigma2 = float(np.var(np.asarray(logits0, np.float32), axis=-1).mean())
 print(f"loss at initialisation      : {float(loss0):.2f}")
 print(f"ln V = ln {V}                : {math.log(V):.2f}")
-print(f"ln V + sigma^2 / 2          : {math.log(V) + sigma2 / 2:.2f}   (measured logit variance {sigma2:.2f})")
-print(f"perplexity exp(loss)        : {math.exp(float(loss0)):.0f}   (as unsure as a uniform pick among {V})")
+print(
+    f"ln V + sigma^2 / 2          : {math.log(V) + sigma2 / 2:.2f}   (measured logit variance {sigma2:.2f})"
+)
+print(
+    f"perplexity exp(loss)        : {math.exp(float(loss0)):.0f}   (as unsure as a uniform pick among {V})"
+)
 p0 = tf.nn.softmax(tf.cast(logits0, tf.float32)).numpy()
 p_same = float(np.take_along_axis(p0, x_val[:64][..., None], axis=-1).mean())
-print(f"p(next char = current char) : {p_same:.3f}   (uniform: 1/{V} = {1 / V:.3f}; {p_same * V:.1f}× more)")
+print(
+    f"p(next char = current char) : {p_same:.3f}   (uniform: 1/{V} = {1 / V:.3f}; {p_same * V:.1f}× more)"
+)
 
-assert loss0.dtype == tf.float32                  # float32 even when the model computes in float16
-assert abs(float(loss0) - math.log(V)) < 0.1      # ≈ ln 65
+assert loss0.dtype == tf.float32  # float32 even when the model computes in float16
+assert abs(float(loss0) - math.log(V)) < 0.1  # ≈ ln 65
 assert abs(float(loss0) - (math.log(V) + sigma2 / 2)) < 0.02
-assert p_same > 2 / V                             # the tied-embedding echo of the current character
+assert p_same > 2 / V  # the tied-embedding echo of the current character
 
 # %% [markdown]
 # So the untrained model is not quite uniform: it gives the character it is looking at about 2.7 times its fair
@@ -269,6 +304,7 @@ assert p_same > 2 / V                             # the tied-embedding echo of t
 # the mean of $\operatorname{logsumexp}(z) - z_y$ over all $B \cdot T$ positions, as a Python float. Make it
 # numerically stable: one test case has logits in the hundreds, where a naive `np.exp` overflows.
 
+
 # %%
 def lm_loss_numpy(logits, targets):
     # YOUR CODE HERE
@@ -280,23 +316,37 @@ ex_rng = np.random.default_rng(9)
 loss_cases = [
     (ex_rng.normal(size=(2, 5, 7)).astype(np.float32), ex_rng.integers(0, 7, size=(2, 5))),
     (ex_rng.normal(size=(1, 3, 65)).astype(np.float32) * 300, ex_rng.integers(0, 65, size=(1, 3))),
-    (np.zeros((1, 4, 65), np.float32), np.zeros((1, 4), np.int64)),       # uniform: exactly ln 65
+    (np.zeros((1, 4, 65), np.float32), np.zeros((1, 4), np.int64)),  # uniform: exactly ln 65
 ]
-check(lm_loss_numpy, lambda logits, targets: float(lm_loss(logits, targets)), inputs=loss_cases,
-      atol=1e-4, rtol=1e-5, hint="pick z_y with np.take_along_axis(logits, targets[..., None], axis=-1); "
-                                "logsumexp(z) = m + log(sum(exp(z - m))) with m = z.max(axis=-1, keepdims=True)")
+check(
+    lm_loss_numpy,
+    lambda logits, targets: float(lm_loss(logits, targets)),
+    inputs=loss_cases,
+    atol=1e-4,
+    rtol=1e-5,
+    hint="pick z_y with np.take_along_axis(logits, targets[..., None], axis=-1); "
+    "logsumexp(z) = m + log(sum(exp(z - m))) with m = z.max(axis=-1, keepdims=True)",
+)
+
 
 # %% tags=["solution"]
 def lm_loss_numpy(logits, targets):
     z = np.asarray(logits, dtype=np.float64)
     m = z.max(axis=-1, keepdims=True)
-    logsumexp = m[..., 0] + np.log(np.exp(z - m).sum(axis=-1))                 # [B, T]
-    z_y = np.take_along_axis(z, np.asarray(targets)[..., None], axis=-1)[..., 0]  # logit of the right answer
+    logsumexp = m[..., 0] + np.log(np.exp(z - m).sum(axis=-1))  # [B, T]
+    z_y = np.take_along_axis(z, np.asarray(targets)[..., None], axis=-1)[
+        ..., 0
+    ]  # logit of the right answer
     return float(np.mean(logsumexp - z_y))
 
 
-_ = check(lm_loss_numpy, lambda logits, targets: float(lm_loss(logits, targets)), inputs=loss_cases,
-          atol=1e-4, rtol=1e-5)
+_ = check(
+    lm_loss_numpy,
+    lambda logits, targets: float(lm_loss(logits, targets)),
+    inputs=loss_cases,
+    atol=1e-4,
+    rtol=1e-5,
+)
 
 # %% [markdown]
 # ## 4 · The optimiser: AdamW, warm-up + cosine, gradient clipping
@@ -326,17 +376,23 @@ _ = check(lm_loss_numpy, lambda logits, targets: float(lm_loss(logits, targets))
 # %%
 optimizer = make_optimizer(model)
 optimizer.build(model.trainable_variables)
-decayed = [v for v in model.trainable_variables if optimizer._use_weight_decay(v)]   # Keras' own per-variable test
+decayed = [
+    v for v in model.trainable_variables if optimizer._use_weight_decay(v)
+]  # Keras' own per-variable test
 excluded = [v for v in model.trainable_variables if not optimizer._use_weight_decay(v)]
-print(f"weight decay on {len(decayed)} matrices ({sum(int(np.prod(v.shape)) for v in decayed):,} parameters), e.g.")
+print(
+    f"weight decay on {len(decayed)} matrices ({sum(int(np.prod(v.shape)) for v in decayed):,} parameters), e.g."
+)
 for v in decayed[:3]:
     print(f"   {v.path:38} {tuple(v.shape)}")
-print(f"no weight decay on {len(excluded)} vectors ({sum(int(np.prod(v.shape)) for v in excluded):,} parameters):")
+print(
+    f"no weight decay on {len(excluded)} vectors ({sum(int(np.prod(v.shape)) for v in excluded):,} parameters):"
+)
 for v in excluded:
     print(f"   {v.path:38} {tuple(v.shape)}")
 
 assert all(len(v.shape) == 2 for v in decayed) and all(len(v.shape) == 1 for v in excluded)
-assert len(excluded) == 2 * L + 1        # ln1 and ln2 of each block, and ln_f
+assert len(excluded) == 2 * L + 1  # ln1 and ln2 of each block, and ln_f
 
 # %% [markdown]
 # ### Learning-rate schedule: linear warm-up, then cosine decay
@@ -358,25 +414,40 @@ assert len(excluded) == 2 * L + 1        # ln1 and ln2 of each block, and ln_f
 # minimum (Loshchilov & Hutter, 2017, "SGDR"; used by GPT-3 and nanoGPT).
 
 # %%
-schedule = WarmupCosine(BABY_TRAIN.learning_rate, BABY_TRAIN.min_learning_rate, BABY_TRAIN.warmup_steps,
-                        BABY_TRAIN.decay_steps)
+schedule = WarmupCosine(
+    BABY_TRAIN.learning_rate,
+    BABY_TRAIN.min_learning_rate,
+    BABY_TRAIN.warmup_steps,
+    BABY_TRAIN.decay_steps,
+)
 s_axis = np.arange(2200)
-lr = schedule(s_axis).numpy()                      # the schedule works on a whole array of steps at once
+lr = schedule(s_axis).numpy()  # the schedule works on a whole array of steps at once
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.4), gridspec_kw={"width_ratios": [3, 1]})
 ax1.plot(s_axis, lr * 1e3)
 ax1.axvline(BABY_TRAIN.warmup_steps, ls=":", c="gray")
 ax1.axvline(BABY_TRAIN.decay_steps, ls=":", c="gray")
-ax1.set(xlabel="step", ylabel="learning rate (×10⁻³)", title="WarmupCosine(1e-3, 1e-4, warmup 100, decay 2000)")
+ax1.set(
+    xlabel="step",
+    ylabel="learning rate (×10⁻³)",
+    title="WarmupCosine(1e-3, 1e-4, warmup 100, decay 2000)",
+)
 ax2.plot(s_axis[:130], lr[:130] * 1e3, ".-", ms=3)
 ax2.axvline(BABY_TRAIN.warmup_steps, ls=":", c="gray")
 ax2.set(xlabel="step", title="the warm-up")
 plt.tight_layout()
 plt.show()
 
-print("lr at steps 0, 50, 100, 1050, 2000, 2199:", [f"{lr[s]:.2e}" for s in (0, 50, 100, 1050, 2000, 2199)])
-assert np.isclose(lr[BABY_TRAIN.warmup_steps], 1e-3) and np.isclose(lr[2000], 1e-4) and np.isclose(lr[2199], 1e-4)
-assert np.isclose(lr[1050], 5.5e-4)                     # half-way through the decay: the mean of peak and floor
+print(
+    "lr at steps 0, 50, 100, 1050, 2000, 2199:",
+    [f"{lr[s]:.2e}" for s in (0, 50, 100, 1050, 2000, 2199)],
+)
+assert (
+    np.isclose(lr[BABY_TRAIN.warmup_steps], 1e-3)
+    and np.isclose(lr[2000], 1e-4)
+    and np.isclose(lr[2199], 1e-4)
+)
+assert np.isclose(lr[1050], 5.5e-4)  # half-way through the decay: the mean of peak and floor
 assert np.all(np.diff(lr[:100]) > 0) and np.all(np.diff(lr[100:2001]) <= 0)
 
 # %% [markdown]
@@ -384,6 +455,7 @@ assert np.all(np.diff(lr[:100]) > 0) and np.all(np.diff(lr[100:2001]) <= 0)
 #
 # Write `warmup_cosine(step, peak, floor, warmup, decay)` in plain Python (`math.cos`) following the formula above.
 # The check compares it with `WarmupCosine` at steps 0, 50, 99, 100, 101, 1000, 1999, 2000 and 5000.
+
 
 # %%
 def warmup_cosine(step, peak=1e-3, floor=1e-4, warmup=100, decay=2000):
@@ -393,9 +465,16 @@ def warmup_cosine(step, peak=1e-3, floor=1e-4, warmup=100, decay=2000):
 
 # %%
 schedule_steps = [0, 50, 99, 100, 101, 1000, 1999, 2000, 5000]
-check(warmup_cosine, lambda s: float(schedule(s)), inputs=schedule_steps, atol=1e-9, rtol=1e-5,
-      hint="warm-up is peak*(s+1)/(warmup+1) for s < warmup; after it, clip the progress (s-warmup)/(decay-warmup) "
-           "to at most 1")
+check(
+    warmup_cosine,
+    lambda s: float(schedule(s)),
+    inputs=schedule_steps,
+    atol=1e-9,
+    rtol=1e-5,
+    hint="warm-up is peak*(s+1)/(warmup+1) for s < warmup; after it, clip the progress (s-warmup)/(decay-warmup) "
+    "to at most 1",
+)
+
 
 # %% tags=["solution"]
 def warmup_cosine(step, peak=1e-3, floor=1e-4, warmup=100, decay=2000):
@@ -428,7 +507,9 @@ xb, yb = random_windows(train_ids, 64, BABY_TRAIN.batch_size, np.random.default_
 with tf.GradientTape() as tape:
     loss = lm_loss(model(xb, training=True), yb)
 grads = tape.gradient(loss, model.trainable_variables)
-grads = [tf.convert_to_tensor(g) for g in grads]   # the position table's gradient comes as sparse IndexedSlices
+grads = [
+    tf.convert_to_tensor(g) for g in grads
+]  # the position table's gradient comes as sparse IndexedSlices
 global_norm = math.sqrt(sum(float(tf.reduce_sum(tf.square(tf.cast(g, tf.float32)))) for g in grads))
 clipped, tf_norm = tf.clip_by_global_norm(grads, BABY_TRAIN.grad_clip)
 factor = min(1.0, BABY_TRAIN.grad_clip / global_norm)
@@ -468,27 +549,58 @@ assert np.isclose(float(tf.linalg.global_norm(clipped)), min(global_norm, 1.0), 
 # The dashed line in the plot is where that run ended.
 
 # %%
-meta_shipped = json.loads(Path(str(BABY_CHECKPOINT) + ".json").read_text())   # only its metadata, for the plot
-cfg = dataclasses.replace(BABY_TRAIN, max_steps=steps, decay_steps=max(steps, BABY_TRAIN.decay_steps))
+meta_shipped = json.loads(
+    Path(str(BABY_CHECKPOINT) + ".json").read_text()
+)  # only its metadata, for the plot
+cfg = dataclasses.replace(
+    BABY_TRAIN, max_steps=steps, decay_steps=max(steps, BABY_TRAIN.decay_steps)
+)
 trainer = Trainer(model, train_ids, val_ids, cfg, jit_compile=info.jit_compile)
-generator = Generator(model, jit_compile=False)   # small samples: eager is cheaper than compiling
+generator = Generator(model, jit_compile=False)  # small samples: eager is cheaper than compiling
 SAMPLE_PROMPT, SAMPLE_LEN = "\n", 150
 
 
 def sample(seed=0):
-    return generate_text(model, tok, SAMPLE_PROMPT, SAMPLE_LEN, temperature=0.8, seed=seed, generator=generator)
+    return generate_text(
+        model, tok, SAMPLE_PROMPT, SAMPLE_LEN, temperature=0.8, seed=seed, generator=generator
+    )
 
 
 def draw_curves(ax, history, title):
     ax.clear()
-    ax.plot(history["step"], history["train_loss"], color="C0", alpha=0.25, lw=0.8, label="train loss (each batch)")
-    ax.plot(history["eval_step"], history["eval_train_loss"], "o-", color="C0", ms=3, label="train (fixed windows)")
+    ax.plot(
+        history["step"],
+        history["train_loss"],
+        color="C0",
+        alpha=0.25,
+        lw=0.8,
+        label="train loss (each batch)",
+    )
+    ax.plot(
+        history["eval_step"],
+        history["eval_train_loss"],
+        "o-",
+        color="C0",
+        ms=3,
+        label="train (fixed windows)",
+    )
     ax.plot(history["eval_step"], history["val_loss"], "o-", color="C1", ms=3, label="validation")
     ax.axhline(math.log(V), color="gray", ls=":", lw=1)
     ax.text(0, math.log(V) + 0.04, "ln 65", color="gray", fontsize=8)
-    ax.axhline(meta_shipped["val_loss"], color="C2", ls="--", lw=1,
-               label=f"shipped checkpoint, 2,000 steps: {meta_shipped['val_loss']:.2f}")
-    ax.set(xlabel="step", ylabel="loss (nats per character)", ylim=(1.2, 4.5), xlim=(0, steps), title=title)
+    ax.axhline(
+        meta_shipped["val_loss"],
+        color="C2",
+        ls="--",
+        lw=1,
+        label=f"shipped checkpoint, 2,000 steps: {meta_shipped['val_loss']:.2f}",
+    )
+    ax.set(
+        xlabel="step",
+        ylabel="loss (nats per character)",
+        ylim=(1.2, 4.5),
+        xlim=(0, steps),
+        title=title,
+    )
     ax.legend(loc="upper right", fontsize=8)
 
 
@@ -498,12 +610,14 @@ print(f"── step 0 (random weights) ──\n{sample()}\n", flush=True)
 # %% tags=["nbval-ignore-output"]
 fig, ax = plt.subplots(figsize=(8, 3.6))
 draw_curves(ax, trainer.history, "training… (updated live)")
-live = display(fig, display_id=True)   # a display we can update in place
-plt.close(fig)                         # (so that the figure is not shown a second time at the end of the cell)
+live = display(fig, display_id=True)  # a display we can update in place
+plt.close(fig)  # (so that the figure is not shown a second time at the end of the cell)
 
 
 def on_eval(t):
-    draw_curves(ax, t.history, f"step {t.steps_done}/{steps}: val loss {t.history['val_loss'][-1]:.3f}")
+    draw_curves(
+        ax, t.history, f"step {t.steps_done}/{steps}: val loss {t.history['val_loss'][-1]:.3f}"
+    )
     live.update(fig)
     if t.steps_done in sample_at:
         print(f"── step {t.steps_done} ──\n{sample()}\n", flush=True)
@@ -520,14 +634,22 @@ history = trainer.fit(steps, eval_every=eval_every, eval_windows=eval_windows, c
 
 # %% tags=["nbval-ignore-output"]
 h = trainer.history
-final_val = trainer.evaluate("val", batch_size=min(256, eval_windows))   # reuse the compiled batch shape
+final_val = trainer.evaluate(
+    "val", batch_size=min(256, eval_windows)
+)  # reuse the compiled batch shape
 fig, ax = plt.subplots(figsize=(8, 3.6))
-draw_curves(ax, h, f"after {trainer.steps_done} steps: validation loss {final_val:.3f} (whole split)")
+draw_curves(
+    ax, h, f"after {trainer.steps_done} steps: validation loss {final_val:.3f} (whole split)"
+)
 plt.show()
-print(f"train loss: first 10 batches {np.mean(h['train_loss'][:10]):.3f}, last 20 batches "
-      f"{np.mean(h['train_loss'][-20:]):.3f}")
-print(f"validation loss after {trainer.steps_done} steps (all {len(x_val)} windows): {final_val:.3f}; "
-      f"perplexity {math.exp(final_val):.1f}")
+print(
+    f"train loss: first 10 batches {np.mean(h['train_loss'][:10]):.3f}, last 20 batches "
+    f"{np.mean(h['train_loss'][-20:]):.3f}"
+)
+print(
+    f"validation loss after {trainer.steps_done} steps (all {len(x_val)} windows): {final_val:.3f}; "
+    f"perplexity {math.exp(final_val):.1f}"
+)
 
 # %% [markdown]
 # The printed numbers differ in the last digits from one CPU to another (floating-point sums in a different order),
@@ -537,15 +659,17 @@ print(f"validation loss after {trainer.steps_done} steps (all {len(x_val)} windo
 # %%
 assert trainer.steps_done == steps and len(h["train_loss"]) == steps
 if steps >= 50:
-    assert np.mean(h["train_loss"][-20:]) < np.mean(h["train_loss"][:10]) - (1.0 if steps >= 200 else 0.0)
+    assert np.mean(h["train_loss"][-20:]) < np.mean(h["train_loss"][:10]) - (
+        1.0 if steps >= 200 else 0.0
+    )
     assert h["val_loss"][-1] < h["val_loss"][0]
-assert final_val - h["eval_train_loss"][-1] < 0.3          # validation tracks training: no overfitting yet
+assert final_val - h["eval_train_loss"][-1] < 0.3  # validation tracks training: no overfitting yet
 if steps >= 5000:
     assert final_val <= 1.90, final_val
 elif steps >= 2000:
-    assert final_val <= 1.95, final_val                    # the reference run reached 1.919
+    assert final_val <= 1.95, final_val  # the reference run reached 1.919
 elif steps >= 200:
-    assert final_val < 2.8, final_val                      # ~2.5 after the first 200 steps
+    assert final_val < 2.8, final_val  # ~2.5 after the first 200 steps
 
 # %% [markdown]
 # ## 6 · Checkpoints
@@ -563,8 +687,11 @@ elif steps >= 200:
 
 # %%
 ckpt_dir = Path(tempfile.mkdtemp(prefix="lesson09-"))
-path = save_checkpoint(model, ckpt_dir / "my_baby_gpt.weights.h5",
-                       {"steps": trainer.steps_done, "val_loss": round(final_val, 4)})
+path = save_checkpoint(
+    model,
+    ckpt_dir / "my_baby_gpt.weights.h5",
+    {"steps": trainer.steps_done, "val_loss": round(final_val, 4)},
+)
 print("wrote:", sorted(p.name for p in ckpt_dir.iterdir()))
 
 restored = BABY_GPT.build()
@@ -574,7 +701,7 @@ assert meta["steps"] == steps and meta["config"]["num_layers"] == 4
 assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), restored.get_weights()))
 print("all", len(model.get_weights()), "weight arrays restored exactly")
 
-try:   # a model of another configuration is refused, with the reason
+try:  # a model of another configuration is refused, with the reason
     load_checkpoint(GPT(65, 64, 128, 4, num_layers=2, use_bias=False), path)
 except ValueError as e:
     print("\nValueError:", e)
@@ -589,15 +716,17 @@ except ValueError as e:
 
 # %%
 shipped = BABY_GPT.build()
-meta_shipped = load_checkpoint(shipped)                     # default path: lessons_lib.training.BABY_CHECKPOINT
+meta_shipped = load_checkpoint(shipped)  # default path: lessons_lib.training.BABY_CHECKPOINT
 print(f"{BABY_CHECKPOINT.name}: {meta_shipped['steps']} steps, made by `{meta_shipped['command']}`")
 shipped_loss = tf.function(lambda a, b: window_losses(shipped, a, b), jit_compile=info.jit_compile)
 shipped_val = evaluate_loss(shipped, val_ids, batch_size=128, loss_fn=shipped_loss)
-print(f"validation loss: recorded {meta_shipped['val_loss']:.3f}, measured now {shipped_val:.3f} "
-      f"(perplexity {math.exp(shipped_val):.1f}, down from 65)")
+print(
+    f"validation loss: recorded {meta_shipped['val_loss']:.3f}, measured now {shipped_val:.3f} "
+    f"(perplexity {math.exp(shipped_val):.1f}, down from 65)"
+)
 
 assert abs(shipped_val - meta_shipped["val_loss"]) < 1e-3
-assert meta_shipped["vocab"] == "".join(tok.tokens)       # trained with the same character ids
+assert meta_shipped["vocab"] == "".join(tok.tokens)  # trained with the same character ids
 
 # %% [markdown]
 # If you trained the default 2,000 steps above, your model and the shipped one come from the same recipe, seeds and
@@ -607,9 +736,13 @@ assert meta_shipped["vocab"] == "".join(tok.tokens)       # trained with the sam
 
 # %% tags=["nbval-ignore-output"]
 if trainer.steps_done == meta_shipped["steps"]:
-    gap = max(float(np.max(np.abs(a - b))) for a, b in zip(model.get_weights(), shipped.get_weights()))
-    print(f"largest weight difference, your run vs the shipped checkpoint: {gap:.1e}; "
-          f"validation loss {final_val:.4f} vs {shipped_val:.4f}")
+    gap = max(
+        float(np.max(np.abs(a - b))) for a, b in zip(model.get_weights(), shipped.get_weights())
+    )
+    print(
+        f"largest weight difference, your run vs the shipped checkpoint: {gap:.1e}; "
+        f"validation loss {final_val:.4f} vs {shipped_val:.4f}"
+    )
 
 # %% [markdown]
 # A loss of 1.92 nats per character means the model is, on average, as unsure as a uniform choice among about 7
@@ -618,8 +751,15 @@ if trainer.steps_done == meta_shipped["steps"]:
 
 # %% tags=["nbval-ignore-output"]
 prompt = "JULIET:\n"
-shipped_text = generate_text(shipped, tok, prompt, 500, temperature=0.8, seed=0,
-                             generator=Generator(shipped, jit_compile=False))
+shipped_text = generate_text(
+    shipped,
+    tok,
+    prompt,
+    500,
+    temperature=0.8,
+    seed=0,
+    generator=Generator(shipped, jit_compile=False),
+)
 print(prompt + shipped_text)
 
 # %% [markdown]
@@ -628,8 +768,8 @@ print(prompt + shipped_text)
 
 # %%
 assert len(shipped_text) == 500
-assert set(shipped_text) <= set(tok.tokens)               # only characters of the vocabulary
-assert "\n" in shipped_text and ":" in shipped_text        # lines, and speaker names like a play
+assert set(shipped_text) <= set(tok.tokens)  # only characters of the vocabulary
+assert "\n" in shipped_text and ":" in shipped_text  # lines, and speaker names like a play
 
 # %% [markdown]
 # **Where is the model surprised?** The loss is an average over positions; per character it tells us where the
@@ -640,23 +780,34 @@ line = "BAPTISTA:\nI have a daughter, sir, called Katharina.\n"
 assert line in val_text
 ids_line = np.array([tok.encode(line)], dtype=np.int32)
 logits_line = shipped(ids_line)
-per_char = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=ids_line[:, 1:], logits=logits_line[:, :-1])[0]
+per_char = tf.nn.sparse_softmax_cross_entropy_with_logits(
+    labels=ids_line[:, 1:], logits=logits_line[:, :-1]
+)[0]
 per_char = np.asarray(per_char)
 labels = [c if c not in " \n" else {" ": "␣", "\n": "⏎"}[c] for c in line[1:]]
 
 fig, ax = plt.subplots(figsize=(11, 2.8))
-ax.bar(range(len(per_char)), per_char, color=["C3" if line[t] in " \n" else "C0" for t in range(len(per_char))])
+ax.bar(
+    range(len(per_char)),
+    per_char,
+    color=["C3" if line[t] in " \n" else "C0" for t in range(len(per_char))],
+)
 ax.set_xticks(range(len(per_char)), labels)
 ax.axhline(math.log(V), color="gray", ls=":", lw=1)
-ax.set(ylabel="−log p (nats)", title="loss of each character of the line, given everything before it "
-                                     "(red: right after a space or newline)")
+ax.set(
+    ylabel="−log p (nats)",
+    title="loss of each character of the line, given everything before it "
+    "(red: right after a space or newline)",
+)
 plt.tight_layout()
 plt.show()
 
 after_break = [per_char[t] for t in range(len(per_char)) if line[t] in " \n"]
 inside = [per_char[t] for t in range(len(per_char)) if line[t] not in " \n"]
-print(f"mean loss of a character right after a space/newline: {np.mean(after_break):.1f}; "
-      f"inside a word: {np.mean(inside):.1f}")
+print(
+    f"mean loss of a character right after a space/newline: {np.mean(after_break):.1f}; "
+    f"inside a word: {np.mean(inside):.1f}"
+)
 assert np.mean(after_break) > np.mean(inside)
 
 # %% [markdown]
@@ -680,11 +831,11 @@ assert np.mean(after_break) > np.mean(inside)
 # its attention *uniformly* over everything it may see would score, the baseline to beat.
 
 # %%
-win = x_val[:64]                                        # [64, 64] validation windows
+win = x_val[:64]  # [64, 64] validation windows
 _, att = shipped(win, return_attention=True)
-att = np.asarray(att, dtype=np.float64)                 # [batch, layers, heads, T, T]
+att = np.asarray(att, dtype=np.float64)  # [batch, layers, heads, T, T]
 B_, L_, H_, T_, _ = att.shape
-chars = np.array(tok.tokens)[win]                       # the characters, same shape as win
+chars = np.array(tok.tokens)[win]  # the characters, same shape as win
 
 
 def last_before(flag, gap):
@@ -710,11 +861,15 @@ space = last_before(chars == " ", 2)
 newline = last_before(chars == "\n", 2)
 word_start = np.where(space >= 0, space + 1, -1)
 in_word = (word_start >= 0) & (word_start <= t_idx - 2) & ~np.isin(chars, [" ", "\n"])
-in_word &= last_before(np.isin(chars, [" ", "\n"]), 0) == space   # no newline between that space and the query
+in_word &= (
+    last_before(np.isin(chars, [" ", "\n"]), 0) == space
+)  # no newline between that space and the query
 
 scores, uniform = {}, {}
 scores["prev"], uniform["prev"] = mean_weight_on(t_idx - 1, t_idx >= 1)
-local = sum(np.diagonal(att, -k, axis1=3, axis2=4)[..., 3 - k:] for k in range(4)).mean(axis=(0, 3))
+local = sum(np.diagonal(att, -k, axis1=3, axis2=4)[..., 3 - k :] for k in range(4)).mean(
+    axis=(0, 3)
+)
 scores["local"], uniform["local"] = local, float(np.mean(4.0 / np.arange(4, T_ + 1)))
 scores["space"], uniform["space"] = mean_weight_on(space, space >= 0)
 scores["word"], uniform["word"] = mean_weight_on(word_start, in_word)
@@ -725,22 +880,35 @@ for l in range(L_):
     for hd in range(H_):
         print(f"L{l} H{hd}    " + "".join(f"{scores[k][l, hd]:9.2f}" for k in scores))
 print("uniform  " + "".join(f"{uniform[k]:9.2f}" for k in scores))
-best = {k: tuple(int(i) for i in np.unravel_index(np.argmax(v), v.shape)) for k, v in scores.items()}
+best = {
+    k: tuple(int(i) for i in np.unravel_index(np.argmax(v), v.shape)) for k, v in scores.items()
+}
 print("\nbest head per score: " + ", ".join(f"{k} L{l} H{hd}" for k, (l, hd) in best.items()))
 
-print(f"\n* {int((scores['local'] > 0.5).sum())} of {L_ * H_} heads put more than half their weight on the last 4 "
-      "characters")
+print(
+    f"\n* {int((scores['local'] > 0.5).sum())} of {L_ * H_} heads put more than half their weight on the last 4 "
+    "characters"
+)
 l, hd = best["prev"]
 profile = [float(np.diagonal(att[:, l, hd], -k, axis1=1, axis2=2).mean()) for k in range(4)]
-print(f"* L{l} H{hd}, the best 'prev' head, puts on offsets 0, -1, -2, -3: " + ", ".join(f"{w:.2f}" for w in profile))
+print(
+    f"* L{l} H{hd}, the best 'prev' head, puts on offsets 0, -1, -2, -3: "
+    + ", ".join(f"{w:.2f}" for w in profile)
+)
 l, hd = best["newline"]
-print(f"* L{l} H{hd} puts {scores['newline'][l, hd]:.2f} on the last newline: "
-      f"{scores['newline'][l, hd] / uniform['newline']:.0f}× the uniform baseline")
+print(
+    f"* L{l} H{hd} puts {scores['newline'][l, hd]:.2f} on the last newline: "
+    f"{scores['newline'][l, hd] / uniform['newline']:.0f}× the uniform baseline"
+)
 l, hd = best["space"]
-print(f"* L{l} H{hd} puts {scores['space'][l, hd]:.2f} on the last space, but only {scores['word'][l, hd]:.2f} on the "
-      "first letter after it")
+print(
+    f"* L{l} H{hd} puts {scores['space'][l, hd]:.2f} on the last space, but only {scores['word'][l, hd]:.2f} on the "
+    "first letter after it"
+)
 
-assert np.allclose(att.sum(axis=-1), 1.0, atol=1e-5) and np.all(np.triu(att[0, 0, 0], 1) == 0)  # causal rows
+assert np.allclose(att.sum(axis=-1), 1.0, atol=1e-5) and np.all(
+    np.triu(att[0, 0, 0], 1) == 0
+)  # causal rows
 assert scores["prev"].max() > 4 * uniform["prev"]
 assert scores["newline"].max() > 10 * uniform["newline"]
 assert scores["space"].max() > 5 * uniform["space"]
@@ -762,17 +930,20 @@ assert scores["space"].max() > 5 * uniform["space"]
 # columns: the characters it may attend to):
 
 # %%
-b = int(np.argmax([("\n\n" in "".join(c[:40])) for c in chars]))   # a window with a speaker change
+b = int(np.argmax([("\n\n" in "".join(c[:40])) for c in chars]))  # a window with a speaker change
 n = 40
-shown = [{" ": "␣", "\n": "⏎"}.get(c, c) for c in chars[b, :n]]   # visible space and newline
+shown = [{" ": "␣", "\n": "⏎"}.get(c, c) for c in chars[b, :n]]  # visible space and newline
 fig, axes = plt.subplots(1, 2, figsize=(13, 6.2))
 for ax, key in zip(axes, ("prev", "newline")):
     l, hd = best[key]
     im = ax.imshow(att[b, l, hd, :n, :n], cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(n), shown, fontsize=8)
     ax.set_yticks(range(n), shown, fontsize=8)
-    ax.set(title=f"layer {l}, head {hd}: '{key}' score {scores[key][l, hd]:.2f}", xlabel="key (attended to)",
-           ylabel="query")
+    ax.set(
+        title=f"layer {l}, head {hd}: '{key}' score {scores[key][l, hd]:.2f}",
+        xlabel="key (attended to)",
+        ylabel="query",
+    )
 fig.colorbar(im, ax=axes, shrink=0.7, label="attention weight")
 plt.show()
 print(repr("".join(chars[b, :n])))
@@ -795,12 +966,21 @@ print(repr("".join(chars[b, :n])))
 # %% tags=["nbval-ignore-output"]
 from lessons_lib.viz import AttentionExplorer
 
-line_start = "".join(chars[b, :n]).index("Good")                # the line after "GREMIO:"
+line_start = "".join(chars[b, :n]).index("Good")  # the line after "GREMIO:"
 query = "".join(chars[b, :n]).index("neighbour")
 nl_layer, nl_head = best["newline"]
-explorer = AttentionExplorer.from_model(shipped, win[b, :n], tokens=shown, layer=nl_layer, heads="all",
-                                        query=query, title="the shipped baby GPT on a validation window")
-assert explorer.top_keys(query, layer=nl_layer, head=nl_head, k=1)[0][0] == line_start - 1   # the ⏎ before "Good"
+explorer = AttentionExplorer.from_model(
+    shipped,
+    win[b, :n],
+    tokens=shown,
+    layer=nl_layer,
+    heads="all",
+    query=query,
+    title="the shipped baby GPT on a validation window",
+)
+assert (
+    explorer.top_keys(query, layer=nl_layer, head=nl_head, k=1)[0][0] == line_start - 1
+)  # the ⏎ before "Good"
 explorer
 
 # %% [markdown]
@@ -811,6 +991,7 @@ explorer
 # `lessons_lib`, so that the results match exactly), and return `(x, y)` with `y` shifted by one. Bonus: why is the
 # upper bound `len(data) - block_size` and not `len(data) - block_size + 1`?
 
+
 # %%
 def my_random_windows(data, block_size, batch_size, rng):
     # YOUR CODE HERE
@@ -818,23 +999,38 @@ def my_random_windows(data, block_size, batch_size, rng):
 
 
 # %%
-window_cases = [(np.arange(100, dtype=np.int32), 8, 4, 0), (train_ids[:1000], 64, 12, 1), (np.arange(3), 2, 5, 2)]
-check(lambda d, t, bs, seed: my_random_windows(d, t, bs, np.random.default_rng(seed)),
-      lambda d, t, bs, seed: random_windows(d, t, bs, np.random.default_rng(seed)),
-      inputs=window_cases, name="my_random_windows",
-      hint="starts = rng.integers(...); x = np.stack([data[i:i + block_size] for i in starts]); y likewise from i + 1")
+window_cases = [
+    (np.arange(100, dtype=np.int32), 8, 4, 0),
+    (train_ids[:1000], 64, 12, 1),
+    (np.arange(3), 2, 5, 2),
+]
+check(
+    lambda d, t, bs, seed: my_random_windows(d, t, bs, np.random.default_rng(seed)),
+    lambda d, t, bs, seed: random_windows(d, t, bs, np.random.default_rng(seed)),
+    inputs=window_cases,
+    name="my_random_windows",
+    hint="starts = rng.integers(...); x = np.stack([data[i:i + block_size] for i in starts]); y likewise from i + 1",
+)
+
 
 # %% tags=["solution"]
 def my_random_windows(data, block_size, batch_size, rng):
-    starts = rng.integers(0, len(data) - block_size, size=batch_size)   # the target window needs i + block_size
-    x = np.stack([data[i:i + block_size] for i in starts])             # < len(data): the high end is exclusive
-    y = np.stack([data[i + 1:i + block_size + 1] for i in starts])
+    starts = rng.integers(
+        0, len(data) - block_size, size=batch_size
+    )  # the target window needs i + block_size
+    x = np.stack(
+        [data[i : i + block_size] for i in starts]
+    )  # < len(data): the high end is exclusive
+    y = np.stack([data[i + 1 : i + block_size + 1] for i in starts])
     return x, y
 
 
-_ = check(lambda d, t, bs, seed: my_random_windows(d, t, bs, np.random.default_rng(seed)),
-          lambda d, t, bs, seed: random_windows(d, t, bs, np.random.default_rng(seed)),
-          inputs=window_cases, name="my_random_windows")
+_ = check(
+    lambda d, t, bs, seed: my_random_windows(d, t, bs, np.random.default_rng(seed)),
+    lambda d, t, bs, seed: random_windows(d, t, bs, np.random.default_rng(seed)),
+    inputs=window_cases,
+    name="my_random_windows",
+)
 
 # %% [markdown]
 # (Bonus: the target window ends at index $i + T$, which must exist, so $i \le N - 1 - T$; `rng.integers(0, N - T)`

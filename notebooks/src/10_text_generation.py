@@ -45,8 +45,14 @@ from IPython.display import display
 from lessons_lib import scaled_dot_product_attention
 from lessons_lib.checks import check
 from lessons_lib.data import load_tiny_shakespeare, train_val_split
-from lessons_lib.generation import (Generator, generate_text, next_token_distribution, sample_next, top_k_filter,
-                                    top_p_filter)
+from lessons_lib.generation import (
+    Generator,
+    generate_text,
+    next_token_distribution,
+    sample_next,
+    top_k_filter,
+    top_p_filter,
+)
 from lessons_lib.tokenizers import CharTokenizer
 from lessons_lib.training import BABY_GPT, load_checkpoint
 
@@ -72,9 +78,13 @@ model = BABY_GPT.build()
 meta = load_checkpoint(model)
 V, block_size = tokenizer.vocab_size, model.max_len
 
-print(f"vocabulary: {V} characters; block_size (max_len): {block_size}; parameters: {model.count_params():,}")
-print(f"checkpoint: {meta['steps']} training steps, validation loss {meta['val_loss']:.3f} "
-      f"(a uniform guess would be ln {V} = {np.log(V):.3f})")
+print(
+    f"vocabulary: {V} characters; block_size (max_len): {block_size}; parameters: {model.count_params():,}"
+)
+print(
+    f"checkpoint: {meta['steps']} training steps, validation loss {meta['val_loss']:.3f} "
+    f"(a uniform guess would be ln {V} = {np.log(V):.3f})"
+)
 assert meta["vocab"] == "".join(tokenizer.tokens)  # the ids mean the same characters as in training
 assert meta["val_loss"] < 2.0
 
@@ -168,18 +178,19 @@ np.testing.assert_allclose(next_token_distribution(z), p, atol=1e-12)
 #
 # Let us compute all four by hand and compare with the library.
 
+
 # %%
 def renormalise_kept(p: np.ndarray, keep: np.ndarray) -> np.ndarray:
     q = np.where(keep, p, 0.0)
     return q / q.sum()
 
 
-greedy_hand = np.eye(4)[np.argmax(z)]                         # all the mass on the argmax
+greedy_hand = np.eye(4)[np.argmax(z)]  # all the mass on the argmax
 temp_hand = {tau: np.exp(z / tau) / np.exp(z / tau).sum() for tau in (0.5, 1.0, 2.0)}
 k = 2
-topk_hand = renormalise_kept(p, z >= np.sort(z)[-k])          # keep the k largest logits
+topk_hand = renormalise_kept(p, z >= np.sort(z)[-k])  # keep the k largest logits
 order = np.argsort(-p)
-mass_before = np.cumsum(p[order]) - p[order]                  # probability strictly before each sorted token
+mass_before = np.cumsum(p[order]) - p[order]  # probability strictly before each sorted token
 keep_sorted = mass_before < 0.7
 keep = np.zeros(4, dtype=bool)
 keep[order] = keep_sorted
@@ -190,7 +201,12 @@ print("greedy            ", greedy_hand)
 for tau, q in temp_hand.items():
     print(f"temperature {tau:<4}  ", q.round(3))
 print("top-k, k = 2      ", topk_hand.round(3))
-print("mass before (sorted)", mass_before.round(3), "-> keep", [toy_vocab[i] for i in order[keep_sorted]])
+print(
+    "mass before (sorted)",
+    mass_before.round(3),
+    "-> keep",
+    [toy_vocab[i] for i in order[keep_sorted]],
+)
 print("top-p, p = 0.7    ", topp_hand.round(3))
 
 # the library computes the same distributions
@@ -233,6 +249,7 @@ assert freq[3] == 0 and np.abs(freq - next_token_distribution(z, top_k=3)).max()
 # An independent reference: the same filters written with TensorFlow's own ops (`tf.math.top_k`, `tf.sort`, an
 # *exclusive* cumulative sum), on random logits of the size of our vocabulary, for several settings.
 
+
 # %%
 def tf_distribution(logits, temperature=1.0, top_k=None, top_p=None):
     z_ = tf.constant(logits, tf.float64) / temperature
@@ -241,17 +258,28 @@ def tf_distribution(logits, temperature=1.0, top_k=None, top_p=None):
         z_ = tf.where(z_ < kth, tf.constant(-np.inf, tf.float64), z_)
     if top_p is not None:
         sorted_z = tf.sort(z_, axis=-1, direction="DESCENDING")
-        before = tf.cumsum(tf.nn.softmax(sorted_z), axis=-1, exclusive=True)   # mass strictly before
-        smallest_kept = tf.reduce_min(tf.where(before < top_p, sorted_z, np.inf), axis=-1, keepdims=True)
+        before = tf.cumsum(tf.nn.softmax(sorted_z), axis=-1, exclusive=True)  # mass strictly before
+        smallest_kept = tf.reduce_min(
+            tf.where(before < top_p, sorted_z, np.inf), axis=-1, keepdims=True
+        )
         z_ = tf.where(z_ < smallest_kept, tf.constant(-np.inf, tf.float64), z_)
     return tf.nn.softmax(z_).numpy()
 
 
 random_logits = np.random.default_rng(0).normal(scale=3.0, size=(50, V))
-settings = [dict(), dict(temperature=0.5), dict(top_k=1), dict(top_k=10), dict(top_p=0.5), dict(top_p=0.95),
-            dict(temperature=1.3, top_k=20, top_p=0.9)]
-worst = max(np.abs(next_token_distribution(random_logits, **s) - tf_distribution(random_logits, **s)).max()
-            for s in settings)
+settings = [
+    dict(),
+    dict(temperature=0.5),
+    dict(top_k=1),
+    dict(top_k=10),
+    dict(top_p=0.5),
+    dict(top_p=0.95),
+    dict(temperature=1.3, top_k=20, top_p=0.9),
+]
+worst = max(
+    np.abs(next_token_distribution(random_logits, **s) - tf_distribution(random_logits, **s)).max()
+    for s in settings
+)
 print(f"{len(settings)} settings x 50 rows: max |NumPy - TensorFlow| <= 1e-12: {worst <= 1e-12}")
 assert worst <= 1e-12
 
@@ -274,12 +302,21 @@ strategies = {
     "top-k, k = 5": dict(top_k=5),
     "top-p, p = 0.9": dict(top_p=0.9),
 }
-dists = {name: (np.eye(V)[logits_romeo.argmax()] if s == "greedy" else next_token_distribution(logits_romeo, **s))
-         for name, s in strategies.items()}
+dists = {
+    name: (
+        np.eye(V)[logits_romeo.argmax()]
+        if s == "greedy"
+        else next_token_distribution(logits_romeo, **s)
+    )
+    for name, s in strategies.items()
+}
 base = dists["model (τ = 1)"]
 top = np.argsort(-base, kind="stable")[:12]
 
-print(f"{'next char':<10}" + "".join(f"{name.split(',')[0].replace('temperature ', ''):>14}" for name in dists))
+print(
+    f"{'next char':<10}"
+    + "".join(f"{name.split(',')[0].replace('temperature ', ''):>14}" for name in dists)
+)
 for i in top:
     print(f"{show(tokenizer.tokens[i])!r:<10}" + "".join(f"{d[i]:>14.3f}" for d in dists.values()))
 print(f"{'kept':<10}" + "".join(f"{(d > 0).sum():>14d}" for d in dists.values()))
@@ -287,13 +324,13 @@ print(f"{'kept':<10}" + "".join(f"{(d > 0).sum():>14d}" for d in dists.values())
 
 def entropy(q: np.ndarray) -> float:
     q = q[q > 0]
-    return float(-(q * np.log(q)).sum()) + 0.0   # + 0.0 turns the -0.0 of a one-hot into 0.0
+    return float(-(q * np.log(q)).sum()) + 0.0  # + 0.0 turns the -0.0 of a one-hot into 0.0
 
 
 assert all(abs(d.sum() - 1) < 1e-12 for d in dists.values())
 assert (dists["top-k, k = 5"] > 0).sum() == 5
-kept_p = np.sort(base[dists["top-p, p = 0.9"] > 0])          # the nucleus, smallest first
-assert kept_p.sum() >= 0.9 > kept_p[1:].sum()                 # reaches 0.9, and is the smallest set that does
+kept_p = np.sort(base[dists["top-p, p = 0.9"] > 0])  # the nucleus, smallest first
+assert kept_p.sum() >= 0.9 > kept_p[1:].sum()  # reaches 0.9, and is the smallest set that does
 assert entropy(dists["temperature τ = 0.5"]) < entropy(base) < entropy(dists["temperature τ = 1.5"])
 
 # %% [markdown]
@@ -307,9 +344,18 @@ fig, axes = plt.subplots(2, 3, figsize=(13, 6), sharey=True)
 for ax, (name, d) in zip(axes.ravel(), dists.items()):
     x = np.arange(len(shown))
     ax.bar(x, base[shown], color="none", edgecolor="grey", linewidth=1.0, label="model, τ = 1")
-    ax.bar(x, d[shown], color="tab:blue" if name != "greedy" else "tab:red", alpha=0.8, label="sampled from")
+    ax.bar(
+        x,
+        d[shown],
+        color="tab:blue" if name != "greedy" else "tab:red",
+        alpha=0.8,
+        label="sampled from",
+    )
     ax.set_xticks(x, [show(tokenizer.tokens[i]) for i in shown], fontsize=9)
-    ax.set_title(f"{name}\n{(d > 0).sum()} of {V} characters kept, entropy {entropy(d):.2f} nats", fontsize=10)
+    ax.set_title(
+        f"{name}\n{(d > 0).sum()} of {V} characters kept, entropy {entropy(d):.2f} nats",
+        fontsize=10,
+    )
 axes[0, 0].legend(fontsize=8)
 axes[0, 0].set_ylabel("p(next character)")
 axes[1, 0].set_ylabel("p(next character)")
@@ -328,7 +374,9 @@ plt.show()
 # %%
 _, val_text = train_val_split(text, 0.9)
 line = val_text[:block_size]
-line_logits = model(np.array([tokenizer.encode(line)], dtype=np.int32)).numpy()[0].astype(np.float64)
+line_logits = (
+    model(np.array([tokenizer.encode(line)], dtype=np.int32)).numpy()[0].astype(np.float64)
+)
 nucleus_size = (next_token_distribution(line_logits, top_p=0.9) > 0).sum(axis=-1)
 
 fig, ax = plt.subplots(figsize=(13, 3))
@@ -374,16 +422,24 @@ for name, s in sample_settings.items():
 
 def distinct_ngrams(s: str, n: int = 6) -> float:
     """Share of the text's character n-grams that are different: low for loops, high for varied text."""
-    grams = [s[i:i + n] for i in range(len(s) - n + 1)]
+    grams = [s[i : i + n] for i in range(len(s) - n + 1)]
     return len(set(grams)) / len(grams)
 
 
-print("share of distinct 6-grams:", {name: round(distinct_ngrams(s_), 2) for name, s_ in samples.items()})
+print(
+    "share of distinct 6-grams:",
+    {name: round(distinct_ngrams(s_), 2) for name, s_ in samples.items()},
+)
 for s_ in samples.values():
     assert len(s_) == n_chars and set(s_) <= set(tokenizer.tokens)
-assert distinct_ngrams(samples["greedy"]) < min(distinct_ngrams(s_) for n_, s_ in samples.items() if n_ != "greedy")
+assert distinct_ngrams(samples["greedy"]) < min(
+    distinct_ngrams(s_) for n_, s_ in samples.items() if n_ != "greedy"
+)
 # same seed, same text
-assert generate_text(model, tokenizer, prompt, 50, generator=gen, seed=0, top_p=0.9) == samples["top-p, p = 0.9"][:50]
+assert (
+    generate_text(model, tokenizer, prompt, 50, generator=gen, seed=0, top_p=0.9)
+    == samples["top-p, p = 0.9"][:50]
+)
 
 # %% [markdown]
 # What to look for: greedy decoding soon repeats itself (its share of distinct 6-grams is the lowest); a low
@@ -399,10 +455,16 @@ assert generate_text(model, tokenizer, prompt, 50, generator=gen, seed=0, top_p=
 # (an accented letter, say) to see the tokenizer's error.
 
 # %% tags=["nbval-ignore-output"]
-prompt_box = widgets.Textarea(value="ROMEO:\n", description="prompt", layout=widgets.Layout(width="420px"))
-temperature_slider = widgets.FloatSlider(value=0.8, min=0.05, max=2.0, step=0.05, description="temperature")
+prompt_box = widgets.Textarea(
+    value="ROMEO:\n", description="prompt", layout=widgets.Layout(width="420px")
+)
+temperature_slider = widgets.FloatSlider(
+    value=0.8, min=0.05, max=2.0, step=0.05, description="temperature"
+)
 top_k_slider = widgets.IntSlider(value=0, min=0, max=V, description="top_k (0 = off)")
-top_p_slider = widgets.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="top_p (1 = off)")
+top_p_slider = widgets.FloatSlider(
+    value=1.0, min=0.05, max=1.0, step=0.05, description="top_p (1 = off)"
+)
 greedy_box = widgets.Checkbox(value=False, description="greedy (ignores the sliders)")
 length_slider = widgets.IntSlider(value=200, min=10, max=600, step=10, description="new chars")
 seed_box = widgets.IntText(value=0, description="seed")
@@ -415,17 +477,34 @@ def on_generate(_):
         app_output.clear_output()
         try:
             new_text = generate_text(
-                model, tokenizer, prompt_box.value, length_slider.value, generator=gen, seed=seed_box.value,
-                greedy=greedy_box.value, temperature=temperature_slider.value,
-                top_k=top_k_slider.value or None, top_p=top_p_slider.value if top_p_slider.value < 1 else None)
+                model,
+                tokenizer,
+                prompt_box.value,
+                length_slider.value,
+                generator=gen,
+                seed=seed_box.value,
+                greedy=greedy_box.value,
+                temperature=temperature_slider.value,
+                top_k=top_k_slider.value or None,
+                top_p=top_p_slider.value if top_p_slider.value < 1 else None,
+            )
             print(prompt_box.value + new_text)
         except (ValueError, TypeError) as err:
             print(f"{type(err).__name__}: {err}")
 
 
 button.on_click(on_generate)
-display(widgets.VBox([prompt_box, widgets.HBox([temperature_slider, top_k_slider, top_p_slider]),
-                      widgets.HBox([greedy_box, length_slider, seed_box]), button, app_output]))
+display(
+    widgets.VBox(
+        [
+            prompt_box,
+            widgets.HBox([temperature_slider, top_k_slider, top_p_slider]),
+            widgets.HBox([greedy_box, length_slider, seed_box]),
+            button,
+            app_output,
+        ]
+    )
+)
 
 # %% [markdown]
 # ## 5. The KV cache: incremental decoding
@@ -460,12 +539,16 @@ rng = np.random.default_rng(0)
 T, d_k = 6, 4
 q_all, k_all, v_all = (rng.normal(size=(T, d_k)) for _ in range(3))
 causal = np.tril(np.ones((T, T), dtype=bool))
-out_full, _ = scaled_dot_product_attention(q_all, k_all, v_all, mask=causal)                   # all T rows
-out_prev, _ = scaled_dot_product_attention(q_all[:-1], k_all[:-1], v_all[:-1], mask=causal[:-1, :-1])
-out_new, _ = scaled_dot_product_attention(q_all[-1:], k_all, v_all)                            # ONE query row
+out_full, _ = scaled_dot_product_attention(q_all, k_all, v_all, mask=causal)  # all T rows
+out_prev, _ = scaled_dot_product_attention(
+    q_all[:-1], k_all[:-1], v_all[:-1], mask=causal[:-1, :-1]
+)
+out_new, _ = scaled_dot_product_attention(q_all[-1:], k_all, v_all)  # ONE query row
 print("old rows unchanged after adding a token:", np.allclose(out_full[:-1], out_prev, atol=1e-12))
 print("last row from the new query + cached K, V:", np.allclose(out_full[-1:], out_new, atol=1e-12))
-assert np.allclose(out_full[:-1], out_prev, atol=1e-12) and np.allclose(out_full[-1:], out_new, atol=1e-12)
+assert np.allclose(out_full[:-1], out_prev, atol=1e-12) and np.allclose(
+    out_full[-1:], out_new, atol=1e-12
+)
 
 # %% [markdown]
 # The same in the trained model. `GPT.prefill(ids)` is a forward pass that also returns every layer's keys and
@@ -475,15 +558,18 @@ assert np.allclose(out_full[:-1], out_prev, atol=1e-12) and np.allclose(out_full
 # of 10 characters gives the logits of a full forward pass over 11.
 
 # %%
-ids11 = np.array([tokenizer.encode("ROMEO:\nWhat")], dtype=np.int32)     # 11 characters
+ids11 = np.array([tokenizer.encode("ROMEO:\nWhat")], dtype=np.int32)  # 11 characters
 _, cache10 = model.prefill(ids11[:, :10])
 _, cache11 = model.prefill(ids11)
-kv_change = max(float(np.abs(a[0][:, :, :10] - b[0][:, :, :10]).max()) +
-                float(np.abs(a[1][:, :, :10] - b[1][:, :, :10]).max()) for a, b in zip(cache10, cache11))
+kv_change = max(
+    float(np.abs(a[0][:, :, :10] - b[0][:, :, :10]).max())
+    + float(np.abs(a[1][:, :, :10] - b[1][:, :, :10]).max())
+    for a, b in zip(cache10, cache11)
+)
 print(f"{len(cache11)} layers, cache entries of shape (k, v) = {tuple(cache11[0][0].shape)} each")
 print("K, V of the first 10 tokens unchanged by the 11th (≤ 1e-5):", kv_change <= 1e-5)
 
-padded = np.zeros((1, block_size), dtype=np.int32)                     # a full-size cache, right-padded
+padded = np.zeros((1, block_size), dtype=np.int32)  # a full-size cache, right-padded
 padded[0, :10] = ids11[0, :10]
 _, cache = model.prefill(padded)
 step_logits, _ = model.decode_step(ids11[:, 10], cache, 10)
@@ -508,6 +594,7 @@ assert kv_change <= 1e-5 and step_diff <= 1e-4
 # It grows linearly with the context length and the batch, and unlike the weights it is needed *per sequence*;
 # for large models serving long contexts it, not the weights, limits how many requests fit on a GPU.
 
+
 # %%
 def kv_cache_floats(num_layers: int, batch: int, num_heads: int, seq_len: int, d_k: int) -> int:
     return 2 * num_layers * batch * num_heads * seq_len * d_k
@@ -515,16 +602,23 @@ def kv_cache_floats(num_layers: int, batch: int, num_heads: int, seq_len: int, d
 
 _, full_cache = model.prefill(np.zeros((1, block_size), dtype=np.int32))
 measured = sum(int(np.prod(k_.shape)) + int(np.prod(v_.shape)) for k_, v_ in full_cache)
-formula = kv_cache_floats(model.num_layers, 1, model.num_heads, block_size, model.d_model // model.num_heads)
-print(f"baby GPT: formula {formula:,} floats, measured in the cache tensors {measured:,} floats "
-      f"= {4 * measured / 2**10:.0f} KiB in float32")
+formula = kv_cache_floats(
+    model.num_layers, 1, model.num_heads, block_size, model.d_model // model.num_heads
+)
+print(
+    f"baby GPT: formula {formula:,} floats, measured in the cache tensors {measured:,} floats "
+    f"= {4 * measured / 2**10:.0f} KiB in float32"
+)
 assert measured == formula
 
 for name, (L_, h_, dk_, T_, bytes_per) in {
-        "GPT-2 small (L=12, h=12, d_k=64, T=1024, float32)": (12, 12, 64, 1024, 4),
-        "GPT-2 XL (L=48, h=25, d_k=64, T=1024, float32)": (48, 25, 64, 1024, 4),
-        "Llama 2 7B (L=32, h=32, d_k=128, T=4096, float16)": (32, 32, 128, 4096, 2)}.items():
-    print(f"{name}: {kv_cache_floats(L_, 1, h_, T_, dk_) * bytes_per / 2**20:,.0f} MiB per sequence")
+    "GPT-2 small (L=12, h=12, d_k=64, T=1024, float32)": (12, 12, 64, 1024, 4),
+    "GPT-2 XL (L=48, h=25, d_k=64, T=1024, float32)": (48, 25, 64, 1024, 4),
+    "Llama 2 7B (L=32, h=32, d_k=128, T=4096, float16)": (32, 32, 128, 4096, 2),
+}.items():
+    print(
+        f"{name}: {kv_cache_floats(L_, 1, h_, T_, dk_) * bytes_per / 2**20:,.0f} MiB per sequence"
+    )
 
 # %% [markdown]
 # (Configurations from Radford et al., 2019 and Touvron et al., 2023. The Llama 2 figure, 2 GiB for *one*
@@ -539,12 +633,18 @@ for name, (L_, h_, dk_, T_, bytes_per) in {
 # rounding.
 
 # %%
-n_new = block_size - len(prompt_ids) + 1                        # 58: the last step sees exactly 64 tokens
-ids_cache, logits_cache = gen.generate(prompt_ids, n_new, greedy=True, use_cache=True, return_logits=True)
-ids_full, logits_full = gen.generate(prompt_ids, n_new, greedy=True, use_cache=False, return_logits=True)
+n_new = block_size - len(prompt_ids) + 1  # 58: the last step sees exactly 64 tokens
+ids_cache, logits_cache = gen.generate(
+    prompt_ids, n_new, greedy=True, use_cache=True, return_logits=True
+)
+ids_full, logits_full = gen.generate(
+    prompt_ids, n_new, greedy=True, use_cache=False, return_logits=True
+)
 max_diff = float(np.abs(logits_cache - logits_full).max())
-print(f"{n_new} greedy steps: identical tokens: {np.array_equal(ids_cache, ids_full)}; "
-      f"max |logits(cache) - logits(no cache)| <= 1e-4: {max_diff <= 1e-4}")
+print(
+    f"{n_new} greedy steps: identical tokens: {np.array_equal(ids_cache, ids_full)}; "
+    f"max |logits(cache) - logits(no cache)| <= 1e-4: {max_diff <= 1e-4}"
+)
 assert np.array_equal(ids_cache, ids_full) and max_diff <= 1e-4
 
 # %% [markdown]
@@ -561,6 +661,7 @@ assert np.array_equal(ids_cache, ids_full) and max_diff <= 1e-4
 # ($8d^2$ for the four projections and $16d^2$ for the FFN with $d_{ff} = 4d$ per row; $4Td$ per row for
 # $qK^\top$ and the weighted sum of values; $2dV$ for the output layer).
 
+
 # %%
 def flops_per_token(L_, d, T_, V_, cache: bool) -> int:
     rows = 1 if cache else T_
@@ -569,12 +670,15 @@ def flops_per_token(L_, d, T_, V_, cache: bool) -> int:
 
 f_full = flops_per_token(model.num_layers, model.d_model, block_size, V, cache=False)
 f_cache = flops_per_token(model.num_layers, model.d_model, block_size, V, cache=True)
-print(f"per new token: {f_full / 1e6:.1f} MFLOP without cache, {f_cache / 1e6:.2f} MFLOP with: "
-      f"{f_full / f_cache:.0f}x less arithmetic")
+print(
+    f"per new token: {f_full / 1e6:.1f} MFLOP without cache, {f_cache / 1e6:.2f} MFLOP with: "
+    f"{f_full / f_cache:.0f}x less arithmetic"
+)
 
 # %% [markdown]
 # Now the clock. We time both paths at 64 and 256 new tokens (sampling with top-p, seed 0). Timings depend on the
 # machine and what else it is doing, so this cell's output is not checked.
+
 
 # %% tags=["nbval-ignore-output"]
 def tokens_per_second(n_tokens: int, use_cache: bool, repeats: int = 3) -> float:
@@ -586,12 +690,16 @@ def tokens_per_second(n_tokens: int, use_cache: bool, repeats: int = 3) -> float
     return n_tokens / best
 
 
-gen.generate(prompt_ids, 2, use_cache=True)    # warm-up: every function is compiled already, but be sure
+gen.generate(
+    prompt_ids, 2, use_cache=True
+)  # warm-up: every function is compiled already, but be sure
 gen.generate(prompt_ids, 2, use_cache=False)
 for n_tokens in (64, 256):
     with_cache, without = tokens_per_second(n_tokens, True), tokens_per_second(n_tokens, False)
-    print(f"{n_tokens:>4} new tokens: {with_cache:7.0f} tokens/s with cache, {without:7.0f} without "
-          f"-> speed-up {with_cache / without:.1f}x")
+    print(
+        f"{n_tokens:>4} new tokens: {with_cache:7.0f} tokens/s with cache, {without:7.0f} without "
+        f"-> speed-up {with_cache / without:.1f}x"
+    )
 
 # %% [markdown]
 # The measured speed-up is smaller than the ratio of arithmetic. Even inside one compiled loop a step has a fixed
@@ -638,9 +746,9 @@ def greedy_keep_first(ids, n):
     """THE BUG, for illustration only: show the model the *first* block_size tokens."""
     seq = list(ids)
     for _ in range(n):
-        window = np.array([seq[:block_size]], dtype=np.int32)          # wrong: should be seq[-block_size:]
+        window = np.array([seq[:block_size]], dtype=np.int32)  # wrong: should be seq[-block_size:]
         seq.append(int(model(window).numpy()[0, -1].argmax()))
-    return seq[len(ids):]
+    return seq[len(ids) :]
 
 
 wrong = greedy_keep_first(long_ids, 20)
@@ -648,7 +756,7 @@ right = gen.generate(long_ids, 20, greedy=True, use_cache=False)[0].tolist()
 print("prompt ends with:      ", repr(long_prompt[-40:]))
 print("keep the FIRST 64 (bug):", repr(tokenizer.decode(wrong)))
 print("keep the LAST 64:       ", repr(tokenizer.decode(right)))
-assert len(set(wrong)) == 1          # the frozen input gives the same greedy choice every time
+assert len(set(wrong)) == 1  # the frozen input gives the same greedy choice every time
 
 # %% [markdown]
 # ### 6.1 The two paths of `Generator`
@@ -666,7 +774,9 @@ assert len(set(wrong)) == 1          # the frozen input gives the same greedy ch
 
 # %% tags=["nbval-ignore-output"]
 settings_long = dict(temperature=0.8, top_p=0.9, seed=0)
-new_nc, logits_nc = gen.generate(long_ids, 200, use_cache=False, return_logits=True, **settings_long)
+new_nc, logits_nc = gen.generate(
+    long_ids, 200, use_cache=False, return_logits=True, **settings_long
+)
 new_c, logits_c = gen.generate(long_ids, 200, use_cache=True, return_logits=True, **settings_long)
 print("──── prompt (100 characters)\n" + long_prompt)
 print("──── continued without cache\n" + tokenizer.decode(new_nc[0].tolist()))
@@ -681,12 +791,13 @@ assert set(tokenizer.decode(new_c[0].tolist())) <= set(tokenizer.tokens)
 # last $c_t$ tokens, where $c_t$ follows the re-fill rule (64 at the first step, since the prompt is longer than the
 # window, then 32, 33, …, 64, 32, …).
 
+
 # %%
 def windows_logits(seq: np.ndarray, start: int, contexts: list[int]) -> np.ndarray:
     """Logits after seq[:start + i], computed from its last contexts[i] tokens, for every step i (one batch)."""
-    batch = np.zeros((len(contexts), block_size), dtype=np.int32)          # right-padded windows
+    batch = np.zeros((len(contexts), block_size), dtype=np.int32)  # right-padded windows
     for i, c in enumerate(contexts):
-        batch[i, :c] = seq[start + i - c:start + i]
+        batch[i, :c] = seq[start + i - c : start + i]
     logits = model(batch).numpy()
     return logits[np.arange(len(contexts)), np.array(contexts) - 1]
 
@@ -696,11 +807,11 @@ def refill_rule(prompt_len: int, n_steps: int) -> list[int]:
     contexts, cached = [], None
     for i in range(n_steps):
         if cached is None:
-            cached = min(prompt_len, block_size)               # first step: prefill the (last block_size) prompt
+            cached = min(prompt_len, block_size)  # first step: prefill the (last block_size) prompt
         elif cached == block_size:
-            cached = block_size // 2                           # full: re-fill from the last block_size // 2 tokens
+            cached = block_size // 2  # full: re-fill from the last block_size // 2 tokens
         else:
-            cached += 1                                        # decode: one more token in the cache
+            cached += 1  # decode: one more token in the cache
         contexts.append(cached)
     return contexts
 
@@ -708,20 +819,35 @@ def refill_rule(prompt_len: int, n_steps: int) -> list[int]:
 P = len(long_ids)
 ctx_nc = [min(P + i, block_size) for i in range(200)]
 ctx_c = refill_rule(P, 200)
-diff_nc = float(np.abs(windows_logits(np.concatenate([long_ids, new_nc[0]]), P, ctx_nc) - logits_nc[0]).max())
-diff_c = float(np.abs(windows_logits(np.concatenate([long_ids, new_c[0]]), P, ctx_c) - logits_c[0]).max())
+diff_nc = float(
+    np.abs(windows_logits(np.concatenate([long_ids, new_nc[0]]), P, ctx_nc) - logits_nc[0]).max()
+)
+diff_c = float(
+    np.abs(windows_logits(np.concatenate([long_ids, new_c[0]]), P, ctx_c) - logits_c[0]).max()
+)
 print("no cache: every step saw exactly the last 64 tokens (max |diff| <= 1e-4):", diff_nc <= 1e-4)
-print("cache:    every step saw the last c_t tokens of the re-fill rule (max |diff| <= 1e-4):", diff_c <= 1e-4)
+print(
+    "cache:    every step saw the last c_t tokens of the re-fill rule (max |diff| <= 1e-4):",
+    diff_c <= 1e-4,
+)
 print("c_t for the first 40 steps:", ctx_c[:40])
 first_window = windows_logits(np.concatenate([long_ids, new_nc[0]]), block_size, [block_size] * 1)
-print("and the first 64 tokens would have given other logits:",
-      float(np.abs(first_window[0] - logits_nc[0, 0]).max()) > 1e-2)
+print(
+    "and the first 64 tokens would have given other logits:",
+    float(np.abs(first_window[0] - logits_nc[0, 0]).max()) > 1e-2,
+)
 assert diff_nc <= 1e-4 and diff_c <= 1e-4
 
 # %%
 fig, ax = plt.subplots(figsize=(11, 3))
 ax.step(np.arange(200), ctx_nc, where="post", label="no cache: last block_size tokens", linewidth=2)
-ax.step(np.arange(200), ctx_c, where="post", label="KV cache: re-filled from the last block_size // 2", linewidth=1.5)
+ax.step(
+    np.arange(200),
+    ctx_c,
+    where="post",
+    label="KV cache: re-filled from the last block_size // 2",
+    linewidth=1.5,
+)
 ax.axhline(block_size, color="grey", linestyle=":", linewidth=1)
 ax.set_xlabel("generation step")
 ax.set_ylabel("tokens the model sees")
@@ -743,8 +869,10 @@ seq_c = np.concatenate([long_ids, new_c[0]])
 p_refill = next_token_distribution(logits_c[0].astype(np.float64))
 p_last64 = next_token_distribution(windows_logits(seq_c, P, [block_size] * 200).astype(np.float64))
 tv = 0.5 * np.abs(p_refill - p_last64).sum(axis=-1)
-print(f"total variation: mean {tv.mean():.3f}, max {tv.max():.3f}; "
-      f"at the steps right after a re-fill (c_t = 32): mean {tv[np.array(ctx_c) == 32].mean():.3f}")
+print(
+    f"total variation: mean {tv.mean():.3f}, max {tv.max():.3f}; "
+    f"at the steps right after a re-fill (c_t = 32): mean {tv[np.array(ctx_c) == 32].mean():.3f}"
+)
 assert tv[np.array(ctx_c) == block_size].max() < 1e-3
 
 # %% [markdown]
@@ -752,6 +880,7 @@ assert tv[np.array(ctx_c) == block_size].max() < 1e-3
 #
 # Every one of these is a mistake that is easy to make, and each gets an error that says what was expected and
 # what was given — raised *before* any model work starts.
+
 
 # %%
 def show_error(action) -> None:
@@ -763,18 +892,22 @@ def show_error(action) -> None:
         raise AssertionError("expected an error")
 
 
-show_error(lambda: generate_text(model, tokenizer, "", 10, generator=gen))                   # empty prompt
-show_error(lambda: gen.generate([], 10))                                                       # empty ids
-show_error(lambda: generate_text(model, tokenizer, "ROMEO: ¿Qué tal?", 10, generator=gen))   # unknown characters
-show_error(lambda: gen.generate([V], 10))                                                      # id out of range
+show_error(lambda: generate_text(model, tokenizer, "", 10, generator=gen))  # empty prompt
+show_error(lambda: gen.generate([], 10))  # empty ids
+show_error(
+    lambda: generate_text(model, tokenizer, "ROMEO: ¿Qué tal?", 10, generator=gen)
+)  # unknown characters
+show_error(lambda: gen.generate([V], 10))  # id out of range
 show_error(lambda: generate_text(model, tokenizer, prompt, 10, generator=gen, top_k=0))
 show_error(lambda: generate_text(model, tokenizer, prompt, 10, generator=gen, top_k=V + 1))
 show_error(lambda: generate_text(model, tokenizer, prompt, 10, generator=gen, top_p=0.0))
 show_error(lambda: generate_text(model, tokenizer, prompt, 10, generator=gen, top_p=1.5))
 show_error(lambda: generate_text(model, tokenizer, prompt, 10, generator=gen, temperature=0))
 show_error(lambda: generate_text(model, tokenizer, prompt, 10, generator=gen, temperature=-1.0))
-show_error(lambda: gen.generate(prompt_ids, 0))                                                # nothing to generate
-show_error(lambda: load_checkpoint(dataclasses.replace(BABY_GPT, num_layers=2).build()))      # wrong model
+show_error(lambda: gen.generate(prompt_ids, 0))  # nothing to generate
+show_error(
+    lambda: load_checkpoint(dataclasses.replace(BABY_GPT, num_layers=2).build())
+)  # wrong model
 
 # %% [markdown]
 # ## 8. Exercises
@@ -785,6 +918,7 @@ show_error(lambda: load_checkpoint(dataclasses.replace(BABY_GPT, num_layers=2).b
 # `k` largest logits and set all others to `-np.inf`. Like the library, keep every logit **equal** to the `k`-th
 # largest (ties), so `[1, 1, 0]` with `k = 1` keeps both ones. Return float64.
 
+
 # %%
 def my_top_k_filter(logits, k):
     # YOUR CODE HERE
@@ -793,16 +927,27 @@ def my_top_k_filter(logits, k):
 
 # %%
 ex_rng = np.random.default_rng(1)
-top_k_cases = [(z, 1), (z, 2), (z[::-1].copy(), 3), (np.array([1.0, 1.0, 0.0]), 1),
-               (ex_rng.normal(size=(3, 10)), 4), (ex_rng.normal(size=(2, 5)), 5)]
-check(my_top_k_filter, top_k_filter, inputs=top_k_cases,
-      hint="np.sort(logits, axis=-1)[..., -k] is each row's k-th largest; keep it with [..., None] for broadcasting, "
-           "then np.where(logits < kth, -np.inf, logits)")
+top_k_cases = [
+    (z, 1),
+    (z, 2),
+    (z[::-1].copy(), 3),
+    (np.array([1.0, 1.0, 0.0]), 1),
+    (ex_rng.normal(size=(3, 10)), 4),
+    (ex_rng.normal(size=(2, 5)), 5),
+]
+check(
+    my_top_k_filter,
+    top_k_filter,
+    inputs=top_k_cases,
+    hint="np.sort(logits, axis=-1)[..., -k] is each row's k-th largest; keep it with [..., None] for broadcasting, "
+    "then np.where(logits < kth, -np.inf, logits)",
+)
+
 
 # %% tags=["solution"]
 def my_top_k_filter(logits, k):
     logits = np.asarray(logits, dtype=np.float64)
-    kth = np.sort(logits, axis=-1)[..., -k][..., None]           # the k-th largest of each row
+    kth = np.sort(logits, axis=-1)[..., -k][..., None]  # the k-th largest of each row
     return np.where(logits < kth, -np.inf, logits)
 
 
@@ -815,6 +960,7 @@ _ = check(my_top_k_filter, top_k_filter, inputs=top_k_cases)
 # (per row), set the other logits to `-np.inf`. Follow section 1.4: sort, softmax, the mass *strictly before* each
 # sorted token, keep where it is `< p`, and put the decision back in the original order.
 
+
 # %%
 def my_top_p_filter(logits, p):
     # YOUR CODE HERE
@@ -822,12 +968,24 @@ def my_top_p_filter(logits, p):
 
 
 # %%
-top_p_cases = [(z, 0.5), (z, 0.7), (z, 0.9), (z, 1.0), (z[[2, 0, 3, 1]].copy(), 0.7),
-               (ex_rng.normal(scale=2.0, size=(4, 12)), 0.8), (ex_rng.normal(size=(2, 6)), 0.3)]
-check(my_top_p_filter, top_p_filter, inputs=top_p_cases,
-      hint="order = np.argsort(-logits, axis=-1); probabilities of the sorted logits; "
-           "before = np.cumsum(probs, axis=-1) - probs; drop where before >= p; "
-           "np.put_along_axis brings the decision back to the original positions")
+top_p_cases = [
+    (z, 0.5),
+    (z, 0.7),
+    (z, 0.9),
+    (z, 1.0),
+    (z[[2, 0, 3, 1]].copy(), 0.7),
+    (ex_rng.normal(scale=2.0, size=(4, 12)), 0.8),
+    (ex_rng.normal(size=(2, 6)), 0.3),
+]
+check(
+    my_top_p_filter,
+    top_p_filter,
+    inputs=top_p_cases,
+    hint="order = np.argsort(-logits, axis=-1); probabilities of the sorted logits; "
+    "before = np.cumsum(probs, axis=-1) - probs; drop where before >= p; "
+    "np.put_along_axis brings the decision back to the original positions",
+)
+
 
 # %% tags=["solution"]
 def my_top_p_filter(logits, p):
@@ -836,9 +994,9 @@ def my_top_p_filter(logits, p):
     sorted_logits = np.take_along_axis(logits, order, axis=-1)
     probs = np.exp(sorted_logits - sorted_logits[..., :1])
     probs /= probs.sum(axis=-1, keepdims=True)
-    before = np.cumsum(probs, axis=-1) - probs                    # mass strictly before each sorted token
+    before = np.cumsum(probs, axis=-1) - probs  # mass strictly before each sorted token
     drop = np.zeros(logits.shape, dtype=bool)
-    np.put_along_axis(drop, order, before >= p, axis=-1)          # back to the original order
+    np.put_along_axis(drop, order, before >= p, axis=-1)  # back to the original order
     return np.where(drop, -np.inf, logits)
 
 
@@ -851,6 +1009,7 @@ _ = check(my_top_p_filter, top_p_filter, inputs=top_p_cases)
 # ($2^{20}$ bytes). (Hint: $h\,d_k = d_{model}$, so the number of heads drops out.) Then use it: how many
 # 1024-token sequences of GPT-2 small ($L = 12$, $d_{model} = 768$) fit in 1 GiB of float16 cache?
 
+
 # %%
 def kv_cache_mib(num_layers, batch, d_model, seq_len, bytes_per_float):
     # YOUR CODE HERE
@@ -862,8 +1021,19 @@ def reference_kv_cache_mib(num_layers, batch, d_model, seq_len, bytes_per_float)
     return 2 * num_layers * batch * seq_len * d_model * bytes_per_float / 2**20
 
 
-kv_cases = [(4, 1, 128, 64, 4), (12, 1, 768, 1024, 4), (12, 8, 768, 1024, 2), (32, 1, 4096, 4096, 2)]
-check(kv_cache_mib, reference_kv_cache_mib, inputs=kv_cases, hint="2 (K and V) · L · B · T · d_model · bytes / 2**20")
+kv_cases = [
+    (4, 1, 128, 64, 4),
+    (12, 1, 768, 1024, 4),
+    (12, 8, 768, 1024, 2),
+    (32, 1, 4096, 4096, 2),
+]
+check(
+    kv_cache_mib,
+    reference_kv_cache_mib,
+    inputs=kv_cases,
+    hint="2 (K and V) · L · B · T · d_model · bytes / 2**20",
+)
+
 
 # %% tags=["solution"]
 def kv_cache_mib(num_layers, batch, d_model, seq_len, bytes_per_float):
@@ -872,7 +1042,9 @@ def kv_cache_mib(num_layers, batch, d_model, seq_len, bytes_per_float):
 
 _ = check(kv_cache_mib, reference_kv_cache_mib, inputs=kv_cases)
 per_sequence = kv_cache_mib(12, 1, 768, 1024, 2)
-print(f"GPT-2 small, float16: {per_sequence:.0f} MiB per sequence -> {int(1024 // per_sequence)} sequences per GiB")
+print(
+    f"GPT-2 small, float16: {per_sequence:.0f} MiB per sequence -> {int(1024 // per_sequence)} sequences per GiB"
+)
 
 # %% [markdown]
 # ## Summary
