@@ -3,8 +3,9 @@
 The first code cell of each lesson calls :func:`setup`. It
 
 * seeds Python's ``random``, NumPy and TensorFlow (through ``keras.utils.set_random_seed``),
-* silences TensorFlow's C++ log lines (they would otherwise appear as ``stderr`` cell output; the oneDNN notice
-  TensorFlow prints while it loads is dropped when this module is imported, see :func:`_import_tensorflow_quietly`),
+* imports TensorFlow without its load-time notice (see :func:`import_tensorflow_quietly`) and silences its C++
+  log lines (both would otherwise appear as ``stderr`` cell output),
+* sets NumPy's print options for the lessons (3 decimals, no scientific notation, 120 columns),
 * finds the accelerator: the GPU if TensorFlow sees one, else the CPU,
 * prints a one-line banner and returns a :class:`DeviceInfo`.
 
@@ -31,7 +32,7 @@ _LOAD_NOTICES = (
 )
 
 
-def _import_tensorflow_quietly() -> None:
+def import_tensorflow_quietly() -> None:
     """Import TensorFlow with its load-time oneDNN notice dropped; every other line it writes is passed on.
 
     TensorFlow prints that notice straight to file descriptor 2 before its logging starts, so
@@ -60,9 +61,6 @@ def _import_tensorflow_quietly() -> None:
             rest = [line for line in lines if not any(n in line for n in _LOAD_NOTICES)]
             if rest:
                 sys.stderr.write("\n".join(rest) + "\n")
-
-
-_import_tensorflow_quietly()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,8 +92,9 @@ class DeviceInfo:
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and TensorFlow/Keras with one integer."""
-    import keras
     import numpy as np
+
+    from lessons_lib._backend import keras
 
     random.seed(seed)
     np.random.seed(seed)
@@ -103,7 +102,7 @@ def seed_everything(seed: int) -> None:
 
 
 def setup(seed: int = 0, verbose: bool = True) -> DeviceInfo:
-    """Seed everything, quiet TensorFlow, pick the device and print a one-line banner.
+    """Seed everything, quiet TensorFlow, set NumPy's print options, pick the device, print a banner.
 
     Args:
         seed: a non-negative integer used for Python, NumPy and TensorFlow.
@@ -119,7 +118,11 @@ def setup(seed: int = 0, verbose: bool = True) -> DeviceInfo:
         )
     import logging
 
-    import tensorflow as tf
+    import numpy as np
+
+    from lessons_lib._backend import tf
+
+    np.set_printoptions(precision=3, suppress=True, linewidth=120)
 
     tf.get_logger().setLevel(logging.ERROR)
     logging.getLogger("absl").setLevel(logging.ERROR)

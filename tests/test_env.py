@@ -76,6 +76,8 @@ def test_quiet_import_drops_only_the_onednn_notice(tmp_path):
         f"spec = importlib.util.spec_from_file_location('env_under_test', {str(env_py)!r})\n"
         "module = sys.modules['env_under_test'] = importlib.util.module_from_spec(spec)\n"
         "spec.loader.exec_module(module)\n"
+        "assert 'tensorflow' not in sys.modules\n"
+        "module.import_tensorflow_quietly()\n"
         "assert 'tensorflow' in sys.modules\n"
     )
     r = subprocess.run(
@@ -87,3 +89,37 @@ def test_quiet_import_drops_only_the_onednn_notice(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert r.stderr == "E0000 something else went wrong\n"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import lessons_lib",
+        "import lessons_lib.tokenizers",
+        "import lessons_lib.data",
+        "import lessons_lib.checks",
+        "from lessons_lib import BPETokenizer, CharTokenizer, check, load_tiny_shakespeare, show",
+    ],
+)
+def test_numpy_only_modules_do_not_import_tensorflow(statement):
+    """Lesson 01 trains a BPE tokenizer: it must not wait ~4 s for TensorFlow to load."""
+    import subprocess
+    import sys
+
+    code = f"{statement}\nimport sys\nprint(sorted({{'tensorflow', 'keras'}} & set(sys.modules)))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]", f"{statement!r} imported {r.stdout.strip()}"
+
+
+def test_setup_sets_the_lessons_print_options():
+    lessons_lib.setup(seed=0, verbose=False)
+    opts = np.get_printoptions()
+    assert (opts["precision"], opts["suppress"], opts["linewidth"]) == (3, True, 120)
+
+
+def test_names_load_on_first_use_and_unknown_names_fail_clearly():
+    assert lessons_lib.MultiHeadAttention.__module__ == "lessons_lib.attention"
+    assert set(lessons_lib.__all__) <= set(dir(lessons_lib))
+    with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
+        lessons_lib.not_a_name  # noqa: B018
