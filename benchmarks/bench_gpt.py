@@ -1,11 +1,12 @@
-"""Speed of the reference ("baby GPT") configuration: our train step vs the same model built from keras.layers
-(and vs our step without XLA), and generation with vs without the KV cache. Prints medians and ratios measured in
-the same run.
+"""Speed of the reference ("baby GPT") configuration: our train step vs the same model built from
+keras.layers (and vs our step without XLA), and generation with vs without the KV cache. Prints
+medians and ratios measured in the same run.
 
     python benchmarks/bench_gpt.py [--steps 150] [--warmup 20]
 
-Architecture of both models: 4 pre-norm blocks (causal self-attention, GELU FFN), d_model 128, 4 heads, block 64,
-batch 12, no biases, tied embeddings, AdamW + clipping, XLA-compiled train step (``jit_compile=True``).
+Architecture of both models: 4 pre-norm blocks (causal self-attention, GELU FFN), d_model 128, 4
+heads, block 64, batch 12, no biases, tied embeddings, AdamW + clipping, XLA-compiled train step
+(``jit_compile=True``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from lessons_lib.training import (
 
 
 def keras_layers_gpt(cfg=BABY_GPT) -> keras.Model:
-    """The same architecture from stock keras.layers (MultiHeadAttention, LayerNormalization, Dense, Embedding)."""
+    """The same architecture from stock keras.layers (MultiHeadAttention, LayerNormalization, Dense,
+    Embedding)."""
     ids = keras.Input((cfg.max_len,), dtype="int32")
     tok = keras.layers.Embedding(cfg.vocab_size, cfg.d_model, name="tok")
     pos = keras.layers.Embedding(cfg.max_len, cfg.d_model, name="pos")
@@ -57,15 +59,16 @@ def keras_layers_gpt(cfg=BABY_GPT) -> keras.Model:
 
 
 def make_train_step(model, jit_compile: bool = True):
-    """The course's training step (AdamW with its settings) for ``model``, XLA-compiled unless ``jit_compile=False``."""
+    """The course's training step (AdamW with its settings) for ``model``, XLA-compiled unless
+    ``jit_compile=False``."""
     opt = make_optimizer(model, BABY_TRAIN)
     opt.build(model.trainable_variables)
     return train_step_function(model, opt, jit_compile)
 
 
 def time_train_steps(steps: dict, n: int, warmup: int, block: int = 10) -> dict[str, float]:
-    """Median wall time (ms) per step of each compiled step function, interleaved in blocks of ``block`` steps so
-    that both see the same machine load."""
+    """Median wall time (ms) per step of each compiled step function, interleaved in blocks of
+    ``block`` steps so that both see the same machine load."""
     rng = np.random.default_rng(0)
     data = rng.integers(0, BABY_GPT.vocab_size, size=200_000).astype(np.int32)
     batches = [
@@ -87,18 +90,19 @@ def time_train_steps(steps: dict, n: int, warmup: int, block: int = 10) -> dict[
 def train_step_flops(cfg=BABY_GPT, batch_size: int = BABY_TRAIN.batch_size) -> float:
     """Floating-point operations of the matrix products in one training step (2 per multiply-add).
 
-    Per token, the forward pass multiplies by W_Q, W_K, W_V, W_O (4 d²), the FFN (2 d·d_ff) in each of the L blocks,
-    the tied output matrix (d·V), and computes QKᵀ and AV over all T keys (2 T·d per block, masked entries included,
-    as the code computes them). The backward pass costs twice the forward (a gradient for each operand)."""
+    Per token, the forward pass multiplies by W_Q, W_K, W_V, W_O (4 d²), the FFN (2 d·d_ff) in each
+    of the L blocks, the tied output matrix (d·V), and computes QKᵀ and AV over all T keys (2 T·d
+    per block, masked entries included, as the code computes them). The backward pass costs twice
+    the forward (a gradient for each operand)."""
     d, d_ff, layers, t = cfg.d_model, 4 * cfg.d_model, cfg.num_layers, cfg.max_len
     per_token = layers * (4 * d * d + 2 * d * d_ff + 2 * t * d) + d * cfg.vocab_size
     return 3 * 2 * per_token * batch_size * t
 
 
 def ffn_matmul_gflops(tokens: int, d: int, d_ff: int, pairs: int = 16, repeats: int = 30) -> float:
-    """GFLOP/s that these cores sustain on products of this model's size: ``pairs`` times the FFN's two products,
-    ``[tokens, d]·[d, d_ff]`` then ``[tokens, d_ff]·[d_ff, d]``, chained in one XLA program (so that call overhead
-    does not count), float32."""
+    """GFLOP/s that these cores sustain on products of this model's size: ``pairs`` times the FFN's
+    two products, ``[tokens, d]·[d, d_ff]`` then ``[tokens, d_ff]·[d_ff, d]``, chained in one XLA
+    program (so that call overhead does not count), float32."""
     x = tf.random.normal((tokens, d))
     w1 = tf.random.normal((pairs, d, d_ff), stddev=d**-0.5)
     w2 = tf.random.normal((pairs, d_ff, d), stddev=d_ff**-0.5)
@@ -158,17 +162,19 @@ def main() -> int:
     )
     t_ours, t_ref, t_graph = t["ours"], t["keras"], t["ours, no XLA"]
     print(
-        f"train step, median of {a.steps}: lessons_lib GPT {t_ours:.1f} ms | keras.layers GPT {t_ref:.1f} ms | "
-        f"ratio ours/keras {t_ours / t_ref:.2f}"
+        f"train step, median of {a.steps}: lessons_lib GPT {t_ours:.1f} ms | "
+        f"keras.layers GPT {t_ref:.1f} ms | ratio ours/keras {t_ours / t_ref:.2f}"
     )
     print(
-        f"train step without XLA (tf.function graph only): {t_graph:.1f} ms | XLA speed-up {t_graph / t_ours:.2f}x"
+        f"train step without XLA (tf.function graph only): {t_graph:.1f} ms | "
+        f"XLA speed-up {t_graph / t_ours:.2f}x"
     )
     flops = train_step_flops()
     tokens = BABY_TRAIN.batch_size * BABY_GPT.max_len
     ceiling = ffn_matmul_gflops(tokens, BABY_GPT.d_model, 4 * BABY_GPT.d_model)
     print(
-        f"matrix products per train step: {flops / 1e9:.2f} GFLOP -> ours sustains {flops / t_ours / 1e6:.0f} GFLOP/s; "
+        f"matrix products per train step: {flops / 1e9:.2f} GFLOP -> "
+        f"ours sustains {flops / t_ours / 1e6:.0f} GFLOP/s; "
         f"chained products of the FFN's sizes alone run at {ceiling:.0f} GFLOP/s "
         f"(step time at that rate: {flops / ceiling / 1e6:.1f} ms)"
     )

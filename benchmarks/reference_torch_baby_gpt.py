@@ -1,11 +1,12 @@
-"""The reference configuration in PyTorch, as an independent yardstick for lessons_lib's training run.
+"""The reference configuration in PyTorch: an independent yardstick for lessons_lib's training run.
 
-The same recipe as `python -m lessons_lib.training` (GPT-2-style pre-norm GPT, 4 layers, 4 heads, d_model 128,
-context 64, batch 12, no biases, tied embeddings, AdamW 1e-3 -> 1e-4 with 100 warm-up steps over 2,000 steps,
-betas 0.9/0.99, weight decay 0.1 on matrices, clipping 1.0), written from that recipe for this repository, and
-evaluated with the course's metric: the mean loss over all non-overlapping 64-character windows of the validation
-split. It also draws the noisy estimate nanoGPT prints (the mean of 20 random batches of 12 windows), many times
-over, to show how far one such estimate strays from the full-split figure.
+The same recipe as `python -m lessons_lib.training` (GPT-2-style pre-norm GPT, 4 layers, 4 heads,
+d_model 128, context 64, batch 12, no biases, tied embeddings, AdamW 1e-3 -> 1e-4 with 100 warm-up
+steps over 2,000 steps, betas 0.9/0.99, weight decay 0.1 on matrices, clipping 1.0), written from
+that recipe for this repository, and evaluated with the course's metric: the mean loss over all
+non-overlapping 64-character windows of the validation split. It also draws the noisy estimate
+nanoGPT prints (the mean of 20 random batches of 12 windows), many times over, to show how far one
+such estimate strays from the full-split figure.
 
 PyTorch is not a course dependency; run it in its own environment:
 
@@ -14,7 +15,8 @@ PyTorch is not a course dependency; run it in its own environment:
 
 Many seeds at once, on a GPU (one process per seed):
 
-    python benchmarks/reference_torch_baby_gpt.py $(seq 100 131) --device cuda --jobs 16 --json seeds.json
+    python benchmarks/reference_torch_baby_gpt.py $(seq 100 131) --device cuda --jobs 16 \\
+        --json seeds.json
 """
 
 from __future__ import annotations
@@ -178,7 +180,8 @@ def main() -> None:
     def report(r):
         results.append(r)
         print(
-            f"seed {r['seed']}: full-val loss {r['full_val_loss']:.4f}; 20-batch estimate {r['estimates'][0]:.4f}; "
+            f"seed {r['seed']}: full-val loss {r['full_val_loss']:.4f}; "
+            f"20-batch estimate {r['estimates'][0]:.4f}; "
             f"{r['ms_per_step']:.1f} ms/step ({r['device']})",
             flush=True,
         )
@@ -189,7 +192,7 @@ def main() -> None:
     if a.jobs > 1:
         import multiprocessing as mp
 
-        # share the cores out: more threads than cores between processes makes every step many times slower
+        # share the cores out: more threads than cores between processes slows every step badly
         os.environ.setdefault("REF_THREADS", str(max(1, (os.cpu_count() or 1) // a.jobs)))
         with mp.get_context("spawn").Pool(a.jobs) as pool:
             for r in pool.imap_unordered(_run, work):
@@ -203,10 +206,12 @@ def main() -> None:
         dev = np.concatenate([np.array(r["estimates"]) - r["full_val_loss"] for r in results])
         print(
             f"{len(full)} seeds: full-val loss mean {full.mean():.4f}, sd {full.std(ddof=1):.4f}, "
-            f"min {full.min():.4f}, max {full.max():.4f}; <= 1.90 in {(full <= 1.90).sum()} of {len(full)}"
+            f"min {full.min():.4f}, max {full.max():.4f}; "
+            f"<= 1.90 in {(full <= 1.90).sum()} of {len(full)}"
         )
         print(
-            f"20-batch estimate minus full-split loss over {dev.size} draws: sd {dev.std(ddof=1):.4f}; "
+            f"20-batch estimate minus full-split loss over {dev.size} draws: "
+            f"sd {dev.std(ddof=1):.4f}; "
             f"{100 * (np.abs(dev) >= 0.02).mean():.0f}% of draws are off by 0.02 or more"
         )
 

@@ -1,11 +1,12 @@
-"""lessons_lib: what each lesson of "LLM Architecture: From Theory to Practice" builds, for later lessons to import.
+"""lessons_lib: what each lesson of the course builds, for later lessons to import.
 
 Start every notebook with ``lessons_lib.setup(seed=0)``, then import lesson names from here::
 
     from lessons_lib import MultiHeadAttention, check, show, show_source
 
-Names are loaded on first use (PEP 562), so ``from lessons_lib import BPETokenizer`` imports the tokenizer module
-alone and never waits for TensorFlow; the names that need TensorFlow import it (quietly) when they are first used.
+Names are loaded on first use (PEP 562): ``from lessons_lib import BPETokenizer`` imports the
+tokenizer module alone and never waits for TensorFlow; the names that need TensorFlow import it
+(quietly) when they are first used.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ _EXPORTS: dict[str, str] = {
     "causal_mask": "attention",
     "scaled_dot_product_attention": "attention",
     "MultiHeadAttention": "attention",
+    "split_heads": "attention",
+    "merge_heads": "attention",
+    "multi_head_attention": "attention",
+    "attention_steps": "attention",
+    "copy_to_keras_mha": "attention",
     # lessons 06-07
     "feed_forward": "feedforward",
     "gelu": "feedforward",
@@ -48,6 +54,9 @@ _EXPORTS: dict[str, str] = {
     # lesson 08
     "TransformerBlock": "block",
     "block_param_count": "block",
+    "transformer_block": "block",
+    "block_weights": "block",
+    "load_block_weights": "block",
     "GPT": "gpt",
     "gpt_param_count": "gpt",
     # exercises

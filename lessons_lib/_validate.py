@@ -1,14 +1,18 @@
-"""Argument checks shared by the library, so every error names what was expected and what was given."""
+"""Argument checks shared by the library, so every error names what was expected and what was given.
+
+Not derived in a lesson: the helpers behind the clear error messages of every module.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 
 def describe(x: Any) -> str:
-    """A short description of a value for error messages: type, shape and dtype where it has them."""
+    """A short description of a value for errors: type, shape and dtype where it has them."""
     shape = getattr(x, "shape", None)
     dtype = getattr(x, "dtype", None)
     if shape is not None:
@@ -17,7 +21,7 @@ def describe(x: Any) -> str:
 
 
 def float_array(x: Any, name: str, min_rank: int = 1) -> np.ndarray:
-    """Convert ``x`` to a floating NumPy array, refusing integers, booleans, strings and too-low ranks."""
+    """Convert ``x`` to a floating NumPy array; refuse ints, booleans, strings, too-low ranks."""
     if hasattr(x, "numpy") and not isinstance(x, np.ndarray):  # a tf.Tensor or a Keras variable
         x = x.numpy()
     arr = np.asarray(x)
@@ -26,6 +30,21 @@ def float_array(x: Any, name: str, min_rank: int = 1) -> np.ndarray:
             f"{name} must hold floating-point numbers, got {describe(arr)}. "
             "If these are token ids, embed them first; otherwise convert with .astype('float32')."
         )
+    if arr.ndim < min_rank:
+        raise ValueError(f"{name} must have rank >= {min_rank}, got shape {arr.shape}")
+    return arr
+
+
+def numeric_array(x: Any, name: str, min_rank: int = 1) -> np.ndarray:
+    """Convert ``x`` to a NumPy array of numbers (ints or floats); refuse bools, strings, low ranks.
+
+    For functions that only move numbers around (reshapes), where integer arrays are fine.
+    """
+    if hasattr(x, "numpy") and not isinstance(x, np.ndarray):
+        x = x.numpy()
+    arr = np.asarray(x)
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
+        raise TypeError(f"{name} must hold numbers, got {describe(arr)}")
     if arr.ndim < min_rank:
         raise ValueError(f"{name} must have rank >= {min_rank}, got shape {arr.shape}")
     return arr
@@ -45,3 +64,59 @@ def non_negative_float(value: Any, name: str, upper: float | None = None) -> flo
         bound = f" and < {upper}" if upper is not None else ""
         raise ValueError(f"{name} must be >= 0{bound}, got {value!r}")
     return v
+
+
+def read_weights(slots: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """``{name: variable or None}`` → ``{name: float64 copy of its value}``, skipping the Nones."""
+    return {
+        name: np.array(var.numpy(), dtype=np.float64)
+        for name, var in slots.items()
+        if var is not None
+    }
+
+
+def assign_weights(
+    slots: Mapping[str, Any], weights: Any, what: str, ignore: tuple[str, ...] = ()
+) -> None:
+    """Write ``weights`` (a dict of arrays) into ``slots``, a dict ``{name: variable or None}``.
+
+    Everything is checked before anything is written: a key with no slot (other than those in
+    ``ignore``) is refused (a typo must not pass silently), so is a wrong shape and a missing
+    weight; a missing bias (``b_…``) or LayerNorm shift (``beta_…``) counts as 0, and so may a zero
+    value for a slot that is None (a layer built with ``use_bias=False``).
+    """
+    if not isinstance(weights, Mapping):
+        raise TypeError(f"weights must be a dict of arrays, got {describe(weights)}")
+    unknown = sorted(set(weights) - set(slots) - set(ignore))
+    if unknown:
+        raise ValueError(
+            f"weights has keys {unknown} that {what} has no place for; "
+            f"its weights are {list(slots)}"
+        )
+    values = {}
+    for name, var in slots.items():
+        optional = name.startswith(("b_", "beta_"))
+        if name not in weights:
+            if var is not None and not optional:
+                raise ValueError(
+                    f"weights is missing {name!r}, which {what} needs (shape {tuple(var.shape)})"
+                )
+            if var is not None:
+                values[name] = np.zeros(tuple(var.shape))
+            continue
+        value = float_array(weights[name], f"weights[{name!r}]")
+        if var is None:
+            if np.any(value != 0):
+                raise ValueError(
+                    f"{what} has no {name!r} (it was built with use_bias=False), "
+                    f"but weights[{name!r}] is not zero"
+                )
+            continue
+        if value.shape != tuple(var.shape):
+            raise ValueError(
+                f"weights[{name!r}] must have shape {tuple(var.shape)} to fit {what}, "
+                f"got {value.shape}"
+            )
+        values[name] = value
+    for name, value in values.items():
+        slots[name].assign(value.astype(slots[name].dtype))

@@ -1,4 +1,6 @@
-"""Self-checks for the exercises: ``check(candidate, reference, inputs=...)`` prints one line and never raises.
+"""Self-checks for the exercises: ``check(candidate, reference, inputs=...)`` prints one verdict.
+
+``check`` never raises for a learner's mistake.
 
 Every exercise in the course follows the same three-cell pattern::
 
@@ -21,15 +23,28 @@ Every exercise in the course follows the same three-cell pattern::
 
 * ``✓ softmax: all 2 cases match`` when every case agrees, and returns ``True``;
 * ``… softmax: not attempted yet — fill in the cell above and re-run`` while the stub still raises
-  ``NotImplementedError``, and returns ``None`` (falsy) — so a notebook with untouched stubs still runs to the end;
-* ``✗ softmax: ...`` followed by exactly what differs (type, shape, dtype kind, the largest absolute difference and
-  the first differing element, which input case failed and its argument shapes), then ``Hint: ...``; it returns
-  ``False``. Any other exception raised by the candidate is reported in one line, it is not re-raised.
+  ``NotImplementedError``, and returns ``None`` (falsy) — so a notebook with untouched stubs still
+  runs to the end;
+* ``✗ softmax: ...`` followed by exactly what differs (type, shape, dtype kind, the largest absolute
+  difference and the first differing element, which input case failed and its argument shapes), then
+  ``Hint: ...``; it returns ``False``. Any other exception raised by the candidate is reported in
+  one line, it is not re-raised.
+
+Two failures are named outright. Non-finite values where the other side is finite: ``got NaN at 6 of
+12 elements where the expected values are finite`` (an overflowing ``exp``, say), or ``expected -inf
+at 3 of 12 elements, got finite values there`` (a mask not applied). And two values that look alike
+when rounded are never printed alike: ``expected -1.24203, got -1.24198 (differs by 5e-05, tolerance
+2.2e-06)`` — as many digits as it takes to tell them apart, then the difference and the tolerance
+``atol + rtol·|expected|`` at that element.
+
+The three-cell pattern and the ✓ / … / ✗ verdicts are introduced in lesson 00 §4; every lesson's
+exercises use it.
 
 Numbers are compared the way :func:`numpy.isclose` does: element ``got`` matches ``expected`` when
-``|got - expected| <= atol + rtol * |expected|`` (NaN matches NaN). Integers, booleans and strings must be equal.
-``tf.Tensor``/Keras variables are converted with ``.numpy()`` and may stand in for NumPy arrays (and vice versa);
-lists and tuples are interchangeable and compared item by item, dicts key by key.
+``|got - expected| <= atol + rtol * |expected|`` (NaN matches NaN). Integers, booleans and strings
+must be equal. ``tf.Tensor``/Keras variables are converted with ``.numpy()`` and may stand in for
+NumPy arrays (and vice versa); lists and tuples are interchangeable and compared item by item, dicts
+key by key.
 """
 
 from __future__ import annotations
@@ -73,31 +88,36 @@ def check(
 ) -> bool | None:
     """Compare a learner's answer with a reference, print one verdict line, and return it.
 
+    Introduced in lesson 00 §4 ("How to use this course"); every lesson's exercise cells call it.
+
     Args:
-        candidate: the learner's function (when ``inputs`` is given) or value. A zero-argument callable such as
-            ``lambda: softmax(x)`` is called first, so that a stub's ``NotImplementedError`` is caught here.
+        candidate: the learner's function (when ``inputs`` is given) or value. A zero-argument
+            callable such as ``lambda: softmax(x)`` is called first, so that a stub's
+            ``NotImplementedError`` is caught here.
         reference: the reference function or value, in the same form as ``candidate``.
-        inputs: the cases to try: a list whose items are argument tuples (``(q, k, v)``) or single arguments.
-            A single argument that is itself a tuple must be wrapped: ``[((3, 4),)]``.
-        name: what to call the candidate in the message; defaults to its ``__name__`` (else ``"result"``).
+        inputs: the cases to try: a list whose items are argument tuples (``(q, k, v)``) or single
+            arguments. A single argument that is itself a tuple must be wrapped: ``[((3, 4),)]``.
+        name: what to call the candidate in the message; defaults to its ``__name__`` (else
+            ``"result"``).
         hint: printed as ``Hint: ...`` after a failure.
         atol: absolute tolerance for floating-point values.
         rtol: relative tolerance for floating-point values (relative to the reference).
 
     Returns:
         ``True`` when everything matches, ``False`` when something differs or the candidate raised,
-        ``None`` when the candidate is still a stub (raised ``NotImplementedError``). Never raises for a wrong,
-        unfinished or crashing candidate.
+        ``None`` when the candidate is still a stub (raised ``NotImplementedError``). Never raises
+        for a wrong, unfinished or crashing candidate.
 
     Raises:
-        ValueError: a negative tolerance or ``inputs`` that is not a list/tuple (the course's mistake, not the
-            learner's).
+        ValueError: a negative tolerance or ``inputs`` that is not a list/tuple (the course's
+            mistake, not the learner's).
     """
     atol = non_negative_float(atol, "atol")
     rtol = non_negative_float(rtol, "rtol")
     if inputs is not None and not isinstance(inputs, (list, tuple)):
         raise ValueError(
-            f"inputs must be a list of argument tuples or single arguments, got {type(inputs).__name__}"
+            "inputs must be a list of argument tuples or single arguments, "
+            f"got {type(inputs).__name__}"
         )
     label = name if name is not None else _default_name(candidate)
 
@@ -157,10 +177,12 @@ def check(
 def compare(
     expected: Any, got: Any, atol: float = 1e-6, rtol: float = 1e-6, path: str = ""
 ) -> str | None:
-    """Describe the first difference between ``expected`` and ``got``, or return ``None`` when they match.
+    """Describe the first difference between ``expected`` and ``got``; ``None`` when they match.
 
-    Recurses into lists/tuples and dicts; ``path`` (e.g. ``"[1]['k']"``) says where inside the output the
-    difference sits and is prefixed to the message.
+    The comparison behind :func:`check` (lesson 00 §4): it returns the message ``check`` prints.
+
+    Recurses into lists/tuples and dicts; ``path`` (e.g. ``"[1]['k']"``) says where inside the
+    output the difference sits and is prefixed to the message.
     """
     at = f"at output{path}: " if path else ""
     exp_cat, got_cat = _category(expected), _category(got)
@@ -222,11 +244,14 @@ def compare(
     return None
 
 
-# ---------------------------------------------------------------------------------------------------- helpers
+# --------------------------------------------------------------------------------------- helpers
 
 
 def _evaluate(fn_or_value: Any, args: tuple[Any, ...] | None) -> Any:
-    """Call ``fn_or_value(*copies of args)``; with no inputs, call a zero-argument callable or return the value."""
+    """Call ``fn_or_value(*copies of args)``; with no inputs, call a zero-argument callable.
+
+    A value (not callable, or an array) is returned as it is.
+    """
     if args is None:
         if callable(fn_or_value) and not _is_array_like(fn_or_value):
             return fn_or_value()
@@ -235,7 +260,7 @@ def _evaluate(fn_or_value: Any, args: tuple[Any, ...] | None) -> Any:
 
 
 def _safe_copy(value: Any) -> Any:
-    """A deep copy, so a candidate that modifies its arguments in place cannot change the next call's inputs."""
+    """A deep copy: a candidate that changes its arguments in place cannot change later calls."""
     try:
         return copy.deepcopy(value)
     except Exception:  # objects that refuse to be copied are passed as they are
@@ -328,7 +353,12 @@ def _compare_arrays(
 
     bad = np.argwhere(~close)
     first = tuple(int(i) for i in bad[0])
+    if ek in ("float", "complex"):
+        problem = _nonfinite_problem(exp, got, close, at)
+        if problem is not None:
+            return problem
     e_val, g_val = exp[first], got[first]
+    e_txt, g_txt, gap = _fmt_pair(e_val, g_val, atol, rtol)
     parts = []
     if ek in ("float", "complex", "int"):
         with np.errstate(invalid="ignore", over="ignore"):
@@ -339,17 +369,81 @@ def _compare_arrays(
         finite = diff[np.isfinite(diff)]
         max_diff = float(finite.max()) if finite.size else float("nan")
         parts.append(f"max abs diff {_fmt(max_diff)}")
+    tolerance = f"atol={atol:g}, rtol={rtol:g}"
+    if gap:  # the rounded values look alike: say by how much they differ
+        tolerance = gap
     if exp.ndim == 0:
-        return f"{at}values differ: expected {_fmt(e_val)}, got {_fmt(g_val)}" + (
-            f" ({parts[0]}, atol={atol:g}, rtol={rtol:g})" if parts and ek != "int" else ""
-        )
+        if gap:
+            detail = f" ({tolerance})"
+        elif parts and ek != "int":
+            detail = f" ({parts[0]}, {tolerance})"
+        else:
+            detail = ""
+        return f"{at}values differ: expected {e_txt}, got {g_txt}{detail}"
     parts.append(f"{len(bad)} of {exp.size} elements differ")
     return (
         f"{at}values differ: "
         + ", ".join(parts)
-        + f"; first at index {first}: expected {_fmt(e_val)}, got {_fmt(g_val)}"
-        + (f" (atol={atol:g}, rtol={rtol:g})" if ek in ("float", "complex") else "")
+        + f"; first at index {first}: expected {e_txt}, got {g_txt}"
+        + (f" ({tolerance})" if ek in ("float", "complex") else "")
     )
+
+
+def _nonfinite_problem(exp: np.ndarray, got: np.ndarray, close: np.ndarray, at: str) -> str | None:
+    """NaN/inf where the other side is finite, named: "got NaN at 6 of 12 elements where ..."."""
+    got_bad = ~np.isfinite(got) & np.isfinite(exp)
+    exp_bad = np.isfinite(got) & ~np.isfinite(exp)
+    if got_bad.any():
+        where, which = got_bad, got
+        head = "got {} of {} elements where the expected values are finite"
+    elif exp_bad.any():
+        where, which = exp_bad, exp
+        head = "expected {} of {} elements, got finite values there"
+    else:
+        return None
+    if exp.ndim == 0:
+        return f"{at}values differ: expected {_fmt(exp)}, got {_fmt(got)}"
+    first = tuple(int(i) for i in np.argwhere(where)[0])
+    message = head.format(_count_nonfinite(which[where]), exp.size)
+    message += f"; first at index {first}: expected {_fmt(exp[first])}, got {_fmt(got[first])}"
+    others = int(np.count_nonzero(~close & ~where))
+    if others:
+        message += f"; {others} other element{'s differ' if others > 1 else ' differs'}"
+    return f"{at}values differ: {message}"
+
+
+def _count_nonfinite(values: np.ndarray) -> str:
+    """``NaN at 4 and inf at 2`` for the non-finite ``values``."""
+    real = values.real if np.iscomplexobj(values) else values
+    nan = np.isnan(values)
+    counts = [
+        ("NaN", int(np.count_nonzero(nan))),
+        ("inf", int(np.count_nonzero(~nan & (real > 0)))),
+        ("-inf", int(np.count_nonzero(~nan & (real <= 0)))),
+    ]
+    parts = [f"{name} at {n}" for name, n in counts if n]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _fmt_pair(expected: Any, got: Any, atol: float, rtol: float) -> tuple[str, str, str]:
+    """Both values for a message, with as many significant digits as it takes to tell them apart.
+
+    Returns ``(expected, got, gap)``; ``gap`` is ``""`` when SIGNIFICANT_DIGITS already show the
+    difference, else ``"differs by 3.1e-05, tolerance 1e-06"`` (the tolerance at this element,
+    ``atol + rtol·|expected|``).
+    """
+    e, g = _fmt(expected), _fmt(got)
+    if e != g:
+        return e, g, ""
+    e_num, g_num = _as_python(expected), _as_python(got)
+    if not isinstance(e_num, (float, complex)) or not isinstance(g_num, (float, complex)):
+        return e, g, ""
+    for digits in range(SIGNIFICANT_DIGITS + 1, 18):
+        e, g = _fmt(e_num, digits), _fmt(g_num, digits)
+        if e != g:
+            break
+    tolerance = atol + rtol * abs(e_num)
+    return e, g, f"differs by {abs(g_num - e_num):.2g}, tolerance {tolerance:.2g}"
 
 
 def _compare_strings(exp: str | bytes, got: str | bytes, at: str) -> str | None:
@@ -358,23 +452,31 @@ def _compare_strings(exp: str | bytes, got: str | bytes, at: str) -> str | None:
     if exp == got:
         return None
     pos = next((i for i, (a, b) in enumerate(zip(exp, got)) if a != b), min(len(exp), len(got)))
-    return f"{at}strings differ at character {pos}: expected {_short_repr(exp)}, got {_short_repr(got)}"
+    return (
+        f"{at}strings differ at character {pos}: "
+        f"expected {_short_repr(exp)}, got {_short_repr(got)}"
+    )
 
 
-def _fmt(value: Any) -> str:
-    """A value for a message: numbers rounded to SIGNIFICANT_DIGITS significant digits."""
+def _as_python(value: Any) -> Any:
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value.item()
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
+    return value
+
+
+def _fmt(value: Any, digits: int = SIGNIFICANT_DIGITS) -> str:
+    """A value for a message: numbers to ``digits`` significant digits, ``NaN``, ``inf``."""
+    value = _as_python(value)
+    if isinstance(value, (bool, int)):
         return str(value)
     if isinstance(value, float):
-        return f"{value:.{SIGNIFICANT_DIGITS}g}"
+        if value != value:
+            return "NaN"
+        return f"{value:.{digits}g}"
     if isinstance(value, complex):
-        return f"{value:.{SIGNIFICANT_DIGITS}g}"
+        return f"{value:.{digits}g}"
     return _short_repr(value)
 
 
@@ -389,7 +491,7 @@ def _short_list(keys: list[Any], limit: int = 5) -> str:
 
 
 def _describe(x: Any) -> str:
-    """``ndarray (3, 4) float32``, ``tf.Tensor (2,) int32``, ``int 5``, ``list of 3``, ``str 'abc'``."""
+    """E.g. ``ndarray (3, 4) float32``, ``tf.Tensor (2,) int32``, ``int 5``, ``list of 3``."""
     cat = _category(x)
     if cat == "array":
         return f"{_type_name(x)} {tuple(x.shape)} {getattr(x.dtype, 'name', x.dtype)}"

@@ -1,21 +1,21 @@
 """Course data sets: download once, verify, cache — and work offline once cached.
 
-A data set is described by a :class:`Dataset` (file name, URL, size, sha256). :func:`fetch` returns the path
-of a verified local copy, downloading it only when the cache holds no good copy:
+A data set is described by a :class:`Dataset` (file name, URL, size, sha256). :func:`fetch` returns
+the path of a verified local copy, downloading it only when the cache holds no good copy:
 
 1. The cache folder is ``cache_dir`` if given, else ``$LESSONS_DATA_DIR`` if set, else
    ``$XDG_CACHE_HOME/llm-course`` (default ``~/.cache/llm-course``).
 2. A cached file is used only if ``sha256(file) == dataset.sha256``; a corrupt or truncated copy is
    reported (one printed line) and downloaded again.
 3. A download goes to a temporary file in the cache folder, is verified (size and sha256) *before*
-   ``os.replace`` moves it into place, and is discarded if it does not match. The cache therefore only
-   ever holds verified files.
+   ``os.replace`` moves it into place, and is discarded if it does not match. The cache therefore
+   only ever holds verified files.
 
-The one data set the course trains on is Tiny Shakespeare (:data:`TINY_SHAKESPEARE`, 1,115,394 bytes of
-public-domain Shakespeare from karpathy/char-rnn). :func:`load_tiny_shakespeare` returns it as a ``str`` and
-:func:`train_val_split` splits it the way nanoGPT does: with :math:`n` characters, the first
-:math:`\\lfloor 0.9\\,n \\rfloor` are for training and the rest for validation
-(1,003,854 / 111,540 characters).
+The one data set the course trains on is Tiny Shakespeare (:data:`TINY_SHAKESPEARE`, 1,115,394 bytes
+of public-domain Shakespeare from karpathy/char-rnn; lesson 01 §1 introduces it).
+:func:`load_tiny_shakespeare` returns it as a ``str`` and :func:`train_val_split` splits it the way
+nanoGPT does (lesson 01 §1, lesson 09 §1): with n characters, the first ⌊0.9 · n⌋ are for training
+and the rest for validation (1,003,854 / 111,540 characters).
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-    """A downloadable file, pinned by size and sha256.
+    """A downloadable file, pinned by size and sha256 (what :func:`fetch` downloads; lesson 01 §1
+    uses one).
 
     Attributes:
         name: a human-readable name used in messages (``"Tiny Shakespeare"``).
@@ -80,7 +81,8 @@ class Dataset:
             or self.filename in (".", "..")
         ):
             raise ValueError(
-                f"Dataset.filename must be a bare file name without directories, got {self.filename!r}"
+                "Dataset.filename must be a bare file name without directories, "
+                f"got {self.filename!r}"
             )
         if not isinstance(self.sha256, str) or not _SHA256_RE.fullmatch(self.sha256):
             raise ValueError(f"Dataset.sha256 must be 64 lowercase hex digits, got {self.sha256!r}")
@@ -88,7 +90,8 @@ class Dataset:
             raise ValueError(f"Dataset.size must be a non-negative int (bytes), got {self.size!r}")
 
 
-#: Tiny Shakespeare: ``data/tinyshakespeare/input.txt`` from the public GitHub repository karpathy/char-rnn.
+#: Tiny Shakespeare: ``data/tinyshakespeare/input.txt`` from the public GitHub repository
+#: karpathy/char-rnn.
 TINY_SHAKESPEARE = Dataset(
     name="Tiny Shakespeare",
     filename="tinyshakespeare.txt",
@@ -99,7 +102,8 @@ TINY_SHAKESPEARE = Dataset(
 
 
 class DatasetError(Exception):
-    """Base class of the errors raised by :func:`fetch`."""
+    """Base class of the errors raised by :func:`fetch` (behind lesson 01 §1's
+    :func:`load_tiny_shakespeare`)."""
 
 
 class DatasetChecksumError(DatasetError, ValueError):
@@ -131,7 +135,7 @@ class DatasetUnavailableError(DatasetError, RuntimeError):
 
 
 def default_cache_dir() -> Path:
-    """The cache folder used when no ``cache_dir`` is given.
+    """The cache folder used when no ``cache_dir`` is given: where lesson 01 §1's corpus is kept.
 
     ``$LESSONS_DATA_DIR`` if set (and non-empty), else ``$XDG_CACHE_HOME/llm-course``, else
     ``~/.cache/llm-course``.
@@ -145,13 +149,14 @@ def default_cache_dir() -> Path:
 
 
 def cache_path(dataset: Dataset, cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Where ``dataset`` lives in the cache: ``cache_dir`` (or :func:`default_cache_dir`) / ``dataset.filename``."""
+    """Where ``dataset`` lives in the cache: ``cache_dir`` (or :func:`default_cache_dir`) /
+    ``dataset.filename``.
+
+    The download machinery behind :func:`load_tiny_shakespeare` (lesson 01 §1).
+    """
     if not isinstance(dataset, Dataset):
-        raise TypeError(
-            f"dataset must be a lessons_lib.data.Dataset, got {type(dataset).__name__} {dataset!r}"[
-                :200
-            ]
-        )
+        given = f"{type(dataset).__name__} {dataset!r}"[:160]
+        raise TypeError(f"dataset must be a lessons_lib.data.Dataset, got {given}")
     if cache_dir is None:
         folder = default_cache_dir()
     elif isinstance(cache_dir, (str, os.PathLike)):
@@ -191,8 +196,8 @@ def _download(
 ) -> tuple[str, int]:
     """Stream ``url`` into the open binary file ``out``; return (sha256, bytes written).
 
-    Network failures become :class:`DatasetUnavailableError`; reading stops early (and the size check in
-    :func:`fetch` refuses the file) if the server sends more than ``dataset.size`` bytes.
+    Network failures become :class:`DatasetUnavailableError`; reading stops early (and the size
+    check in :func:`fetch` refuses the file) if the server sends more than ``dataset.size`` bytes.
     """
     from tqdm import tqdm
 
@@ -252,6 +257,9 @@ def fetch(
 ) -> Path:
     """Return the path of a verified local copy of ``dataset``, downloading it if needed.
 
+    What :func:`load_tiny_shakespeare` (lesson 01 §1) calls; the module docstring describes the
+    cache.
+
     Args:
         dataset: what to fetch (e.g. :data:`TINY_SHAKESPEARE`).
         cache_dir: the folder to look in and download to; default :func:`default_cache_dir`
@@ -265,9 +273,10 @@ def fetch(
         ``cache_dir / dataset.filename``, whose sha256 matches ``dataset.sha256``.
 
     Raises:
-        DatasetChecksumError: the download's size or sha256 is wrong; nothing was written to the cache.
-        DatasetUnavailableError: the file is not cached and the download failed (offline, HTTP error);
-            the message says where to put the file by hand.
+        DatasetChecksumError: the download's size or sha256 is wrong; nothing was written to the
+            cache.
+        DatasetUnavailableError: the file is not cached and the download failed (offline, HTTP
+            error); the message says where to put the file by hand.
     """
     path = cache_path(dataset, cache_dir)
     if url is None:
@@ -280,8 +289,9 @@ def fetch(
         if got_sha == dataset.sha256:
             return path
         print(
-            f"{path} is corrupt or truncated ({got_size:,} bytes, sha256 {got_sha[:12]}...; expected "
-            f"{dataset.size:,} bytes, sha256 {dataset.sha256[:12]}...): downloading it again."
+            f"{path} is corrupt or truncated ({got_size:,} bytes, sha256 {got_sha[:12]}...; "
+            f"expected {dataset.size:,} bytes, sha256 {dataset.sha256[:12]}...): "
+            "downloading it again."
         )
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -301,8 +311,8 @@ def fetch(
                 f"Refusing the download of {dataset.name} from {url}: the file is {what}.\n"
                 f"    expected {dataset.size:,} bytes, sha256 {dataset.sha256}\n"
                 f"    got      {got}\n"
-                f"Nothing was written to {path.parent}. Try again, or download the file from {dataset.url} "
-                f"yourself and put it at {path}.",
+                f"Nothing was written to {path.parent}. Try again, or download the file from "
+                f"{dataset.url} yourself and put it at {path}.",
                 expected_sha256=dataset.sha256,
                 got_sha256=got_sha,
                 expected_size=dataset.size,
@@ -320,7 +330,10 @@ def load_tiny_shakespeare(
 ) -> str:
     """The Tiny Shakespeare corpus (1,115,394 characters) as one string.
 
-    Downloads and caches the file on first use (see :func:`fetch` for the cache folder and the checks).
+    Introduced in lesson 01 §1; lessons 00 §3, 02 §3, 09 §1 and 10 §0 load it too.
+
+    Downloads and caches the file on first use (see :func:`fetch` for the cache folder and the
+    checks).
 
     Args:
         cache_dir: folder holding ``tinyshakespeare.txt``; default ``$LESSONS_DATA_DIR`` or the
@@ -329,16 +342,16 @@ def load_tiny_shakespeare(
         progress: show a progress bar while downloading.
     """
     path = fetch(TINY_SHAKESPEARE, cache_dir=cache_dir, url=url, progress=progress)
-    return path.read_bytes().decode(
-        "utf-8"
-    )  # bytes, not read_text: keep line endings exactly as stored
+    # bytes, not read_text: keep line endings exactly as stored
+    return path.read_bytes().decode("utf-8")
 
 
 def train_val_split(text: str, train_fraction: float = 0.9) -> tuple[str, str]:
     """Split ``text`` into its first ``int(len(text) * train_fraction)`` characters and the rest.
 
-    This is nanoGPT's split (no shuffling: the validation text is the end of the corpus). For Tiny
-    Shakespeare it gives 1,003,854 training and 111,540 validation characters.
+    This is nanoGPT's split (no shuffling: the validation text is the end of the corpus; lesson 01
+    §1 and lesson 09 §1). For Tiny Shakespeare it gives 1,003,854 training and 111,540 validation
+    characters.
 
     Args:
         text: the corpus.

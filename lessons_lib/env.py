@@ -3,15 +3,15 @@
 The first code cell of each lesson calls :func:`setup`. It
 
 * seeds Python's ``random``, NumPy and TensorFlow (through ``keras.utils.set_random_seed``),
-* imports TensorFlow without its load-time notice (see :func:`import_tensorflow_quietly`) and silences its C++
-  log lines (both would otherwise appear as ``stderr`` cell output),
+* imports TensorFlow without its load-time notice (see :func:`import_tensorflow_quietly`) and
+  silences its C++ log lines (both would otherwise appear as ``stderr`` cell output),
 * sets NumPy's print options for the lessons (3 decimals, no scientific notation, 120 columns),
 * finds the accelerator: the GPU if TensorFlow sees one, else the CPU,
 * prints a one-line banner and returns a :class:`DeviceInfo`.
 
-Mixed precision is *recommended* (not switched on) for GPUs only: on a CPU it was measured slower, and the
-hand-worked examples need float32 everywhere. Training code reads ``info.mixed_precision`` and
-``info.jit_compile`` to decide.
+Mixed precision is *recommended* (not switched on) for GPUs only: on a CPU it was measured slower,
+and the hand-worked examples need float32 everywhere. Training code reads ``info.mixed_precision``
+and ``info.jit_compile`` to decide.
 """
 
 from __future__ import annotations
@@ -33,12 +33,14 @@ _LOAD_NOTICES = (
 
 
 def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its load-time oneDNN notice dropped; every other line it writes is passed on.
+    """Import TensorFlow with its load-time oneDNN notice dropped; every other line it writes is
+    passed on.
 
     TensorFlow prints that notice straight to file descriptor 2 before its logging starts, so
-    ``TF_CPP_MIN_LOG_LEVEL`` cannot hide it; in a notebook it would be ``stderr`` output, which the course's nbval run
-    refuses. Turning oneDNN off (``TF_ENABLE_ONEDNN_OPTS=0``) would also silence it, but costs about a third of the
-    training speed on a CPU (measured by ``benchmarks/bench_gpt.py``).
+    ``TF_CPP_MIN_LOG_LEVEL`` cannot hide it; in a notebook it would be ``stderr`` output, which the
+    course's nbval run refuses. Turning oneDNN off (``TF_ENABLE_ONEDNN_OPTS=0``) would also silence
+    it, but costs about a third of the training speed on a CPU (measured by
+    ``benchmarks/bench_gpt.py``).
     """
     if "tensorflow" in sys.modules:
         return
@@ -102,7 +104,9 @@ def seed_everything(seed: int) -> None:
 
 
 def setup(seed: int = 0, verbose: bool = True) -> DeviceInfo:
-    """Seed everything, quiet TensorFlow, set NumPy's print options, pick the device, print a banner.
+    """Seed everything, quiet TensorFlow, set print options, find the device, print a banner.
+
+    The first code cell of every lesson calls it (lesson 00 §4 explains the banner).
 
     Args:
         seed: a non-negative integer used for Python, NumPy and TensorFlow.
@@ -128,8 +132,9 @@ def setup(seed: int = 0, verbose: bool = True) -> DeviceInfo:
     logging.getLogger("absl").setLevel(logging.ERROR)
     seed_everything(seed)
 
-    # TensorFloat-32 would round float32 matrix products on recent NVIDIA GPUs to ~3 significant digits,
-    # breaking the lessons' 1e-5 agreement checks; the course wants true float32 (no effect on a CPU).
+    # TensorFloat-32 would round float32 matrix products on recent NVIDIA GPUs to ~3 significant
+    # digits, breaking the lessons' 1e-5 agreement checks; the course wants true float32 (no effect
+    # on a CPU).
     tf.config.experimental.enable_tensor_float_32_execution(False)
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:  # take GPU memory as needed instead of all of it at once

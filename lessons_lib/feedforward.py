@@ -1,13 +1,13 @@
-r"""The position-wise feed-forward network (Vaswani et al., 2017, eq. 2):
+"""The position-wise feed-forward network (Vaswani et al., 2017, eq. 2; lesson 06):
 
-.. math::  \mathrm{FFN}(x) = \mathrm{act}(x W_1 + b_1)\, W_2 + b_2
+    FFN(x) = act(x W_1 + b_1) W_2 + b_2
 
-applied to every position separately with the same weights. ``act`` is ReLU in the original paper and GELU in
-GPT-2 and later; there is **no** activation after :math:`W_2`. ``W_1`` widens ``d_model`` to ``d_ff`` (usually
-``4 * d_model``) and ``W_2`` brings it back.
+applied to every position separately with the same weights (lesson 06 §5). ``act`` is ReLU in the
+original paper and GELU in GPT-2 and later; there is **no** activation after W_2. W_1 widens d_model
+to d_ff (usually 4·d_model) and W_2 brings it back (lesson 06 §1, §6).
 
-GELU (Hendrycks & Gimpel, 2016): :math:`\mathrm{GELU}(x) = x\,\Phi(x)`; the tanh approximation used by GPT-2 is
-:math:`\tfrac12 x\,(1 + \tanh(\sqrt{2/\pi}\,(x + 0.044715 x^3)))`.
+GELU (Hendrycks & Gimpel, 2016): GELU(x) = x · Φ(x), with Φ the standard normal CDF; the tanh
+approximation used by GPT-2 is ½ x (1 + tanh(√(2/π) (x + 0.044715 x³))) (lesson 06 §4).
 """
 
 from __future__ import annotations
@@ -15,21 +15,24 @@ from __future__ import annotations
 from math import erf, sqrt
 from typing import Any
 
-import keras
 import numpy as np
 
+from lessons_lib._backend import keras
 from lessons_lib._validate import float_array, non_negative_float, positive_int
 
 ACTIVATIONS = ("relu", "gelu", "gelu_tanh")
 
 
 def relu(x: Any) -> np.ndarray:
-    """ReLU, :math:`\\max(x, 0)` elementwise (the original Transformer's activation)."""
+    """ReLU, max(x, 0) elementwise (the original Transformer's activation); lesson 06 §2 and §4."""
     return np.maximum(float_array(x, "x", min_rank=0), 0.0)
 
 
 def gelu(x: Any, approximate: bool = False) -> np.ndarray:
-    """GELU, exact (``x·Φ(x)`` with the normal CDF) or the tanh approximation."""
+    """GELU, exact (x · Φ(x), Φ the standard normal CDF) or, ``approximate=True``, its tanh form.
+
+    The approximation is ½ x (1 + tanh(√(2/π) (x + 0.044715 x³))), GPT-2's. Derived in lesson 06 §4.
+    """
     x = float_array(x, "x", min_rank=0)
     if approximate:
         return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x**3)))
@@ -37,6 +40,7 @@ def gelu(x: Any, approximate: bool = False) -> np.ndarray:
 
 
 def activation_fn(name: str):
+    """The NumPy activation named ``"relu"``, ``"gelu"`` or ``"gelu_tanh"`` (lesson 06 §4)."""
     if name == "relu":
         return relu
     if name == "gelu":
@@ -49,9 +53,11 @@ def activation_fn(name: str):
 def feed_forward(
     x: Any, w1: Any, b1: Any, w2: Any, b2: Any, activation: str = "relu"
 ) -> np.ndarray:
-    """NumPy reference of ``act(x @ w1 + b1) @ w2 + b2`` for ``x`` of shape ``[..., d_model]``.
+    """NumPy reference of FFN(x) = act(x W_1 + b_1) W_2 + b_2 for ``x`` of shape ``[..., d_model]``.
 
-    Shapes: ``w1 [d_model, d_ff]``, ``b1 [d_ff]``, ``w2 [d_ff, d_model]``, ``b2 [d_model]``.
+    Shapes: ``w1 [d_model, d_ff]``, ``b1 [d_ff]``, ``w2 [d_ff, d_model]``, ``b2 [d_model]``;
+    ``activation`` is ``"relu"`` (the default, the thread's), ``"gelu"`` or ``"gelu_tanh"``. Derived
+    in lesson 06 §1 and run on the thread in §2.
     """
     act = activation_fn(activation)
     x = float_array(x, "x")
@@ -73,7 +79,11 @@ def feed_forward(
 
 @keras.saving.register_keras_serializable(package="lessons_lib")
 class FeedForward(keras.layers.Layer):
-    """Keras layer for ``act(x W1 + b1) W2 + b2``, the same MLP applied at every position.
+    """Keras layer for FFN(x) = act(x W_1 + b_1) W_2 + b_2, the same MLP applied at every position.
+
+    Derived in lesson 06 §1; lesson 06 §3 checks it against ``keras.layers.Dense`` and
+    :func:`feed_forward`. Its weights: ``.w1`` (kernel ``[d_model, d_ff]``, with the activation) and
+    ``.w2`` (``[d_ff, d_model]``).
 
     Args:
         d_model: input and output width.
@@ -116,13 +126,15 @@ class FeedForward(keras.layers.Layer):
             self.w2.build(tuple(input_shape[:-1]) + (self.d_ff,))
 
     def call(self, x, training=None):
+        """``x [..., d_model]`` → act(x W_1 + b_1) W_2 + b_2, then dropout; lesson 06 §1, §3."""
         if "float" not in str(x.dtype):
             raise TypeError(
                 f"FeedForward expects float input [..., {self.d_model}], got dtype {x.dtype}"
             )
         if x.shape[-1] != self.d_model:
             raise ValueError(
-                f"FeedForward expects last dimension d_model={self.d_model}, got shape {tuple(x.shape)}"
+                f"FeedForward expects last dimension d_model={self.d_model}, "
+                f"got shape {tuple(x.shape)}"
             )
         return self.drop(self.w2(self.w1(x)), training=training)
 
@@ -138,3 +150,13 @@ class FeedForward(keras.layers.Layer):
             "dropout": self.dropout,
             "use_bias": self.use_bias,
         }
+
+
+def _ffn_slots(layer: FeedForward) -> dict[str, Any]:
+    """The layer's variables under the thread's names (``W_1 b_1 W_2 b_2``); None: no biases."""
+    return {
+        "W_1": layer.w1.kernel,
+        "b_1": layer.w1.bias if layer.use_bias else None,
+        "W_2": layer.w2.kernel,
+        "b_2": layer.w2.bias if layer.use_bias else None,
+    }

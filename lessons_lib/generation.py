@@ -1,24 +1,28 @@
-r"""Text generation: decoding strategies and a KV cache.
+"""Text generation: decoding strategies and a KV cache (lesson 10).
 
-At each step the model gives logits :math:`z` for the next token. The strategies differ in which part of
-:math:`p = \mathrm{softmax}(z / \tau)` they keep before drawing:
+At each step the model gives logits z for the next token. The strategies (lesson 10 §1) differ in
+which part of p = softmax(z / τ) they keep before drawing:
 
-* **greedy**: :math:`\arg\max_i z_i` (deterministic, often repetitive);
-* **temperature** :math:`\tau`: divide the logits by :math:`\tau` (``< 1`` sharpens, ``> 1`` flattens);
+* **greedy**: argmaxᵢ zᵢ (deterministic, often repetitive);
+* **temperature** τ: divide the logits by τ (``< 1`` sharpens, ``> 1`` flattens);
 * **top-k** (Fan et al., 2018): keep the ``k`` largest logits, renormalize;
-* **top-p / nucleus** (Holtzman et al., 2020): keep the smallest set of most likely tokens whose probability
-  reaches ``p``, renormalize.
+* **top-p / nucleus** (Holtzman et al., 2020): keep the smallest set of most likely tokens whose
+  probability reaches ``p``, renormalize.
 
-:class:`Generator` runs each path as one XLA-compiled loop, with sampling done in TensorFlow; the NumPy functions
-here are the readable reference of the same strategies (lesson 10 compares them).
+:class:`Generator` runs each path as one XLA-compiled loop, with sampling done in TensorFlow; the
+NumPy functions here are the readable reference of the same strategies (lesson 10 §1.5 compares
+them).
 
-A **KV cache** stores every layer's keys and values for the tokens seen so far, so each new token costs one query
-row instead of a forward pass over the whole window. Within ``max_len`` it gives exactly the logits of full
-recomputation. The model was trained on windows of ``max_len`` tokens with absolute positions, so a longer context
-keeps the **last** ``max_len`` tokens. Without a cache that is exact at every step. With the cache, when it fills up
-we keep the last ``max_len // 2`` tokens, re-fill the cache from them in one forward pass, and continue, so the
-context then varies between ``max_len // 2`` and ``max_len`` tokens (re-filling at every step would be exact but
-would cost as much as having no cache).
+A **KV cache** (lesson 10 §5) stores every layer's keys and values for the tokens seen so far, so
+each new token costs one query row instead of a forward pass over the whole window. Within
+``max_len`` it gives exactly the logits of full recomputation.
+
+Beyond ``max_len`` (lesson 10 §6): the model was trained on windows of ``max_len`` tokens with
+absolute positions, so a longer context keeps the **last** ``max_len`` tokens. Without a cache that
+is exact at every step. With the cache, when it fills up we keep the last ``max_len // 2`` tokens,
+re-fill the cache from them in one forward pass, and continue, so the context then varies between
+``max_len // 2`` and ``max_len`` tokens (re-filling at every step would be exact but would cost as
+much as having no cache).
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-import tensorflow as tf
 
+from lessons_lib._backend import tf
 from lessons_lib._validate import describe
 
 
@@ -55,7 +59,10 @@ def _check_sampling(
 
 
 def top_k_filter(logits: np.ndarray, k: int) -> np.ndarray:
-    """Set every logit below the ``k``-th largest (per row) to ``-inf``. Ties with the ``k``-th are kept."""
+    """Set every logit below the ``k``-th largest (per row) to ``-inf``; ties with it are kept.
+
+    Top-k sampling, lesson 10 §1.3.
+    """
     logits = np.asarray(logits, dtype=np.float64)
     _check_sampling(logits.shape[-1], 1.0, k, None)
     kth = np.sort(logits, axis=-1)[..., -k][..., None]
@@ -63,7 +70,12 @@ def top_k_filter(logits: np.ndarray, k: int) -> np.ndarray:
 
 
 def top_p_filter(logits: np.ndarray, p: float) -> np.ndarray:
-    """Keep the smallest set of most probable tokens whose total probability is ``>= p`` (per row)."""
+    """Keep the smallest set of most probable tokens whose total probability is ``>= p`` (per row).
+
+    Top-p (nucleus) sampling, lesson 10 §1.4: sort the probabilities in decreasing order and keep a
+    token when the mass strictly before it is ``< p`` (so the most likely token is always kept); the
+    others get ``-inf``.
+    """
     logits = np.asarray(logits, dtype=np.float64)
     _check_sampling(logits.shape[-1], 1.0, None, p)
     order = np.argsort(-logits, axis=-1, kind="stable")
@@ -80,7 +92,10 @@ def top_p_filter(logits: np.ndarray, p: float) -> np.ndarray:
 def next_token_distribution(
     logits: Any, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
 ) -> np.ndarray:
-    """The distribution each strategy draws from: temperature, then top-k, then top-p, then softmax."""
+    """The distribution each strategy draws from: temperature, then top-k, then top-p, then softmax.
+
+    Lesson 10 §1: q = softmax(top_p(top_k(z / τ))), over the last axis of ``logits``.
+    """
     z = np.asarray(logits, dtype=np.float64)
     _check_sampling(z.shape[-1], temperature, top_k, top_p)
     z = z / temperature
@@ -100,7 +115,10 @@ def sample_next(
     top_p: float | None = None,
     greedy: bool = False,
 ) -> np.ndarray:
-    """Draw one token id per row of ``logits [B, vocab]`` (argmax when ``greedy``)."""
+    """Draw one token id per row of ``logits [B, vocab]`` (argmax when ``greedy``).
+
+    Lesson 10 §1.5: ``rng.choice(vocab, p=q)`` with q = :func:`next_token_distribution` of each row.
+    """
     z = np.asarray(logits, dtype=np.float64)
     if greedy:
         return z.argmax(axis=-1)
@@ -109,18 +127,20 @@ def sample_next(
 
 
 def _tf_sample(logits, seed, step, temperature, top_k, top_p, greedy):
-    """The same strategies as :func:`next_token_distribution`, in TensorFlow, so that sampling runs inside the
-    compiled generation loop. ``top_k = 0`` and ``top_p = 1`` switch those filters off. Draws are reproducible:
-    token number ``step`` is drawn with the stateless seed ``(seed, step)``."""
+    """The strategies of :func:`next_token_distribution` in TensorFlow, for the compiled loops.
+
+    Sampling then runs inside the compiled generation loop (lesson 10 §1.5 checks it against the
+    NumPy reference). ``top_k = 0`` and ``top_p = 1`` switch those filters off. Draws are
+    reproducible: token number ``step`` is drawn with the stateless seed ``(seed, step)``.
+    """
     z = logits / temperature
     vocab = tf.shape(z)[-1]
     k = tf.where(top_k > 0, top_k, vocab)
     kth = tf.gather(tf.sort(z, axis=-1, direction="DESCENDING"), k - 1, axis=-1)[:, None]
     z = tf.where(z < kth, tf.constant(-np.inf, z.dtype), z)
     sorted_z = tf.sort(z, axis=-1, direction="DESCENDING")
-    before = tf.cumsum(
-        tf.nn.softmax(sorted_z, axis=-1), axis=-1, exclusive=True
-    )  # mass strictly before
+    # the probability mass strictly before each token
+    before = tf.cumsum(tf.nn.softmax(sorted_z, axis=-1), axis=-1, exclusive=True)
     threshold = tf.reduce_min(
         tf.where(before < top_p, sorted_z, tf.constant(np.inf, z.dtype)), axis=-1
     )
@@ -140,13 +160,17 @@ def _set_column(t, col, values):
 class Generator:
     """Compiled generation for a :class:`~lessons_lib.gpt.GPT`, with or without a KV cache.
 
-    Each path is one XLA-compiled loop (``tf.while_loop``) that runs up to ``max_len`` steps — model, sampling and
-    bookkeeping — without returning to Python, so what the benchmark measures is the model's arithmetic, not
-    Python overhead. Shapes are fixed (``[batch, max_len]`` windows), so each path compiles once.
+    Lesson 10 §5 (the cache) and §6 (texts longer than the window).
+
+    Each path is one XLA-compiled loop (``tf.while_loop``) that runs up to ``max_len`` steps —
+    model, sampling and bookkeeping — without returning to Python, so what the benchmark measures is
+    the model's arithmetic, not Python overhead. Shapes are fixed (``[batch, max_len]`` windows), so
+    each path compiles once.
 
     * ``use_cache=False``: every step runs the model on the window of the last ``max_len`` tokens.
     * ``use_cache=True``: :meth:`GPT.prefill` fills the cache from the window, then every step runs
-      :meth:`GPT.decode_step` on one token. The re-fill rule beyond ``max_len`` is in the module docstring.
+      :meth:`GPT.decode_step` on one token (:meth:`_cached_loop_fn`, shown in lesson 10 §5). The
+      re-fill rule beyond ``max_len`` is in the module docstring (lesson 10 §6).
     """
 
     def __init__(self, model, jit_compile: bool = True):
@@ -157,7 +181,8 @@ class Generator:
         self._window_loop = tf.function(self._window_loop_fn, jit_compile=jit_compile)
         self._cached_loop = tf.function(self._cached_loop_fn, jit_compile=jit_compile)
 
-    # Both loops return (tokens [B, S], logits [B, S, V]) for S = max_len + 1 slots, of which n_steps are used.
+    # Both loops return (tokens [B, S], logits [B, S, V]) for S = max_len + 1 slots, of which
+    # n_steps are used.
     def _buffers(self, batch):
         slots = self.max_len + 1
         return (
@@ -168,6 +193,11 @@ class Generator:
     def _window_loop_fn(
         self, window, n_valid, n_steps, step0, seed, temperature, top_k, top_p, greedy
     ):
+        """Decoding without a cache (lesson 10 §1 and §6): the whole window at every step.
+
+        Every step runs the model over the window ``[B, max_len]``, whose first ``n_valid`` tokens
+        are real, and keeps the logits of the last real one.
+        """
         batch = tf.shape(window)[0]
         tokens, logits_out = self._buffers(batch)
         full = self.max_len
@@ -176,7 +206,7 @@ class Generator:
             logits = tf.cast(tf.gather(self.model(window), n_valid - 1, axis=1), tf.float32)
             tok = _tf_sample(logits, seed, step0 + i, temperature, top_k, top_p, greedy)
             tokens, logits_out = _set_column(tokens, i, tok), _set_column(logits_out, i, logits)
-            # append the token: write it after the last valid one, or slide the full window left by one
+            # append the token: write it after the last valid one, or slide a full window left
             slid = tf.concat([window[:, 1:], tok[:, None]], axis=1)
             written = _set_column(window, tf.minimum(n_valid, full - 1), tok)
             window = tf.where(n_valid >= full, slid, written)
@@ -193,18 +223,43 @@ class Generator:
     def _cached_loop_fn(
         self, window, keep, n_steps, step0, seed, temperature, top_k, top_p, greedy
     ):
+        """Decoding with a KV cache (lesson 10 §5): one prefill pass, then one token per step.
+
+        ``window [B, max_len]`` holds the last ``keep`` tokens of each sequence, right-padded
+        (causality makes the padding harmless). ``GPT.prefill`` runs the model over it once and
+        returns the logits and every layer's keys and values: the cache. Then step ``i``, for
+        ``i = 0 … n_steps − 1``,
+
+        1. draws token ``i`` from the current logits (seed ``(seed, step0 + i)``: the same draw as
+           without a cache),
+        2. records the token and the logits it was drawn from,
+        3. feeds that one token to ``GPT.decode_step`` at position ``keep + i``, which writes its
+           key and value into the cache and returns the logits of the next token: one query row
+           instead of a pass over the window.
+
+        The last step skips the decode (its logits would not be used). ``generate`` keeps
+        ``n_steps ≤ max_len − keep + 1``, so the cache never overflows, and re-fills it when it is
+        full (lesson 10 §6). Returns ``(tokens [B, max_len + 1], logits [B, max_len + 1, V])``, of
+        which the first ``n_steps`` columns are used.
+        """
         batch = tf.shape(window)[0]
         tokens, logits_out = self._buffers(batch)
+        # one pass over the window fills the cache; the last real token's logits give token 0
         all_logits, cache = self.model.prefill(window)
         logits = tf.cast(tf.gather(all_logits, keep - 1, axis=1), tf.float32)
 
+        def decode(tok, cache, i):
+            # one token in: its key and value go into the cache at keep + i, its logits come out
+            return self.model.decode_step(tok, cache, keep + i)
+
         def body(i, logits, cache, tokens, logits_out):
             tok = _tf_sample(logits, seed, step0 + i, temperature, top_k, top_p, greedy)
-            tokens, logits_out = _set_column(tokens, i, tok), _set_column(logits_out, i, logits)
-            # the new token goes into the cache at position keep + i (skipped after the chunk's last token)
+            tokens = _set_column(tokens, i, tok)
+            logits_out = _set_column(logits_out, i, logits)
+            # the last step's logits would not be used: skip its decode
             new_logits, new_cache = tf.cond(
                 i + 1 < n_steps,
-                lambda: self.model.decode_step(tok, cache, keep + i),
+                lambda: decode(tok, cache, i),
                 lambda: (tf.cast(logits, all_logits.dtype), cache),
             )
             return i + 1, tf.cast(new_logits, tf.float32), new_cache, tokens, logits_out
@@ -218,9 +273,8 @@ class Generator:
         return tokens, logits_out
 
     def _window(self, seqs: np.ndarray, keep: int) -> np.ndarray:
-        ids = np.zeros(
-            (seqs.shape[0], self.max_len), dtype=np.int32
-        )  # right padding: causality ignores it
+        # right padding: causality ignores it
+        ids = np.zeros((seqs.shape[0], self.max_len), dtype=np.int32)
         ids[:, :keep] = seqs[:, -keep:]
         return ids
 
@@ -236,11 +290,14 @@ class Generator:
         use_cache: bool = True,
         return_logits: bool = False,
     ):
-        """Continue ``prompt_ids`` (``[T]`` or ``[batch, T]``, same length per row) by ``max_new_tokens`` tokens.
+        """Continue ``prompt_ids`` (``[T]``, or ``[batch, T]`` of equal rows) by ``max_new_tokens``.
 
-        Token number ``n`` is drawn with the stateless seed ``(seed, n)``, so both paths draw the same tokens from the
-        same logits. Returns the new ids ``[batch, max_new_tokens]`` (and the logits used at each step if
-        ``return_logits``).
+        Lesson 10 §3 (samples), §5.3 (the same logits with and without the cache) and §6 (texts
+        longer than ``max_len``).
+
+        Token number ``n`` is drawn with the stateless seed ``(seed, n)``, so both paths draw the
+        same tokens from the same logits. Returns the new ids ``[batch, max_new_tokens]`` (and the
+        logits used at each step if ``return_logits``).
         """
         given = prompt_ids
         prompt = np.asarray(prompt_ids)
@@ -276,9 +333,8 @@ class Generator:
         new, used = [], []
         done, first = 0, True
         while done < max_new_tokens:
-            if (
-                use_cache
-            ):  # one prefill, then decode until the cache is full (see the module docstring)
+            if use_cache:
+                # one prefill, then decode until the cache is full (see the module docstring)
                 keep = min(seqs.shape[1], self.max_len) if first else self.max_len // 2
                 steps = min(max_new_tokens - done, self.max_len - keep + 1)
                 toks, logits = self._cached_loop(
@@ -309,7 +365,11 @@ class Generator:
 
 
 def generate_text(model, tokenizer, prompt: str, max_new_tokens: int = 200, **kwargs) -> str:
-    """Encode ``prompt`` with ``tokenizer``, continue it with :meth:`Generator.generate`, decode the new tokens."""
+    """Encode ``prompt``, continue it with :meth:`Generator.generate`, decode the new tokens.
+
+    Used for the samples of lesson 09 §5 and lesson 10 §3–§4; ``generator`` (a keyword) reuses a
+    :class:`Generator` and its compiled loops, the other keywords go to :meth:`Generator.generate`.
+    """
     if not isinstance(prompt, str):
         raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
     if not prompt:

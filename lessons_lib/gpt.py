@@ -1,17 +1,17 @@
-r"""A GPT-style (decoder-only) language model built from the course's pieces.
+"""A GPT-style (decoder-only) language model built from the course's pieces (lesson 08).
 
-.. math::  x^{(0)} = E[\text{ids}] + P,\quad x^{(l)} = \mathrm{Block}_l(x^{(l-1)}),\quad
-           \text{logits} = \mathrm{LN}_f(x^{(L)})\, W_{out} \;(W_{out} = E^\top \text{ when tied})
+    x⁽⁰⁾ = E[ids] + P,   x⁽ˡ⁾ = Block_l(x⁽ˡ⁻¹⁾) for l = 1 … L,
+    logits = LN_f(x⁽ᴸ⁾) W_out   (W_out = Eᵀ when tied)
 
-Every block uses a causal mask, so position ``t`` only sees tokens ``0..t`` and the logits at ``t`` predict token
-``t + 1`` (Radford et al., 2018/2019).
+Derived in lesson 08 §1 (the five equations) and §2 (final LayerNorm → logits → probabilities);
+every block uses a causal mask, so position t only sees tokens 0 … t and the logits at t predict
+token t + 1 (Radford et al., 2018/2019; lesson 08 §6). Lesson 09 trains it, lesson 10 generates with
+it (``prefill``/``decode_step``).
 """
 
 from __future__ import annotations
 
-import keras
-from keras import ops
-
+from lessons_lib._backend import keras, ops
 from lessons_lib._validate import non_negative_float, positive_int
 from lessons_lib.block import TransformerBlock, block_param_count
 from lessons_lib.positional import TokenAndPositionEmbedding
@@ -19,7 +19,10 @@ from lessons_lib.positional import TokenAndPositionEmbedding
 
 @keras.saving.register_keras_serializable(package="lessons_lib")
 class GPT(keras.Model):
-    """Decoder-only Transformer language model: ``ids [batch, T] -> logits [batch, T, vocab_size]``.
+    """Decoder-only Transformer language model: ``ids [batch, T] → logits [batch, T, vocab_size]``.
+
+    Derived in lesson 08 §1; its parameters are counted in §4 (:func:`gpt_param_count`), its
+    causality is checked in §6 and its attention in every layer and head is shown in §7.
 
     Args:
         vocab_size, max_len, d_model, num_heads, num_layers: the sizes.
@@ -102,17 +105,27 @@ class GPT(keras.Model):
                 layer.build(shape)
 
     def call(self, ids, return_attention=False, training=None):
+        """Embed, run the blocks (each with a causal mask), then :meth:`logits`; lesson 08 §1.
+
+        ``ids [batch, T]`` integer token ids (T ≤ max_len). Returns ``logits [batch, T,
+        vocab_size]``, and the attention weights of every block ``[batch, layers, heads, T, T]`` too
+        when ``return_attention``.
+        """
         x = self.embed_drop(self.embed(ids), training=training)
         weights = []
         for block in self.blocks:
             x, w = block(x, use_causal_mask=True, return_attention=True, training=training)
             weights.append(w)
-        logits = self._logits(x)
+        logits = self.logits(x)
         if return_attention:
             return logits, ops.stack(weights, axis=1)  # [batch, layers, heads, T, T]
         return logits
 
-    def _logits(self, x):
+    def logits(self, x):
+        """The output layer: LN_f(x) Eᵀ with tied embeddings, else LN_f(x) W_out; lesson 08 §2.
+
+        ``x [batch, T, d_model]`` (the last block's output) → ``[batch, T, vocab_size]``.
+        """
         h = self.ln_f(x)
         return (
             ops.matmul(h, ops.transpose(self.embed.embeddings))
@@ -120,11 +133,14 @@ class GPT(keras.Model):
             else self.head(h)
         )
 
-    # --- incremental decoding with a KV cache (lesson 10) ------------------------------------------------------
+    # --- incremental decoding with a KV cache (lesson 10) -----------------------------------------
     def prefill(self, ids):
-        """Forward over ``ids [B, T]`` that also returns every block's keys and values: ``(logits, cache)`` with
-        ``cache`` a list of ``(k, v)`` pairs ``[B, heads, T, d_k]``. Pass ``T = max_len`` (right-padded ids are
-        fine: causality keeps padding from touching earlier positions) to get a cache of full size."""
+        """Forward over ``ids [B, T]`` also returning every block's keys and values; lesson 10 §5.
+
+        Returns ``(logits, cache)`` with ``cache`` a list of ``(k, v)`` pairs ``[B, heads, T,
+        d_k]``. Pass ``T = max_len`` (right-padded ids are fine: causality keeps padding from
+        touching earlier positions) to get a cache of full size.
+        """
         if not self.built:  # build through __call__ so that Keras tracks the model as built
             self(ops.zeros((1, 1), dtype="int32"))
         x = self.embed(ids)
@@ -132,16 +148,20 @@ class GPT(keras.Model):
         for block in self.blocks:
             x, kv = block.prefill(x)
             cache.append(kv)
-        return self._logits(x), cache
+        return self.logits(x), cache
 
     def decode_step(self, token, cache, pos):
-        """Logits ``[B, vocab]`` for one new token ``token [B]`` at position ``pos``, and the updated cache."""
+        """One decoding step: logits ``[B, vocab]`` for ``token [B]`` at ``pos``, and the cache.
+
+        Lesson 10 §5: only the new position is computed; its keys and values are written into the
+        cache, which is returned updated.
+        """
         x = self.embed(token[:, None], offset=pos)
         new_cache = []
         for block, (k, v) in zip(self.blocks, cache):
             x, kv = block.decode_step(x, k, v, pos)
             new_cache.append(kv)
-        return self._logits(x)[:, 0], new_cache
+        return self.logits(x)[:, 0], new_cache
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.vocab_size,)
@@ -177,8 +197,11 @@ def gpt_param_count(
     tie_embeddings: bool = True,
     positional: str = "learned",
 ) -> int:
-    r"""Parameters of :class:`GPT`: :math:`Vd` (tokens) :math:`+ T_{max} d` (learned positions)
-    :math:`+ L \cdot \text{block} + \text{LN}_f\,(+ dV` untied head).
+    """Parameters of :class:`GPT`: V·d + max_len·d + L·block + LN_f (+ d·V untied).
+
+    V·d is the token table, max_len·d the learned positions (none when sinusoidal), ``block`` is
+    :func:`~lessons_lib.block.block_param_count`, LN_f has 2d parameters (d without biases) and an
+    untied output layer adds d·V. Derived in lesson 08 §4; tying is discussed in lesson 02 §5.
     """
     for name, value in (
         ("vocab_size", vocab_size),

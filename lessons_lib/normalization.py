@@ -1,13 +1,13 @@
-r"""Layer normalization (Ba, Kiros & Hinton, 2016), over the last (feature) axis of each token:
+"""Layer normalization (Ba, Kiros & Hinton, 2016) over the feature axis of each token; lesson 07 §2:
 
-.. math::  \mathrm{LN}(x) = \gamma \odot \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta,\quad
-           \mu = \tfrac1d \textstyle\sum_j x_j,\quad \sigma^2 = \tfrac1d \sum_j (x_j - \mu)^2
+    LN(x) = γ ⊙ (x − μ) / √(σ² + ε) + β,   μ = (1/d) ∑ⱼ xⱼ,   σ² = (1/d) ∑ⱼ (xⱼ − μ)²
 
-Its gradient with respect to ``x`` (for one token, :math:`\hat x = (x-\mu)/\sigma`, ``g = γ ⊙ dL/dy``):
+Its gradient with respect to x, for one token (x̂ = (x − μ) / √(σ² + ε), g = γ ⊙ ∂L/∂y, derived in
+lesson 07 §2 "The gradient"):
 
-.. math::  \frac{\partial L}{\partial x} = \frac{1}{\sigma}\left(g - \overline{g} - \hat x\,\overline{g \odot \hat x}\right)
+    ∂L/∂x = (g − mean(g) − x̂ · mean(g ⊙ x̂)) / √(σ² + ε)
 
-where the bar is the mean over features (:func:`layer_norm_backward`).
+where mean is taken over the features (:func:`layer_norm_backward`).
 """
 
 from __future__ import annotations
@@ -32,9 +32,12 @@ def _params(x: np.ndarray, gamma: Any, beta: Any) -> tuple[np.ndarray, np.ndarra
 
 
 def layer_norm(x: Any, gamma: Any = None, beta: Any = None, eps: float = 1e-5) -> np.ndarray:
-    """Normalize each vector ``x[..., :]`` to mean 0 and variance 1, then scale by ``gamma`` and shift by ``beta``.
+    """LN(x) = γ ⊙ (x − μ) / √(σ² + ε) + β over the last axis: each vector to mean 0, variance ≈ 1.
 
-    ``gamma`` defaults to ones and ``beta`` to zeros (a freshly initialised layer).
+    ``gamma`` (γ) defaults to ones and ``beta`` (β) to zeros (a freshly initialised layer); ``eps``
+    is ε (PyTorch's and the course's 1e-5; Keras defaults to 1e-3). Derived in lesson 07 §2 and
+    checked there against ``keras.layers.LayerNormalization``; a learner writes it in lesson 07's
+    exercise 1.
     """
     x = float_array(x, "x")
     gamma, beta = _params(x, gamma, beta)
@@ -46,7 +49,12 @@ def layer_norm(x: Any, gamma: Any = None, beta: Any = None, eps: float = 1e-5) -
 
 
 def layer_norm_backward(x: Any, grad_out: Any, gamma: Any = None, eps: float = 1e-5) -> np.ndarray:
-    """Gradient of a loss with respect to ``x`` through :func:`layer_norm`, given ``grad_out = dL/dy``."""
+    """The gradient ∂L/∂x through :func:`layer_norm`, given ``grad_out`` = ∂L/∂y.
+
+    ∂L/∂x = (g − mean(g) − x̂ · mean(g ⊙ x̂)) / √(σ² + ε) with g = γ ⊙ ∂L/∂y, means over the
+    features. Derived in lesson 07 §2 ("The gradient", checked against ``tf.GradientTape``); a
+    learner writes it in lesson 07's exercise 2.
+    """
     x = float_array(x, "x")
     grad_out = float_array(grad_out, "grad_out")
     if grad_out.shape != x.shape:

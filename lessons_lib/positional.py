@@ -1,26 +1,27 @@
-r"""Positional information: sinusoidal encodings, rotary embeddings (RoPE) and the token + position embedding layer.
+"""Positions: the sinusoidal encoding, RoPE, and the token + position embedding (lessons 02, 03).
 
-Sinusoidal encoding (Vaswani et al., 2017, sec. 3.5), with sine in the even and cosine in the odd columns:
+Sinusoidal encoding (Vaswani et al., 2017, sec. 3.5; lesson 03 §2), sine in the even and cosine in
+the odd columns:
 
-.. math::  PE_{pos, 2i} = \sin(pos\,\omega_i), \quad PE_{pos, 2i+1} = \cos(pos\,\omega_i), \quad
-           \omega_i = 10000^{-2i/d_{model}}
+    PE[pos, 2i] = sin(pos · ωᵢ),   PE[pos, 2i+1] = cos(pos · ωᵢ),   ωᵢ = 10000^(−2i / d_model)
 
-Because :math:`(\sin, \cos)` of :math:`(pos + k)\omega_i` is a rotation of :math:`(\sin, \cos)` of
-:math:`pos\,\omega_i` by the angle :math:`k\omega_i`, :math:`PE_{pos+k} = R_k\, PE_{pos}` for a block-diagonal
-rotation :math:`R_k` that depends on the offset ``k`` only (:func:`sinusoidal_shift_matrix`).
+Because (sin, cos) of (pos + k)·ωᵢ is a rotation of (sin, cos) of pos·ωᵢ by the angle k·ωᵢ, PE[pos +
+k] = R_k PE[pos] for a block-diagonal rotation R_k that depends on the offset k only (lesson 03 §3,
+:func:`sinusoidal_shift_matrix`).
 
-RoPE (Su et al., 2021, "RoFormer") rotates each pair of query/key features by :math:`pos\,\omega_i` instead of adding
-anything, so that :math:`\langle R_m q, R_n k\rangle` depends on ``m - n`` only (:func:`apply_rope`).
+RoPE (Su et al., 2021, "RoFormer"; lesson 03 §5) rotates each pair of query/key features by pos·ωᵢ
+instead of adding anything, so that ⟨R_m q, R_n k⟩ depends on m − n only (:func:`apply_rope`).
+Learned positions (GPT-2) are a second table (lesson 03 §4); :class:`TokenAndPositionEmbedding` adds
+either kind to the token embedding (lesson 02 §1, lesson 03 §6).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import keras
 import numpy as np
-from keras import ops
 
+from lessons_lib._backend import keras, ops
 from lessons_lib._validate import describe, float_array, positive_int
 
 
@@ -32,13 +33,17 @@ def _even_d_model(d_model: Any, what: str) -> int:
 
 
 def frequencies(d_model: int, base: float = 10000.0) -> np.ndarray:
-    r"""The angular frequencies :math:`\omega_i = base^{-2i/d_{model}}`, ``i = 0 .. d_model/2 - 1``."""
+    """The angular frequencies ωᵢ = base^(−2i / d_model), i = 0 … d_model/2 − 1; lesson 03 §2."""
     d_model = _even_d_model(d_model, "frequencies")
     return base ** (-np.arange(0, d_model, 2) / d_model)
 
 
 def sinusoidal_positional_encoding(length: int, d_model: int, base: float = 10000.0) -> np.ndarray:
-    """``[length, d_model]`` sinusoidal encoding: ``PE[pos, 2i] = sin(pos·ω_i)``, ``PE[pos, 2i+1] = cos(pos·ω_i)``."""
+    """The ``[length, d_model]`` encoding: PE[pos, 2i] = sin(pos ωᵢ), PE[pos, 2i+1] = cos(pos ωᵢ).
+
+    ωᵢ = base^(−2i / d_model) (:func:`frequencies`), so the wavelengths 2π/ωᵢ grow geometrically
+    from 2π towards base·2π. Derived in lesson 03 §2; a learner writes it in lesson 03's exercise 1.
+    """
     length = positive_int(length, "length")
     w = frequencies(d_model, base)
     angles = np.arange(length)[:, None] * w[None, :]  # [length, d_model/2]
@@ -49,10 +54,12 @@ def sinusoidal_positional_encoding(length: int, d_model: int, base: float = 1000
 
 
 def sinusoidal_shift_matrix(k: int, d_model: int, base: float = 10000.0) -> np.ndarray:
-    r"""The block-diagonal rotation :math:`R_k` with :math:`PE_{pos+k} = R_k\,PE_{pos}` (as column vectors).
+    """The block-diagonal rotation R_k with PE[pos + k] = R_k PE[pos] (as column vectors).
 
-    Each 2×2 block is :math:`\begin{pmatrix}\cos k\omega_i & \sin k\omega_i\\ -\sin k\omega_i & \cos k\omega_i\end{pmatrix}`
-    acting on :math:`(\sin pos\,\omega_i, \cos pos\,\omega_i)` (the angle-addition formulas).
+    Block i (rows and columns 2i, 2i+1) is [[cos kωᵢ, sin kωᵢ], [−sin kωᵢ, cos kωᵢ]], acting on
+    (sin pos·ωᵢ, cos pos·ωᵢ): the angle-addition formulas. Note the order, sine first and cosine
+    second: this is the transpose of the rotation that :func:`apply_rope` applies to a pair
+    (x₂ᵢ, x₂ᵢ₊₁). Derived in lesson 03 §3.
     """
     w = frequencies(d_model, base)
     r = np.zeros((d_model, d_model))
@@ -63,14 +70,20 @@ def sinusoidal_shift_matrix(k: int, d_model: int, base: float = 10000.0) -> np.n
 
 
 def apply_rope(x: Any, positions: Any = None, base: float = 10000.0) -> np.ndarray:
-    r"""Rotary position embedding: rotate feature pairs ``(x_{2i}, x_{2i+1})`` by the angle ``pos·ω_i``.
+    """Rotary position embedding: rotate each feature pair (x₂ᵢ, x₂ᵢ₊₁) by the angle pos·ωᵢ.
+
+    (x₂ᵢ, x₂ᵢ₊₁) → (x₂ᵢ cos θ − x₂ᵢ₊₁ sin θ, x₂ᵢ sin θ + x₂ᵢ₊₁ cos θ) with θ = pos·ωᵢ, i.e. the
+    rotation [[cos θ, −sin θ], [sin θ, cos θ]]. Derived in lesson 03 §5; a learner writes it in
+    lesson 03's exercise 3.
 
     Args:
         x: ``[..., T, d]`` queries or keys (``d`` even).
         positions: ``[T]`` integer positions; defaults to ``0 .. T-1``.
+        base: the base of the frequencies ωᵢ = base^(−2i / d).
 
     Returns:
-        The rotated array, same shape. Dot products of rotated vectors depend on relative position only.
+        The rotated array, same shape. Dot products of rotated vectors depend on relative position
+        only.
     """
     x = float_array(x, "x", min_rank=2)
     d = _even_d_model(x.shape[-1], "apply_rope")
@@ -91,18 +104,21 @@ def apply_rope(x: Any, positions: Any = None, base: float = 10000.0) -> np.ndarr
 
 @keras.saving.register_keras_serializable(package="lessons_lib")
 class TokenAndPositionEmbedding(keras.layers.Layer):
-    r"""Token embedding plus position information: :math:`x_t = E[\mathrm{id}_t] \cdot s + P[t]`.
+    """Token embedding plus position information: x_t = E[id_t] · s + P[t].
 
-    ``E[id]`` is a table lookup (the same as ``one_hot(id) @ E``). ``P`` is either learned (``positional="learned"``,
-    a second table, as in GPT-2) or the fixed sinusoidal encoding (``"sinusoidal"``, as in the original paper).
-    ``scale=True`` multiplies token vectors by :math:`\sqrt{d_{model}}` (Vaswani et al., sec. 3.4).
+    E[id] is a table lookup (the same as one_hot(id) E; lesson 02 §1). P is either learned
+    (``positional="learned"``, a second table, as in GPT-2; lesson 03 §4) or the fixed sinusoidal
+    encoding (``"sinusoidal"``, as in the original paper; lesson 03 §2, on the thread in §6).
+    ``scale=True`` multiplies token vectors by s = √d_model (Vaswani et al., sec. 3.4; lesson 02
+    §4), else s = 1.
 
     Args:
         vocab_size: number of token ids.
         max_len: longest sequence the layer accepts.
         d_model: embedding width.
         positional: ``"learned"``, ``"sinusoidal"`` or ``"none"``.
-        scale: multiply token embeddings by ``sqrt(d_model)``.
+        scale: multiply token embeddings by √d_model.
+        embeddings_initializer: initializer of the table(s), Keras' ``"uniform"`` by default.
     """
 
     POSITIONAL = ("learned", "sinusoidal", "none")
@@ -155,22 +171,31 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
 
     @property
     def embeddings(self):
-        """The token table ``E`` ``[vocab_size, d_model]`` (shared with the output layer when embeddings are tied)."""
+        """The token table E ``[vocab_size, d_model]``, also the output matrix when tied.
+
+        Tying the input and output embeddings is lesson 02 §5.
+        """
         return self.token_embedding.embeddings
 
     def call(self, ids, offset=0):
-        """``ids [batch, T]`` → ``[batch, T, d_model]``; ``offset`` is the position of the first id (KV-cache decoding)."""
+        """``ids [batch, T]`` → E[ids] · s + P[offset … offset + T − 1], ``[batch, T, d_model]``.
+
+        ``offset`` is the position of the first id (KV-cache decoding, lesson 10 §5). Lesson 02 §1
+        (the lookup) and lesson 03 §6 (adding the positions, on the thread).
+        """
         dtype = str(ids.dtype)
         if "int" not in dtype:
             raise TypeError(
-                f"TokenAndPositionEmbedding expects integer token ids [batch, T], got {describe(ids)}"
+                "TokenAndPositionEmbedding expects integer token ids [batch, T], "
+                f"got {describe(ids)}"
             )
         if len(ids.shape) != 2:
             raise ValueError(f"token ids must have shape [batch, T], got {tuple(ids.shape)}")
         t = ids.shape[1]
         if t is not None and isinstance(offset, int) and t + offset > self.max_len:
             raise ValueError(
-                f"sequence length {t} exceeds max_len={self.max_len}; keep the last {self.max_len} tokens"
+                f"sequence length {t} exceeds max_len={self.max_len}; "
+                f"keep the last {self.max_len} tokens"
             )
         values = (
             ids if isinstance(ids, np.ndarray) else getattr(ids, "_numpy", lambda: None)()

@@ -1,25 +1,53 @@
-"""The course's running example ("the thread"): one short sentence pushed through a tiny Transformer by hand.
+"""The course's running example, "the thread": one sentence through a tiny Transformer, by hand.
 
-Lessons 02–08 follow the same numbers: token ids → embeddings → + positions → Q, K, V → scores → weights →
-per-head outputs → concat → W_O → residual → LayerNorm → FFN → residual → LayerNorm → logits over the vocabulary.
-Every weight is drawn once from a seeded generator and rounded to one decimal, so a learner can redo any step on
-paper. :func:`forward` computes every intermediate with the NumPy references of ``lessons_lib``;
-:func:`build_gpt` loads the same weights into the Keras :class:`~lessons_lib.gpt.GPT`, which must agree.
+Lessons 02–08 follow the same numbers: token ids → embeddings (lesson 02 §1) → + positions (lesson
+03 §6) → Q, K, V → scores → weights (head 0 in lesson 04 §5) → per-head outputs → concat → W_O
+(lesson 05 §3) → residual → LayerNorm (lesson 07 §3) → FFN (lesson 06 §2) → residual → LayerNorm
+(lesson 07 §3) → final LayerNorm → logits over the vocabulary → probabilities (lesson 08 §2). Every
+weight is drawn once from a seeded generator and rounded to one decimal, so a learner can redo any
+step on paper. :func:`forward` computes every intermediate with the NumPy references of
+``lessons_lib`` (:func:`lessons_lib.block.transformer_block` for the block); :func:`load_into` loads
+the same weights into the Keras layers and :func:`build_gpt` into a whole
+:class:`~lessons_lib.gpt.GPT`, which must agree (lesson 08 §2).
 
-The thread's block is **post-norm** and uses ReLU, like the original Transformer (Vaswani et al., 2017) that the
-source article describes; each lesson picks up where the previous one stopped by reading ``forward()[name]``.
+The thread's block is **post-norm** and uses ReLU, like the original Transformer (Vaswani et al.,
+2017) that the source article describes; its attention has no biases and a causal mask (``True`` =
+may attend). Each lesson picks up where the previous one stopped by reading ``forward()[name]``.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
-from lessons_lib.attention import causal_mask, scaled_dot_product_attention, softmax
-from lessons_lib.feedforward import feed_forward
+from lessons_lib._validate import assign_weights
+from lessons_lib.attention import (
+    MultiHeadAttention,
+    _attention_slots,
+    causal_mask,
+    merge_heads,
+    softmax,
+)
+from lessons_lib.attention import split_heads as _split_heads
+from lessons_lib.block import TransformerBlock, load_block_weights, transformer_block
+from lessons_lib.feedforward import FeedForward, _ffn_slots
+from lessons_lib.gpt import GPT
 from lessons_lib.normalization import layer_norm
 from lessons_lib.positional import sinusoidal_positional_encoding
+
+__all__ = [
+    "SENTENCE",
+    "VOCAB",
+    "build_gpt",
+    "forward",
+    "load_into",
+    "merge_heads",
+    "split_heads",
+    "tokenize",
+    "weights",
+]
 
 SENTENCE = "to be or not to be"
 VOCAB = ("to", "be", "or", "not", "that", "is")
@@ -33,7 +61,10 @@ SEED = 2017
 
 
 def tokenize(sentence: str = SENTENCE) -> list[int]:
-    """Split on spaces and look each word up in :data:`VOCAB` (a word-level tokenizer, enough for the thread)."""
+    """Split on spaces and look each word up in :data:`VOCAB` (a word-level tokenizer, enough here).
+
+    The thread's ids, used from lesson 02 §1 on (lesson 01 builds real tokenizers).
+    """
     ids = []
     for word in sentence.split():
         if word not in VOCAB:
@@ -70,24 +101,36 @@ def _weights() -> dict[str, np.ndarray]:
 
 
 def weights() -> dict[str, np.ndarray]:
-    """The thread's fixed weights (copies, so a lesson may modify them freely)."""
+    """The thread's fixed weights (copies, so a lesson may modify them freely).
+
+    ``E`` (lesson 02 §1; also the tied output matrix, lesson 08 §2), ``W_Q W_K W_V`` (lesson 04 §5),
+    ``W_O`` (lesson 05 §3), ``W_1 b_1 W_2 b_2`` (lesson 06 §2), ``gamma_1 beta_1 gamma_2 beta_2``
+    (lesson 07 §3) and ``gamma_f beta_f`` (lesson 08 §2); the names
+    :func:`lessons_lib.block.transformer_block` takes.
+    """
     return {k: w.copy() for k, w in _weights().items()}
 
 
 def split_heads(x: np.ndarray, num_heads: int = NUM_HEADS) -> np.ndarray:
-    """``[T, d_model] -> [heads, T, d_k]``: head ``i`` takes columns ``i*d_k .. (i+1)*d_k - 1``."""
-    t, d = x.shape
-    return x.reshape(t, num_heads, d // num_heads).transpose(1, 0, 2)
+    """``[T, d_model] → [heads, T, d_k]``, with the thread's 2 heads unless told otherwise.
 
-
-def merge_heads(x: np.ndarray) -> np.ndarray:
-    """``[heads, T, d_k] -> [T, heads*d_k]``: concatenate the heads side by side."""
-    h, t, dk = x.shape
-    return x.transpose(1, 0, 2).reshape(t, h * dk)
+    :func:`lessons_lib.split_heads` with a default: head i takes columns i·d_k … (i+1)·d_k − 1.
+    Derived in lesson 05 §2 and §3.1.
+    """
+    return _split_heads(x, num_heads)
 
 
 def forward(sentence: str = SENTENCE) -> dict[str, np.ndarray]:
-    """Every intermediate value of the thread, in order, as NumPy arrays (float64)."""
+    """Every intermediate value of the thread, in order, as NumPy arrays (float64).
+
+    The keys, and the lesson that derives each: ``ids one_hot embeddings`` (lesson 02 §1),
+    ``positions x`` (lesson 03 §2, §6), ``Q K V`` (lesson 04 §5), ``Q_heads K_heads V_heads scores
+    mask head_outputs weights concat attn_out`` (lesson 05 §3; head 0 in lesson 04 §5), ``residual_1
+    h1`` (lesson 07 §3), ``ffn_hidden ffn_out`` (lesson 06 §2), ``residual_2 block_out`` (lesson 07
+    §3), ``final logits probs`` (lesson 08 §2). The block is
+    :func:`lessons_lib.block.transformer_block` (post-norm, ReLU, causal mask ``True`` = may
+    attend), on the weights of :func:`weights`.
+    """
     w = _weights()
     s: dict[str, np.ndarray] = {}
     s["ids"] = ids = np.array(tokenize(sentence))
@@ -96,33 +139,94 @@ def forward(sentence: str = SENTENCE) -> dict[str, np.ndarray]:
     s["embeddings"] = w["E"][ids]  # lesson 02
     s["positions"] = sinusoidal_positional_encoding(t, D_MODEL)  # lesson 03
     s["x"] = x = s["embeddings"] + s["positions"]
-    s["Q"], s["K"], s["V"] = x @ w["W_Q"], x @ w["W_K"], x @ w["W_V"]  # lesson 04
-    s["Q_heads"], s["K_heads"], s["V_heads"] = (split_heads(s[n]) for n in ("Q", "K", "V"))
-    s["scores"] = s["Q_heads"] @ s["K_heads"].transpose(0, 2, 1) / np.sqrt(D_K)
-    s["mask"] = causal_mask(t)
-    s["head_outputs"], s["weights"] = scaled_dot_product_attention(
-        s["Q_heads"], s["K_heads"], s["V_heads"], mask=s["mask"]
+    mask = causal_mask(t)
+    block = transformer_block(
+        x, w, NUM_HEADS, norm_first=False, activation="relu", mask=mask, epsilon=EPS
     )
-    s["concat"] = merge_heads(s["head_outputs"])  # lesson 05
-    s["attn_out"] = s["concat"] @ w["W_O"]
-    s["residual_1"] = x + s["attn_out"]  # lesson 07 (post-norm)
-    s["h1"] = layer_norm(s["residual_1"], w["gamma_1"], w["beta_1"], EPS)
-    s["ffn_hidden"] = np.maximum(s["h1"] @ w["W_1"] + w["b_1"], 0.0)  # lesson 06
-    s["ffn_out"] = feed_forward(s["h1"], w["W_1"], w["b_1"], w["W_2"], w["b_2"], activation="relu")
-    s["residual_2"] = s["h1"] + s["ffn_out"]
-    s["block_out"] = layer_norm(s["residual_2"], w["gamma_2"], w["beta_2"], EPS)
+    for name in ("Q", "K", "V", "Q_heads", "K_heads", "V_heads", "scores"):  # lesson 04, 05
+        s[name] = block[name]
+    s["mask"] = mask
+    for name in ("head_outputs", "weights", "concat", "attn_out"):  # lesson 05
+        s[name] = block[name]
+    for name in ("residual_1", "h1", "ffn_hidden", "ffn_out", "residual_2", "block_out"):  # 06, 07
+        s[name] = block[name]
     s["final"] = layer_norm(s["block_out"], w["gamma_f"], w["beta_f"], EPS)  # lesson 08
     s["logits"] = s["final"] @ w["E"].T
     s["probs"] = softmax(s["logits"], axis=-1)
     return s
 
 
-def build_gpt():
-    """The thread as a Keras :class:`~lessons_lib.gpt.GPT` (1 post-norm block, ReLU, sinusoidal positions,
-    tied embeddings) with the thread's weights loaded; ``model(ids[None])`` gives the thread's logits."""
-    from lessons_lib.gpt import GPT
+def _check_size(layer: Any, what: str, **expected: Any) -> None:
+    wrong = {k: getattr(layer, k) for k, v in expected.items() if getattr(layer, k) != v}
+    if wrong:
+        got = ", ".join(f"{k}={v!r}" for k, v in wrong.items())
+        want = ", ".join(f"{k}={expected[k]!r}" for k in wrong)
+        raise ValueError(f"the thread's weights need a {what} with {want}; this one has {got}")
 
+
+def load_into(obj: Any) -> Any:
+    """Load the thread's weights (:func:`weights`) into a ``lessons_lib`` layer or model; return it.
+
+    Accepts a :class:`~lessons_lib.attention.MultiHeadAttention` (``d_model=4, num_heads=2``; its
+    biases are set to 0: the thread has none), a :class:`~lessons_lib.feedforward.FeedForward`
+    (``d_model=4, d_ff=16``), a :class:`~lessons_lib.block.TransformerBlock` (``4, 2, 16``,
+    self-attention) or a :class:`~lessons_lib.gpt.GPT` (``vocab_size=6, d_model=4, num_heads=2,
+    d_ff=16, num_layers=1``, sinusoidal positions, tied embeddings); anything else is refused. An
+    unbuilt layer is built first. The thread's numbers come out with ReLU and post-norm
+    (``activation="relu", norm_first=False``), as in :func:`build_gpt`; other settings load the same
+    weights into a different computation (lesson 07 §5 loads them into a pre-norm block).
+    """
     w = _weights()
+    if isinstance(obj, GPT):
+        _check_size(
+            obj,
+            "GPT",
+            vocab_size=len(VOCAB),
+            d_model=D_MODEL,
+            num_heads=NUM_HEADS,
+            d_ff=D_FF,
+            num_layers=1,
+            positional="sinusoidal",
+            tie_embeddings=True,
+        )
+        if not obj.built:
+            obj.build((1, None))
+        load_block_weights(obj.blocks[0], w)
+        obj.embed.token_embedding.embeddings.assign(w["E"])
+        obj.ln_f.gamma.assign(w["gamma_f"])
+        if obj.ln_f.beta is not None:
+            obj.ln_f.beta.assign(w["beta_f"])
+        return obj
+    if isinstance(obj, TransformerBlock):
+        _check_size(obj, "TransformerBlock", d_model=D_MODEL, num_heads=NUM_HEADS, d_ff=D_FF)
+        return load_block_weights(obj, w)
+    if isinstance(obj, MultiHeadAttention):
+        _check_size(obj, "MultiHeadAttention", d_model=D_MODEL, num_heads=NUM_HEADS)
+        if not obj.built:
+            obj.build((None, None, D_MODEL))
+        slots = _attention_slots(obj)
+        assign_weights(slots, {n: w[n] for n in slots if n in w}, "the MultiHeadAttention")
+        return obj
+    if isinstance(obj, FeedForward):
+        _check_size(obj, "FeedForward", d_model=D_MODEL, d_ff=D_FF)
+        if not obj.built:
+            obj.build((None, None, D_MODEL))
+        slots = _ffn_slots(obj)
+        assign_weights(slots, {n: w[n] for n in slots}, "the FeedForward")
+        return obj
+    raise TypeError(
+        "thread.load_into expects a lessons_lib MultiHeadAttention, FeedForward, TransformerBlock "
+        f"or GPT, got {type(obj).__module__}.{type(obj).__qualname__}"
+    )
+
+
+def build_gpt() -> GPT:
+    """The thread as a Keras :class:`~lessons_lib.gpt.GPT` with the thread's weights loaded.
+
+    One post-norm block, ReLU, sinusoidal positions, tied embeddings, ``max_len=8``;
+    ``model(ids[None])`` gives the thread's logits, ``forward()["logits"]``. Lesson 08 §2 checks it
+    against :func:`forward`.
+    """
     model = GPT(
         len(VOCAB),
         MAX_LEN,
@@ -136,23 +240,4 @@ def build_gpt():
         tie_embeddings=True,
         name="thread_gpt",
     )
-    model.build((1, None))
-    zeros = np.zeros(D_MODEL)
-    block = model.blocks[0]
-    model.embed.token_embedding.embeddings.assign(w["E"])
-    for dense, name in (
-        (block.attn.wq, "W_Q"),
-        (block.attn.wk, "W_K"),
-        (block.attn.wv, "W_V"),
-        (block.attn.wo, "W_O"),
-    ):
-        dense.kernel.assign(w[name])
-        dense.bias.assign(zeros)
-    block.ffn.w1.kernel.assign(w["W_1"])
-    block.ffn.w1.bias.assign(w["b_1"])
-    block.ffn.w2.kernel.assign(w["W_2"])
-    block.ffn.w2.bias.assign(w["b_2"])
-    for ln, suffix in ((block.ln1, "1"), (block.ln2, "2"), (model.ln_f, "f")):
-        ln.gamma.assign(w[f"gamma_{suffix}"])
-        ln.beta.assign(w[f"beta_{suffix}"])
-    return model
+    return load_into(model)

@@ -1,32 +1,39 @@
-"""Tokenizers: turning text into integer ids and back.
+"""Tokenizers: turning text into integer ids and back (lesson 01).
 
-A tokenizer is a pair of maps ``encode: str -> list[int]`` and ``decode: list[int] -> str`` with the round trip
+A tokenizer is a pair of maps ``encode: str -> list[int]`` and ``decode: list[int] -> str`` with
+the round trip
 
     decode(encode(s)) == s        for every string s made of characters the tokenizer knows.
 
-* :class:`CharTokenizer` -- one id per character. The vocabulary is the sorted set of distinct characters of a
-  text (65 for Tiny Shakespeare), so without special tokens the ids follow sorted order: ``"\\n"`` is 0.
-* :class:`BPETokenizer` -- byte-pair encoding (Sennrich, Haddow & Birch, 2016, "Neural Machine Translation of Rare
-  Words with Subword Units", ACL; https://arxiv.org/abs/1508.07909). Start from single characters and repeatedly
-  merge the most frequent adjacent pair of symbols. With the corpus summarised as word frequencies ``f(w)`` and
-  each word written as a sequence of symbols ``w = (w_1, ..., w_n)``, one training step picks
+* :class:`CharTokenizer` -- one id per character (lesson 01 §3; the tokenizer of lessons 09 and 10).
+  The vocabulary is the sorted set of distinct characters of a text (65 for Tiny Shakespeare), so
+  without special tokens the ids follow sorted order: ``"\\n"`` is 0.
+* :class:`BPETokenizer` -- byte-pair encoding (Sennrich, Haddow & Birch, 2016, "Neural Machine
+  Translation of Rare Words with Subword Units", ACL; https://arxiv.org/abs/1508.07909), derived
+  step by step in lesson 01 §4. Start from single characters and repeatedly merge the most frequent
+  adjacent pair of symbols. With the corpus summarised as word frequencies ``f(w)`` and each word
+  written as a sequence of symbols ``w = (w₁, …, wₙ)``, one training step picks
 
-      (a, b)* = argmax_(a, b) count(a, b),     count(a, b) = sum_w f(w) * #{i : w_i = a and w_(i+1) = b}
+      (a, b)* = argmax_{(a, b)} count(a, b),     count(a, b) = ∑_w f(w) · #{i : wᵢ = a and wᵢ₊₁ = b}
 
-  breaking ties by the smallest pair (comparing ``a`` first, then ``b``, by code point) so that training is
-  reproducible; it then replaces every occurrence of ``a b`` (left to right, non-overlapping) by the new symbol
-  ``ab`` and appends ``(a, b)`` to ``merges``. Counts are updated incrementally: only the words that contain the
-  winning pair are recounted, as in the paper's reference code. Encoding applies the merges to each word in the
-  order in which they were learned.
+  breaking ties by the smallest pair (comparing ``a`` first, then ``b``, by code point) so that
+  training is reproducible; it then replaces every occurrence of ``a b`` (left to right,
+  non-overlapping) by the new symbol ``ab`` and appends ``(a, b)`` to ``merges``. Counts are updated
+  incrementally: only the words that contain the winning pair are recounted, as in the paper's
+  reference code. Encoding applies the merges to each word in the order in which they were learned.
+  The count of the chosen pair never increases from one merge to the next (a pair (ab, y) created by
+  a merge occurs at most as often as (b, y) did, which was at most count(a, b)), and ties are
+  common.
 * :func:`pad_and_truncate` -- make a batch of id sequences rectangular and return the attention mask
-  (``True`` = real token, ``False`` = padding; the course-wide mask convention).
+  (``True`` = real token, ``False`` = padding; the course-wide mask convention; lesson 01 §7).
 
-Choices made for readability: the base alphabet is the *characters* of the training text. GPT-2 starts from the
-256 byte values instead, so it never meets an unknown symbol, but its tokens then print as ``"Ã©"`` for ``"é"``.
-Here an unknown character is an explicit error (or ``<unk>`` if you ask for it). Text is pre-split into words with
-a GPT-2-like pattern (a word keeps its leading space), so merges never cross word boundaries. Special tokens such
-as ``<|endoftext|>`` or ``<pad>`` are cut out of the text before anything else: each is always exactly one id and
-is never split or merged.
+Choices made for readability: the base alphabet is the *characters* of the training text. GPT-2
+starts from the 256 byte values instead, so it never meets an unknown symbol, but its tokens then
+print as ``"Ã©"`` for ``"é"``. Here an unknown character is an explicit error (or ``<unk>`` if you
+ask for it). Text is pre-split into words with a GPT-2-like pattern (a word keeps its leading
+space), so merges never cross word boundaries. Special tokens such as ``<|endoftext|>`` or ``<pad>``
+are cut out of the text before anything else: each is always exactly one id and is never split or
+merged.
 """
 
 from __future__ import annotations
@@ -46,19 +53,22 @@ __all__ = [
     "merge_pair",
 ]
 
-#: GPT-2-like pre-tokenizer: a run of word characters or of punctuation, each with at most one leading space,
-#: or a run of whitespace (a run followed by a word leaves its last space to that word). Every character falls
-#: in exactly one piece, so ``"".join(pretokenize(s)) == s``.
+#: GPT-2-like pre-tokenizer: a run of word characters or of punctuation, each with at most one
+#: leading space, or a run of whitespace (a run followed by a word leaves its last space to that
+#: word). Every character falls in exactly one piece, so ``"".join(pretokenize(s)) == s``.
 WORD_PATTERN = re.compile(r" ?\w+| ?[^\w\s]+|\s+(?!\S)|\s+")
 
 _MAX_REPORTED = 5  # how many unknown characters / bad ids an error message lists
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Small building blocks (also used in the lesson's exercises)
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 def pretokenize(text: str) -> list[str]:
-    """Split ``text`` into the pieces BPE works on (words with their leading space, punctuation, whitespace).
+    """Split ``text`` into the pieces BPE works on: words with their leading space, punctuation.
+
+    Runs of whitespace are pieces too. Lesson 01 §3 (words as tokens) and §4 (BPE never merges
+    across these pieces).
 
     >>> pretokenize("Hello, world!\\n")
     ['Hello', ',', ' world', '!', '\\n']
@@ -67,14 +77,17 @@ def pretokenize(text: str) -> list[str]:
 
 
 def count_pairs(word_freqs: Mapping[Sequence[str], int]) -> dict[tuple[str, str], int]:
-    """Count adjacent symbol pairs, weighting each word by its frequency: ``count(a, b)`` from the module docstring.
+    """Count adjacent symbol pairs, each word weighted by its frequency: ``count(a, b)`` above.
+
+    One step of BPE training, lesson 01 §4 (and exercise 1 of §8).
 
     Args:
         word_freqs: maps a word, written as a tuple of symbols, to how often it occurs,
             e.g. ``{("l", "o", "w"): 5, ("l", "o", "w", "e", "r"): 2}``.
 
     Returns:
-        ``{(a, b): count}`` for every pair that occurs, e.g. ``{("l", "o"): 7, ("o", "w"): 7, ("w", "e"): 2, ...}``.
+        ``{(a, b): count}`` for every pair that occurs, e.g.
+        ``{("l", "o"): 7, ("o", "w"): 7, ("w", "e"): 2, ...}``.
     """
     counts: dict[tuple[str, str], int] = {}
     for word, freq in word_freqs.items():
@@ -84,9 +97,10 @@ def count_pairs(word_freqs: Mapping[Sequence[str], int]) -> dict[tuple[str, str]
 
 
 def merge_pair(symbols: Sequence[str], pair: tuple[str, str]) -> list[str]:
-    """Replace every occurrence of ``pair`` in ``symbols`` by the joined symbol, scanning left to right.
+    """Replace every occurrence of ``pair`` in ``symbols`` by the joined symbol, left to right.
 
-    Occurrences do not overlap: ``merge_pair(["a", "a", "a"], ("a", "a"))`` is ``["aa", "a"]``.
+    Occurrences do not overlap: ``merge_pair(["a", "a", "a"], ("a", "a"))`` is ``["aa", "a"]``. The
+    other step of BPE training, lesson 01 §4.
     """
     a, b = pair
     out: list[str] = []
@@ -109,18 +123,23 @@ def pad_and_truncate(
     padding_side: str = "right",
     truncation_side: str = "right",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Make a batch of id sequences rectangular: cut long ones, pad short ones, and say which positions are real.
+    """Make a batch of id sequences rectangular: cut long ones, pad short ones, mark the real ones.
+
+    Lesson 01 §7. The mask follows the course convention: ``True`` = a real token (may be attended
+    to).
 
     Args:
         sequences: a batch (list) of id sequences of any lengths, e.g. ``[[5, 6, 7], [8]]``.
-        max_len: the length of every output row; ``None`` pads to the longest sequence (nothing is cut).
+        max_len: the length of every output row; ``None`` pads to the longest sequence (nothing is
+            cut).
         pad_id: the id written into padding positions (e.g. ``tok.token_to_id("<pad>")``).
         padding_side: ``"right"`` puts padding after the tokens, ``"left"`` before them.
-        truncation_side: ``"right"`` keeps the first ``max_len`` tokens, ``"left"`` keeps the last ones.
+        truncation_side: ``"right"`` keeps the first ``max_len`` tokens, ``"left"`` keeps the last
+            ones.
 
     Returns:
-        ``(ids, mask)``: an int32 array of shape ``(batch, max_len)`` and a bool array of the same shape with
-        ``True`` at real tokens and ``False`` at padding.
+        ``(ids, mask)``: an int32 array of shape ``(batch, max_len)`` and a bool array of the same
+        shape with ``True`` at real tokens and ``False`` at padding.
 
     >>> ids, mask = pad_and_truncate([[5, 6, 7], [8]], max_len=2, pad_id=0)
     >>> ids.tolist(), mask.tolist()
@@ -158,9 +177,9 @@ def pad_and_truncate(
     return ids, mask
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Argument checks
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 def _check_text(text: Any, name: str = "text") -> str:
     if not isinstance(text, str):
         hint = ""
@@ -234,7 +253,8 @@ def _check_ids(ids: Any, name: str = "ids", vocab_size: int | None = None) -> li
             listed = ", ".join(f"id {i} at position {pos}" for pos, i in bad[:_MAX_REPORTED])
             more = f" (and {len(bad) - _MAX_REPORTED} more)" if len(bad) > _MAX_REPORTED else ""
             raise ValueError(
-                f"invalid ids in {name}: {listed}{more}; valid ids are 0..{vocab_size - 1} (vocab_size={vocab_size})"
+                f"invalid ids in {name}: {listed}{more}; "
+                f"valid ids are 0..{vocab_size - 1} (vocab_size={vocab_size})"
             )
     return out
 
@@ -262,11 +282,11 @@ def _specials_pattern(special_tokens: Sequence[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(re.escape(s) for s in longest_first))
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Tokenizers
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 class _Tokenizer:
-    """What both tokenizers share: the id <-> token tables, special tokens, unknown characters and ``decode``."""
+    """What both tokenizers share: id <-> token tables, special tokens, unknown characters."""
 
     def __init__(
         self,
@@ -293,7 +313,8 @@ class _Tokenizer:
             )
         self.alphabet: tuple[str, ...] = tuple(sorted(chars))
         self._alphabet_set = frozenset(self.alphabet)
-        # ids: special tokens first, then the sorted characters, then whatever the subclass adds (merged tokens).
+        # ids: special tokens first, then the sorted characters, then whatever the subclass adds
+        # (merged tokens).
         self._id_to_token: list[str] = [*self.special_tokens, *self.alphabet]
         self._token_to_id: dict[str, int] = {t: i for i, t in enumerate(self._id_to_token)}
         for t in extra_tokens:
@@ -305,7 +326,7 @@ class _Tokenizer:
         self._unk_id = None if unk_token is None else self._token_to_id[unk_token]
         self._special_re = _specials_pattern(self.special_tokens)
 
-    # --- the vocabulary -------------------------------------------------------------------------------------
+    # --- the vocabulary ---------------------------------------------------------------------------
     @property
     def vocab_size(self) -> int:
         """The number of distinct ids: special tokens + characters (+ merged tokens for BPE)."""
@@ -333,12 +354,13 @@ class _Tokenizer:
         """The text of one id."""
         return self._id_to_token[_check_ids([token_id], "token_id", self.vocab_size)[0]]
 
-    # --- text -> ids ------------------------------------------------------------------------------------------
+    # --- text -> ids ------------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
         """Turn ``text`` into a list of ids. Special tokens in the text become their single id.
 
-        Raises ``ValueError`` naming every unknown character and where it first occurs, unless the tokenizer has
-        an ``unk_token``, in which case unknown characters become its id. ``encode("")`` is ``[]``.
+        Raises ``ValueError`` naming every unknown character and where it first occurs, unless the
+        tokenizer has an ``unk_token``, in which case unknown characters become its id.
+        ``encode("")`` is ``[]``.
         """
         _check_text(text)
         ids: list[int] = []
@@ -362,12 +384,13 @@ class _Tokenizer:
         listed = ", ".join(f"{c!r} (first at position {pos})" for pos, c in first[:_MAX_REPORTED])
         more = f" and {len(first) - _MAX_REPORTED} more" if len(first) > _MAX_REPORTED else ""
         raise ValueError(
-            f"text contains {len(first)} character(s) that are not in the vocabulary: {listed}{more}. "
-            "Build the tokenizer from text that contains them, clean the text, or give the tokenizer "
-            "special_tokens=('<unk>',) and unk_token='<unk>' to map them to <unk>."
+            f"text contains {len(first)} character(s) that are not in the vocabulary: "
+            f"{listed}{more}. Build the tokenizer from text that contains them, clean the text, "
+            "or give the tokenizer special_tokens=('<unk>',) and unk_token='<unk>' to map them to "
+            "<unk>."
         )
 
-    # --- ids -> text ------------------------------------------------------------------------------------------
+    # --- ids -> text ------------------------------------------------------------------------------
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
         """Turn ids back into text by concatenating the text of each token.
 
@@ -383,10 +406,10 @@ class _Tokenizer:
 
 
 class CharTokenizer(_Tokenizer):
-    """One id per character.
+    """One id per character (lesson 01 §3; lessons 09 and 10 model Tiny Shakespeare with it).
 
-    Build it from a text with :meth:`from_text`. Without special tokens (the default) the ids are the positions
-    of the characters in sorted order; special tokens, when given, take the first ids.
+    Build it from a text with :meth:`from_text`. Without special tokens (the default) the ids are
+    the positions of the characters in sorted order; special tokens, when given, take the first ids.
 
     >>> tok = CharTokenizer.from_text("hello")
     >>> tok.tokens, tok.encode("hole"), tok.decode([3, 1])
@@ -399,15 +422,18 @@ class CharTokenizer(_Tokenizer):
         special_tokens: Sequence[str] = (),
         unk_token: str | None = None,
     ) -> None:
-        """Args: ``alphabet``, the characters (any order; stored sorted); ``special_tokens``; ``unk_token``
-        (one of the special tokens, used for unknown characters instead of raising)."""
+        """A tokenizer of the characters ``alphabet`` (any order; stored sorted).
+
+        ``special_tokens`` take the first ids; ``unk_token`` (one of them) stands for unknown
+        characters instead of an error.
+        """
         super().__init__(alphabet, (), special_tokens, unk_token)
 
     @classmethod
     def from_text(
         cls, text: str, special_tokens: Sequence[str] = (), unk_token: str | None = None
     ) -> "CharTokenizer":
-        """The tokenizer whose alphabet is the distinct characters of ``text`` (special tokens in it excluded)."""
+        """The tokenizer of the distinct characters of ``text`` (its special tokens excluded)."""
         _check_training_text(text)
         specials = _check_specials(special_tokens, unk_token)
         chars: set[str] = set()
@@ -433,14 +459,17 @@ class CharTokenizer(_Tokenizer):
 
 
 class BPETokenizer(_Tokenizer):
-    """Byte-pair encoding over characters (see the module docstring for the training rule).
+    """Byte-pair encoding over characters (lesson 01 §4; the module docstring states the training
+    rule).
 
-    Train one with :meth:`train`. Ids: special tokens first, then the sorted characters, then one id per merged
-    token in the order the merges were learned.
+    Train one with :meth:`train`. Ids: special tokens first, then the sorted characters, then one id
+    per merged token in the order the merges were learned.
 
     Attributes:
-        merges: the learned pairs, in order; ``merges[k]`` produced token ``merges[k][0] + merges[k][1]``.
-        merge_counts: ``count(a, b)`` of each merge when it was chosen (``None`` if not trained here).
+        merges: the learned pairs, in order; ``merges[k]`` produced token ``merges[k][0] +
+            merges[k][1]``.
+        merge_counts: ``count(a, b)`` of each merge when it was chosen (``None`` if not trained
+            here).
         alphabet: the base characters.
     """
 
@@ -454,7 +483,10 @@ class BPETokenizer(_Tokenizer):
         unk_token: str | None = None,
         merge_counts: Sequence[int] | None = None,
     ) -> None:
-        """Rebuild a tokenizer from its parts (``alphabet``, ``merges``, special tokens); :meth:`train` learns them."""
+        """Rebuild a tokenizer from its parts (``alphabet``, ``merges``, special tokens).
+
+        :meth:`train` learns them.
+        """
         merges = [tuple(m) for m in merges]
         known = set(alphabet)
         for k, m in enumerate(merges):
@@ -482,19 +514,24 @@ class BPETokenizer(_Tokenizer):
     ) -> "BPETokenizer":
         """Learn merges from ``text`` until the vocabulary has ``vocab_size`` tokens.
 
+        Lesson 01 §4 shows this code.
+
         Args:
             text: the training text (special tokens in it are cut out and never merged).
             vocab_size: the final number of ids, special tokens and base characters included.
             special_tokens: e.g. ``("<pad>", "<|endoftext|>")``; they get ids ``0, 1, ...``.
-            unk_token: one of ``special_tokens``, used for characters missing from the training text.
-            min_frequency: stop early when the best pair occurs fewer times than this (then ``vocab_size`` is
-                not reached: a pair seen once is not a pattern worth a token).
-            initial_alphabet: characters to include in the base vocabulary even if ``text`` lacks them, e.g. the
-                full corpus when training on a slice of it (a string is read as its characters).
+            unk_token: one of ``special_tokens``, used for characters missing from the training
+                text.
+            min_frequency: stop early when the best pair occurs fewer times than this (then
+                ``vocab_size`` is not reached: a pair seen once is not a pattern worth a token).
+            initial_alphabet: characters to include in the base vocabulary even if ``text`` lacks
+                them, e.g. the full corpus when training on a slice of it (a string is read as its
+                characters).
 
         Raises:
             TypeError: ``text`` is not a str.
-            ValueError: ``text`` is empty, or ``vocab_size`` is smaller than characters + special tokens.
+            ValueError: ``text`` is empty, or ``vocab_size`` is smaller than characters + special
+                tokens.
         """
         _check_training_text(text)
         vocab_size = _positive_int(vocab_size, "vocab_size")
@@ -521,8 +558,9 @@ class BPETokenizer(_Tokenizer):
         n_base = len(alphabet) + len(specials)
         if vocab_size < n_base:
             raise ValueError(
-                f"vocab_size={vocab_size} is smaller than the base vocabulary: {len(alphabet)} distinct characters "
-                f"+ {len(specials)} special tokens = {n_base}; ask for at least {n_base}"
+                f"vocab_size={vocab_size} is smaller than the base vocabulary: "
+                f"{len(alphabet)} distinct characters + {len(specials)} special tokens = {n_base}; "
+                f"ask for at least {n_base}"
             )
 
         # 2. Every word as a list of symbols, the pair counts, and which words contain each pair.
@@ -547,9 +585,8 @@ class BPETokenizer(_Tokenizer):
             merges.append(best)
             counts.append(top)
             tokens.add(best[0] + best[1])
-            for i in where.pop(
-                best
-            ):  # only the words containing the pair change: recount just those
+            # only the words containing the pair change: recount just those
+            for i in where.pop(best):
                 w, f = words[i], freqs[i]
                 for pair in zip(w, w[1:]):
                     pair_counts[pair] -= f
@@ -562,7 +599,10 @@ class BPETokenizer(_Tokenizer):
         return cls(alphabet, merges, specials, unk_token, merge_counts=counts)
 
     def with_merges(self, n: int) -> "BPETokenizer":
-        """The same tokenizer keeping only the first ``n`` merges (to watch what each stage of training buys)."""
+        """The same tokenizer keeping only the first ``n`` merges.
+
+        Lesson 01 §4 uses it to show what each stage of training buys.
+        """
         if (
             isinstance(n, bool)
             or not isinstance(n, (int, np.integer))
@@ -577,7 +617,10 @@ class BPETokenizer(_Tokenizer):
         )
 
     def tokenize(self, text: str) -> list[str]:
-        """The tokens of ``text`` as strings (``[tok.tokens[i] for i in tok.encode(text)]``): handy for looking."""
+        """The tokens of ``text`` as strings, ``[tok.tokens[i] for i in tok.encode(text)]``.
+
+        Handy for looking (lesson 01 §4).
+        """
         return [self._id_to_token[i] for i in self.encode(text)]
 
     def _encode_piece(self, piece: str) -> list[int]:

@@ -1,19 +1,22 @@
-r"""Training a GPT language model on characters (lesson 09).
+"""Training a GPT language model on characters (lesson 09).
 
-The causal language-model loss is the average negative log-likelihood of each next token:
+The causal language-model loss (lesson 09 §3) is the average negative log-likelihood of each next
+token over a batch of B windows of T tokens:
 
-.. math::  \mathcal{L} = -\frac{1}{BT}\sum_{b,t} \log p_\theta(x_{b,t+1} \mid x_{b,\le t})
-           = \mathrm{CrossEntropy}(\text{logits}_{b,t}, x_{b,t+1})
+    L = −(1 / (B·T)) ∑_{b,t} log p_θ(x_{b,t+1} | x_{b,≤t})
+      = mean over b, t of CrossEntropy(logits_{b,t}, x_{b,t+1})
 
-At initialisation the model's predictions are close to uniform, so :math:`\mathcal{L} \approx \ln V`
-(``ln 65 ≈ 4.17`` for Tiny Shakespeare's characters).
+At initialisation the model's predictions are close to uniform, so L ≈ ln V (``ln 65 ≈ 4.17`` for
+Tiny Shakespeare's characters).
 
-Optimisation follows GPT-2/nanoGPT practice: AdamW (Loshchilov & Hutter, 2019) with weight decay on matrices only,
-a linear warm-up then cosine decay of the learning rate, and gradient clipping by global norm.
+Optimisation follows GPT-2/nanoGPT practice (lesson 09 §4): AdamW (Loshchilov & Hutter, 2019) with
+weight decay on matrices only, a linear warm-up then cosine decay of the learning rate, and gradient
+clipping by global norm.
 
-The reference ("baby GPT") configuration — 4 layers, 4 heads, d_model 128, block 64, batch 12, no biases, tied
-embeddings, dropout 0, lr 1e-3 → 1e-4 over 2,000 steps with 100 warm-up steps — is :data:`BABY_GPT` and
-:data:`BABY_TRAIN`. ``python -m lessons_lib.training`` trains it and writes the shipped checkpoint.
+The reference ("baby GPT") configuration — 4 layers, 4 heads, d_model 128, context max_len 64,
+batch 12, no biases, tied embeddings, dropout 0, lr 1e-3 → 1e-4 over 2,000 steps with 100 warm-up
+steps — is :data:`BABY_GPT` and :data:`BABY_TRAIN`. ``python -m lessons_lib.training`` trains it and
+writes the shipped checkpoint (lesson 09 §6).
 """
 
 from __future__ import annotations
@@ -22,15 +25,15 @@ import argparse
 import dataclasses
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from lessons_lib._validate import positive_int
+from lessons_lib._backend import keras, tf
+from lessons_lib._validate import describe, positive_int
 from lessons_lib.gpt import GPT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +43,7 @@ BABY_CHECKPOINT = CHECKPOINT_DIR / "baby_gpt_shakespeare.weights.h5"
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Sizes of a :class:`~lessons_lib.gpt.GPT`."""
+    """Sizes of a :class:`~lessons_lib.gpt.GPT` (lesson 09 §2; ``BABY_GPT`` is the reference)."""
 
     vocab_size: int = 65
     max_len: int = 64
@@ -52,7 +55,10 @@ class ModelConfig:
     tie_embeddings: bool = True
 
     def build(self, seed: int = 0) -> GPT:
-        """A freshly initialised GPT of this configuration (GPT-2 initialisation with ``seed``, see :func:`gpt2_init`)."""
+        """A new GPT of this configuration, initialised by :func:`gpt2_init` with ``seed``.
+
+        Lesson 09 §2 builds the baby GPT with it: pre-norm blocks, GELU, learned positions.
+        """
         model = GPT(
             self.vocab_size,
             self.max_len,
@@ -73,7 +79,7 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings; the defaults are the reference run."""
+    """Optimisation settings (lesson 09 §4, §5); the defaults, ``BABY_TRAIN``, are the reference."""
 
     batch_size: int = 12
     max_steps: int = 2000
@@ -89,13 +95,22 @@ class TrainConfig:
     seed: int = 1337
 
 
+#: The baby GPT of lesson 09 §2: 4 layers, 4 heads, d_model 128, max_len 64, 804,096 parameters.
 BABY_GPT = ModelConfig()
+#: The reference run of lesson 09 §5: 2,000 steps, batches of 12, lr 1e-3 → 1e-4, 100 warm-up steps.
 BABY_TRAIN = TrainConfig()
 
 
 def gpt2_init(model: GPT, std: float = 0.02, seed: int = 0) -> None:
-    r"""GPT-2's initialisation (Radford et al., 2019): every matrix :math:`\sim \mathcal N(0, 0.02^2)`, the projections
-    that write into the residual stream (``W_O`` and the FFN's second matrix) scaled by :math:`1/\sqrt{2L}`, biases 0."""
+    """GPT-2's initialisation (Radford et al., 2019), in place; explained in lesson 09 §2.
+
+    Every variable with at least two dimensions (the attention and FFN matrices, the token and
+    position embeddings) is drawn from 𝒩(0, std²), std = 0.02, except the two matrices per block
+    that write into the residual stream, ``W_O`` and the FFN's ``W_2``, whose std is 0.02 / √(2L)
+    for L = ``model.num_layers``: the sum of the 2L residual updates then keeps the scale of the
+    stream roughly constant. LayerNorm gains stay 1, biases and LayerNorm offsets 0 (vectors are not
+    touched). ``seed`` fixes the draws (NumPy's ``default_rng``).
+    """
     rng = np.random.default_rng(seed)
     residual = {id(b.attn.wo.kernel) for b in model.blocks} | {
         id(b.ffn.w2.kernel) for b in model.blocks
@@ -108,9 +123,16 @@ def gpt2_init(model: GPT, std: float = 0.02, seed: int = 0) -> None:
 
 
 class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
-    r"""Linear warm-up to ``peak`` over ``warmup_steps``, then cosine decay to ``floor`` at ``decay_steps``:
+    """Linear warm-up to ``peak`` over ``warmup_steps``, then cosine decay to ``floor``.
 
-    .. math:: \eta(s) = \eta_{min} + \tfrac12(\eta_{max} - \eta_{min})\left(1 + \cos\frac{\pi (s - s_w)}{s_d - s_w}\right)
+    Derived in lesson 09 §4 (exercise 2 writes it by hand). With η_max = ``peak``,
+    η_min = ``floor``, s_w = ``warmup_steps`` and s_d = ``decay_steps``, the learning rate at step s
+    (counted from 0) is
+
+        η(s) = η_max · (s + 1) / (s_w + 1)                                        for s < s_w,
+        η(s) = η_min + ½ (η_max − η_min) (1 + cos(π · min(1, (s − s_w) / (s_d − s_w))))   else,
+
+    so η(0) = η_max / (s_w + 1), η(s_w) = η_max, and η(s) = η_min from s_d on.
     """
 
     def __init__(self, peak: float, floor: float, warmup_steps: int, decay_steps: int):
@@ -142,7 +164,11 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def make_optimizer(model: GPT, cfg: TrainConfig = BABY_TRAIN) -> keras.optimizers.AdamW:
-    """AdamW with the warm-up + cosine schedule, global-norm clipping, and weight decay on matrices only."""
+    """AdamW with the warm-up + cosine schedule, global-norm clipping, decay on matrices only.
+
+    Lesson 09 §4. Weight decay skips every variable with fewer than two dimensions (LayerNorm gains
+    and offsets, biases); the matrices, embeddings included (as in nanoGPT), are decayed.
+    """
     opt = keras.optimizers.AdamW(
         learning_rate=WarmupCosine(
             cfg.learning_rate, cfg.min_learning_rate, cfg.warmup_steps, cfg.decay_steps
@@ -160,28 +186,49 @@ def make_optimizer(model: GPT, cfg: TrainConfig = BABY_TRAIN) -> keras.optimizer
 
 
 def encode_corpus(text: str, tokenizer) -> np.ndarray:
-    """The whole text as one ``int32`` array of token ids."""
+    """The whole text as one ``int32`` array of token ids (lesson 09 §1)."""
     return np.asarray(tokenizer.encode(text), dtype=np.int32)
 
 
+def _token_array(data: Any) -> np.ndarray:
+    """``data`` as a 1-D array of token ids, or a ValueError naming what was given."""
+    a = np.asarray(data)
+    if a.ndim != 1:
+        raise ValueError(
+            f"data must be a 1-D array of token ids, got {describe(data)}"
+            + (" (a batch? pass one long sequence)" if a.ndim == 2 else "")
+        )
+    if a.size and not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"data must hold integer token ids, got {describe(data)}")
+    return a
+
+
 def random_windows(
-    data: np.ndarray, block_size: int, batch_size: int, rng: np.random.Generator
+    data: np.ndarray, max_len: int, batch_size: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``batch_size`` random windows: inputs ``x = data[i : i+T]`` and targets ``y = data[i+1 : i+T+1]``."""
-    block_size, batch_size = (
-        positive_int(block_size, "block_size"),
-        positive_int(batch_size, "batch_size"),
-    )
-    if len(data) <= block_size:
-        raise ValueError(f"data has {len(data)} tokens; need more than block_size={block_size}")
-    starts = rng.integers(0, len(data) - block_size, size=batch_size)
-    x = np.stack([data[i : i + block_size] for i in starts])
-    y = np.stack([data[i + 1 : i + block_size + 1] for i in starts])
+    """``batch_size`` random windows of ``max_len`` tokens and their targets, shifted by one.
+
+    Lesson 09 §1 (exercise 3 re-writes it). For a start ``i`` drawn uniformly from
+    ``0 … len(data) − max_len − 1`` (one ``rng.integers`` call for the batch), the input is
+    ``x = data[i : i + T]`` and the target ``y = data[i + 1 : i + T + 1]`` with T = ``max_len``: the
+    target of position t is the token after it. Returns ``x, y``, both ``[batch_size, max_len]``.
+    """
+    data = _token_array(data)
+    max_len, batch_size = positive_int(max_len, "max_len"), positive_int(batch_size, "batch_size")
+    if len(data) <= max_len:
+        raise ValueError(f"data has {len(data)} tokens; need more than max_len={max_len}")
+    starts = rng.integers(0, len(data) - max_len, size=batch_size)
+    x = np.stack([data[i : i + max_len] for i in starts])
+    y = np.stack([data[i + 1 : i + max_len + 1] for i in starts])
     return x, y
 
 
 def lm_loss(logits, targets):
-    """Mean cross-entropy of ``logits [B, T, V]`` against the next tokens ``targets [B, T]`` (computed in float32)."""
+    """Mean cross-entropy of ``logits [B, T, V]`` against the next tokens ``targets [B, T]``.
+
+    Lesson 09 §3: L = −mean_{b,t} log softmax(logits_{b,t})[targets_{b,t}], computed in float32 even
+    when the model computes in float16 (mixed precision, lesson 09 §2).
+    """
     return tf.reduce_mean(
         tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=tf.cast(targets, tf.int32), logits=tf.cast(logits, tf.float32)
@@ -189,37 +236,63 @@ def lm_loss(logits, targets):
     )
 
 
-def evaluation_windows(data: np.ndarray, block_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every non-overlapping window of ``data`` (a fixed slice: the same figure on every machine and run)."""
-    n = (len(data) - 1) // block_size
-    x = data[: n * block_size].reshape(n, block_size)
-    y = data[1 : n * block_size + 1].reshape(n, block_size)
+def evaluation_windows(data: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every non-overlapping window of ``max_len`` tokens of ``data``, and its targets.
+
+    Lesson 09 §3. Window k is ``x[k] = data[k·T : (k + 1)·T]`` with targets
+    ``y[k] = data[k·T + 1 : (k + 1)·T + 1]`` (T = ``max_len``); there are ``(len(data) − 1) // T``
+    of them. A fixed slice, not a random draw, so a loss measured on it is the same figure on every
+    machine and run.
+    """
+    data = _token_array(data)
+    max_len = positive_int(max_len, "max_len")
+    n = (len(data) - 1) // max_len
+    x = data[: n * max_len].reshape(n, max_len)
+    y = data[1 : n * max_len + 1].reshape(n, max_len)
     return x, y
 
 
 def train_step_function(
     model: keras.Model, optimizer: keras.optimizers.Optimizer, jit_compile: bool = True
 ):
-    """One optimisation step as a ``tf.function``: ``step(x, y) -> loss`` runs the forward pass, the loss, the
-    gradients and ``optimizer``'s update (scaling the loss first when it is a ``LossScaleOptimizer``)."""
+    """One optimisation step, compiled: returns ``step(x, y) -> loss`` (lesson 09 §5).
+
+    ``step`` runs the forward pass on a batch of windows ``x [B, T]``, the loss against the targets
+    ``y [B, T]`` (:func:`lm_loss`, §3), the gradients by backpropagation (``tf.GradientTape``), and
+    the optimiser's update (§4: clipping by global norm, the AdamW step with weight decay, the
+    learning-rate schedule). It returns the batch's loss before the update. With mixed precision
+    (§2) ``optimizer`` is a ``LossScaleOptimizer``: the loss is scaled up before the gradients
+    (float16 gradients would underflow) and the optimiser scales them back.
+
+    The step is one ``tf.function``, compiled with XLA when ``jit_compile`` (faster on CPUs: see
+    ``benchmarks/bench_gpt.py``). :class:`Trainer` and the benchmark both use it.
+    """
     variables = model.trainable_variables
     scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
     def step(x, y):
         with tf.GradientTape() as tape:
-            loss = lm_loss(model(x, training=True), y)
+            logits = model(x, training=True)  # forward pass: [B, T, V]
+            loss = lm_loss(logits, y)  # mean cross-entropy against the next tokens
             target = optimizer.scale_loss(loss) if scaled else loss
-        optimizer.apply_gradients(zip(tape.gradient(target, variables), variables))
+        gradients = tape.gradient(target, variables)  # backpropagation
+        optimizer.apply_gradients(zip(gradients, variables))  # clip, AdamW step, weight decay
         return loss
 
     return tf.function(step, jit_compile=jit_compile)
 
 
 class Trainer:
-    """A compact training loop: ``step()`` does one optimisation step, ``evaluate()`` measures a loss.
+    """A compact training loop (lesson 09 §5): ``step()``, ``evaluate()`` and ``fit()``.
 
-    The train step is one ``tf.function``, compiled with XLA when ``jit_compile`` (about 1.4x faster on 2 CPU cores;
-    ``benchmarks/bench_gpt.py`` measures it).
+    ``step()`` does one optimisation step, ``evaluate()`` measures a loss, ``fit()`` runs many steps
+    with evaluations, a progress line and a callback.
+
+    The train step is :func:`train_step_function`, compiled with XLA when ``jit_compile`` (about
+    1.4× faster on 2 CPU cores; ``benchmarks/bench_gpt.py`` measures it). Batches come from
+    :func:`random_windows` with a NumPy generator seeded by ``cfg.seed``, so a run is reproducible.
+    ``history`` holds the loss of every step (``"step"``, ``"train_loss"``) and of every evaluation
+    (``"eval_step"``, ``"val_loss"``, ``"eval_train_loss"``).
     """
 
     def __init__(
@@ -254,6 +327,7 @@ class Trainer:
         self._loss = tf.function(lambda x, y: window_losses(model, x, y), jit_compile=jit_compile)
 
     def step(self) -> float:
+        """One optimisation step on a fresh random batch; returns its loss (before the update)."""
         x, y = random_windows(self.train_data, self.model.max_len, self.cfg.batch_size, self.rng)
         loss = float(self._train_step(x, y))
         self.steps_done += 1
@@ -264,7 +338,11 @@ class Trainer:
     def evaluate(
         self, split: str = "val", max_windows: int | None = None, batch_size: int = 256
     ) -> float:
-        """Mean loss over the fixed non-overlapping windows of a split (``"val"`` or ``"train"``)."""
+        """Mean loss over the fixed windows of a split, ``"val"`` or ``"train"`` (lesson 09 §5).
+
+        ``max_windows`` keeps only the first windows (quick evaluations during training use the same
+        ones each time, so their curve has no sampling noise); see :func:`evaluate_loss`.
+        """
         if split not in ("val", "train"):
             raise ValueError(f"split must be 'val' or 'train', got {split!r}")
         data = self.val_data if split == "val" else self.train_data
@@ -279,21 +357,33 @@ class Trainer:
         eval_windows: int | None = 400,
         callback: Callable[["Trainer"], Any] | None = None,
         progress: bool = True,
+        progress_every: int | None = None,
     ) -> dict:
-        """Run ``steps`` optimisation steps (default: up to ``cfg.max_steps``), evaluating every ``eval_every``."""
+        """Run ``steps`` steps (default: up to ``cfg.max_steps``), evaluating every ``eval_every``.
+
+        Each evaluation measures the loss on the first ``eval_windows`` fixed windows of both
+        splits, appends it to ``history`` and then calls ``callback(trainer)`` (lesson 09 redraws
+        its plot there). An evaluation also runs at step ``cfg.max_steps``.
+
+        With ``progress`` a one-line progress bar (tqdm's format: steps, rate, time left, last loss)
+        is refreshed every ``progress_every`` steps (default: ``steps // 50``, so about 50
+        refreshes) and at the last step: a cadence counted in steps, so a slow machine does not send
+        more updates. In a notebook the line is one output updated in place, so the saved notebook
+        shows the final ``2000/2000``; elsewhere it rewrites one line of ``stdout``. Nothing is
+        written to ``stderr``.
+        """
         steps = (
             self.cfg.max_steps - self.steps_done if steps is None else positive_int(steps, "steps")
         )
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=steps, desc="training", unit="step")
-        for _ in range(steps):
+        eval_every = positive_int(eval_every, "eval_every")
+        if progress_every is None:
+            progress_every = max(1, steps // 50)
+        progress_every = positive_int(progress_every, "progress_every")
+        bar = _ProgressLine(steps, progress_every) if progress else None
+        for n in range(1, steps + 1):
             loss = self.step()
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.3f}")
+                bar.update(n, loss)
             if self.steps_done % eval_every == 0 or self.steps_done == self.cfg.max_steps:
                 self.history["eval_step"].append(self.steps_done)
                 self.history["val_loss"].append(self.evaluate("val", eval_windows))
@@ -305,8 +395,68 @@ class Trainer:
         return self.history
 
 
+def _notebook_display() -> Callable[..., Any] | None:
+    """IPython's ``display`` in a Jupyter kernel, else ``None`` (this never imports IPython)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return None
+    from IPython.display import display
+
+    return display
+
+
+class _ProgressLine:
+    """The progress bar of :meth:`Trainer.fit`: one line, refreshed every ``every`` steps.
+
+    It is also refreshed at the last step. In a notebook it is one display updated in place (a small
+    ``text/plain`` ``update_display_data`` message per refresh, and the stored notebook keeps the
+    last line); in a terminal it rewrites one line of ``stdout``.
+    """
+
+    def __init__(self, total: int, every: int, desc: str = "training") -> None:
+        # only tqdm's formatting: its own bars write to stderr or send a widget message per refresh
+        from tqdm.std import tqdm
+
+        self._format = tqdm.format_meter
+        self.total, self.every, self.desc = total, every, desc
+        self.start = time.perf_counter()
+        self.refreshes = 0
+        display = _notebook_display()
+        self._handle = None
+        if display is not None:
+            self._handle = display({"text/plain": self._line(0, None)}, raw=True, display_id=True)
+        else:
+            print(self._line(0, None), end="", flush=True)
+
+    def _line(self, n: int, loss: float | None) -> str:
+        postfix = None if loss is None else f"loss={loss:.3f}"
+        elapsed = time.perf_counter() - self.start
+        return self._format(
+            n, self.total, elapsed, prefix=self.desc, unit="step", postfix=postfix, ncols=100
+        )
+
+    def update(self, n: int, loss: float) -> None:
+        """Show step ``n`` and the loss, if ``n`` is a multiple of ``every`` or the last step."""
+        if n % self.every and n != self.total:
+            return
+        self.refreshes += 1
+        line = self._line(n, loss)
+        if self._handle is not None:
+            self._handle.update({"text/plain": line}, raw=True)
+        else:
+            print("\r" + line, end="", flush=True)
+
+    def close(self) -> None:
+        if self._handle is None:
+            print(flush=True)
+
+
 def window_losses(model: GPT, x, y):
-    """Mean next-token loss of each window: ``[batch]``."""
+    """Mean next-token loss of each window ``x [batch, T]`` against ``y``: ``[batch]``.
+
+    Lesson 09 §6 compiles it to evaluate the shipped checkpoint; :func:`evaluate_loss` uses it.
+    """
     return tf.reduce_mean(
         tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=tf.cast(y, tf.int32), logits=tf.cast(model(x, training=False), tf.float32)
@@ -322,9 +472,13 @@ def evaluate_loss(
     batch_size: int = 256,
     loss_fn=None,
 ) -> float:
-    """Mean next-token loss of ``model`` over the fixed windows of ``data`` (every window has ``max_len`` tokens,
-    so this is also the mean over tokens). Batches all have ``batch_size`` windows (the last is padded and the
-    padding dropped), so a compiled ``loss_fn`` compiles once."""
+    """Mean next-token loss of ``model`` over the fixed windows of ``data`` (lesson 09 §5 and §6).
+
+    The windows are :func:`evaluation_windows` of ``model.max_len`` tokens (all the same length, so
+    this is also the mean over tokens); ``max_windows`` keeps the first ones. Batches all have
+    ``batch_size`` windows (the last is padded and the padding dropped), so a compiled ``loss_fn``
+    (default: :func:`window_losses`) compiles once.
+    """
     x, y = evaluation_windows(np.asarray(data, np.int32), model.max_len)
     if max_windows is not None:
         x, y = x[:max_windows], y[:max_windows]
@@ -345,9 +499,13 @@ def evaluate_loss(
     return float(np.concatenate(losses).mean())
 
 
-# --- checkpoints ----------------------------------------------------------------------------------------------
+# --- checkpoints ----------------------------------------------------------------------------------
 def save_checkpoint(model: GPT, path: Path | str, metadata: dict | None = None) -> Path:
-    """Weights to ``path`` (``.weights.h5``, no pickles) and the configuration + ``metadata`` to ``path.json``."""
+    """Weights to ``path`` (``.weights.h5``, no pickles), configuration + metadata to ``path.json``.
+
+    Lesson 09 §6. :func:`load_checkpoint` reads both back and refuses a model of another
+    configuration.
+    """
     path = Path(path)
     if not path.name.endswith(".weights.h5"):
         raise ValueError(f"checkpoint path must end with .weights.h5, got {path.name!r}")
@@ -359,13 +517,17 @@ def save_checkpoint(model: GPT, path: Path | str, metadata: dict | None = None) 
 
 
 def model_config(model: GPT) -> dict:
+    """What a checkpoint records: ``GPT.get_config()`` without the layer name (lesson 09 §6)."""
     return {k: v for k, v in model.get_config().items() if k != "name"}
 
 
 def load_checkpoint(model: GPT, path: Path | str = BABY_CHECKPOINT) -> dict:
-    """Load weights into ``model`` after checking that the checkpoint was made for the same configuration.
+    """Load weights into ``model``, after checking the checkpoint was made for its configuration.
 
-    Returns the checkpoint's metadata (configuration, validation loss, the command that produced it).
+    Lesson 09 §6 (and lesson 10 §0, which loads the shipped baby GPT). A checkpoint of another
+    configuration is refused with a ValueError naming each difference (``num_layers: checkpoint 4 vs
+    model 2``). Returns the checkpoint's metadata (configuration, validation loss, the command that
+    produced it).
     """
     path = Path(path)
     meta_path = Path(str(path) + ".json")
@@ -436,7 +598,8 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - t0
     val_loss = trainer.evaluate("val")
     print(
-        f"final val loss (all {len(val) // model.max_len} windows of the validation split): {val_loss:.4f}; "
+        f"final val loss (all {len(val) // model.max_len} windows of the validation split): "
+        f"{val_loss:.4f}; "
         f"{a.steps} steps in {wall:.1f} s ({1000 * wall / a.steps:.1f} ms/step incl. evaluation)",
         flush=True,
     )

@@ -1,48 +1,52 @@
-"""Instructor runner: execute every lesson notebook in a fresh kernel and report pass/fail, time and peak memory.
+"""Instructor runner: run every lesson notebook in a fresh kernel; report pass/fail, time, memory.
 
-Usage (from the repository root)::
+Usage (from the repository root; ``pip install -e .`` installs the ``llm-course`` command, and
+``python -m llm_course`` is the same)::
 
-    python -m lessons_lib.course run                    # all notebooks/NN_*.ipynb, stored defaults ("fast")
-    python -m lessons_lib.course run --full             # pass FULL=True to notebooks with a `parameters` cell
-    python -m lessons_lib.course run --only 00 03       # select by two-digit prefix
-    python -m lessons_lib.course run --out /tmp/run --timeout 300 --report /tmp/run/report.md
-    python -m lessons_lib.course readme 00 01 02        # README "runtime" / "peak memory" columns from report.json
+    llm-course run                    # all notebooks/NN_*.ipynb, stored defaults ("fast")
+    llm-course run --full             # pass FULL=True to notebooks with a `parameters` cell
+    llm-course run --only 00 03       # select by two-digit prefix
+    llm-course run --out /tmp/run --timeout 300 --report /tmp/run/report.md
 
 How it works
 
-* Notebooks ``NN_*.ipynb`` of the notebooks folder (``notebooks/``; ``--notebooks DIR`` or the environment
-  variable ``LESSONS_NOTEBOOKS_DIR`` override it) run in order with papermill, kernel ``python3``, working directory
-  = the notebooks folder, so relative paths behave as in JupyterLab. The executed copies go to the output folder
-  (``course-run/`` at the repository root by default); the committed notebooks are never written, and an output
-  folder equal to the notebooks folder is refused.
+* Notebooks ``NN_*.ipynb`` of the notebooks folder (``notebooks/``; ``--notebooks DIR`` or the
+  environment variable ``LESSONS_NOTEBOOKS_DIR`` override it) run in order with papermill, kernel
+  ``python3``, working directory = the notebooks folder, so relative paths behave as in JupyterLab.
+  The executed copies go to the output folder (``course-run/`` at the repository root by default);
+  the committed notebooks are never written, and an output folder equal to the notebooks folder is
+  refused.
 * ``--full`` passes the papermill parameter ``FULL=True`` only to notebooks that have a cell tagged
-  ``parameters`` (the cell tags are inspected first), so notebooks without one run unchanged and papermill has
-  nothing to warn about; its "Passed unknown parameter" warning is filtered out for notebooks whose parameters
-  cell does not mention ``FULL``.
-* Time limits: papermill's ``execution_timeout`` bounds every cell (``--cell-timeout``, default: the notebook
-  limit), and the whole notebook gets a wall-clock limit (``--timeout``; 600 s, or 3600 s with ``--full``)
-  enforced by the monitor thread below: past the limit it interrupts the kernel (SIGINT, so the running cell
-  fails with ``KeyboardInterrupt`` and is reported as a timeout) and kills the kernel's process tree if it is
-  still running 10 s later.
-* Peak memory: papermill (through nbclient/jupyter_client) starts the kernel as a child process of this
-  process. A background thread records the processes that are descendants of ``os.getpid()`` before the notebook
-  starts, then every 0.1 s sums the resident set size (RSS) of every *new* descendant — the kernel and anything it
-  spawned — and keeps the maximum. This needs no cooperation from the notebook and also counts memory held by
-  native libraries (TensorFlow, BLAS) that ``tracemalloc`` would miss. Spikes shorter than the sampling interval
-  can be missed; MB here means 2**20 bytes.
-* A failing notebook is reported with its failing cell — index among the notebook's own cells (0-based, papermill's
-  injected-parameters cell is not counted), execution count, first source line, error name and message — and the
-  run goes on. Cells tagged ``raises-exception`` may raise (nbclient lets them; this runner does not count their
-  errors, although papermill on its own would).
-* Results: a Markdown report (``course-run/report.md``) and the same data as JSON next to it (``report.json``),
-  from which :func:`readme_table` renders the README's "runtime" and "peak memory" columns.
+  ``parameters`` (the cell tags are inspected first), so notebooks without one run unchanged and
+  papermill has nothing to warn about; its "Passed unknown parameter" warning is filtered out for
+  notebooks whose parameters cell does not mention ``FULL``.
+* Time limits: papermill's ``execution_timeout`` bounds every cell (``--cell-timeout``, default: the
+  notebook limit), and the whole notebook gets a wall-clock limit (``--timeout``; 600 s, or 3600 s
+  with ``--full``) enforced by the monitor thread below: past the limit it interrupts the kernel
+  (SIGINT, so the running cell fails with ``KeyboardInterrupt`` and is reported as a timeout) and
+  kills the kernel's process tree if it is still running 10 s later.
+* Peak memory: papermill (through nbclient/jupyter_client) starts the kernel as a child process of
+  this process. A background thread records the processes that are descendants of ``os.getpid()``
+  before the notebook starts, then every 0.1 s sums the resident set size (RSS) of every *new*
+  descendant — the kernel and anything it spawned — and keeps the maximum. This needs no cooperation
+  from the notebook and also counts memory held by native libraries (TensorFlow, BLAS) that
+  ``tracemalloc`` would miss. Spikes shorter than the sampling interval can be missed; MB here means
+  2**20 bytes.
+* A failing notebook is reported with its failing cell — index among the notebook's own cells
+  (0-based, papermill's injected-parameters cell is not counted), execution count, first source
+  line, error name and message — and the run goes on. Cells tagged ``raises-exception`` may raise
+  (nbclient lets them; this runner does not count their errors, although papermill on its own
+  would).
+* Results: a Markdown report (``course-run/report.md``) and the same data as JSON next to it
+  (``report.json``), from which ``llm-course readme`` (:mod:`llm_course.readme`) rewrites the
+  README's lesson table.
 
-Exit status: 0 when every notebook passed, 1 when any failed, 2 for a usage error (e.g. an unknown prefix).
+Exit status: 0 when every notebook passed, 1 when any failed, 2 for a usage error (e.g. an unknown
+prefix).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import datetime as _dt
@@ -62,11 +66,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import nbformat
-import psutil
+import psutil  # light (~50 ms); nbformat and papermill are imported where used, to keep --help fast
 
-ROOT = Path(__file__).resolve().parents[1]
-#: Where the lesson notebooks live unless ``notebooks_dir`` / ``--notebooks`` / $LESSONS_NOTEBOOKS_DIR say otherwise.
+from llm_course.paths import ROOT
+
+#: The lesson notebooks' folder unless ``notebooks_dir``, ``--notebooks`` or the variable below say
+#: otherwise.
 DEFAULT_NOTEBOOKS_DIR = ROOT / "notebooks"
 #: Where executed copies and reports go by default (ignored by git).
 DEFAULT_OUT_DIR = ROOT / "course-run"
@@ -93,8 +98,8 @@ class CellFailure:
     """Where and how a notebook failed.
 
     Attributes:
-        cell_index: 0-based index among the notebook's own cells (markdown included), ``None`` if the failure
-            happened outside any cell (e.g. the kernel did not start).
+        cell_index: 0-based index among the notebook's own cells (markdown included), ``None`` if
+            the failure happened outside any cell (e.g. the kernel did not start).
         execution_count: the ``In [n]`` number of the cell, if it ran.
         first_line: the first non-empty source line of the cell.
         ename: the error's name (``ZeroDivisionError``, ``Timeout``, ``DeadKernelError``, ...).
@@ -119,7 +124,7 @@ class CellFailure:
 
 @dataclasses.dataclass
 class NotebookResult:
-    """The outcome of one notebook: ``status`` is ``"pass"`` or ``"fail"``; ``peak_rss_mb`` is the kernel's."""
+    """The outcome of one notebook: ``status`` is ``"pass"`` or ``"fail"``; memory: the kernel's."""
 
     notebook: str
     status: str
@@ -166,8 +171,9 @@ class CourseReport:
     def header(self) -> str:
         failed = sum(not r.passed for r in self.results)
         return (
-            f"{self.date} · Python {self.python} · TensorFlow {self.tensorflow} · Keras {self.keras} · "
-            f"{self.cpu_count} CPUs · mode: {self.mode} · {len(self.results)} notebooks, {failed} failed · "
+            f"{self.date} · Python {self.python} · TensorFlow {self.tensorflow} · "
+            f"Keras {self.keras} · {self.cpu_count} CPUs · mode: {self.mode} · "
+            f"{len(self.results)} notebooks, {failed} failed · "
             f"total {sum(r.wall_s for r in self.results):.1f} s"
         )
 
@@ -194,7 +200,7 @@ class CourseReport:
         return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------------------------- selection
+# ---------------------------------------------------------------------------------------- selection
 
 
 def notebooks_dir_default() -> Path:
@@ -212,10 +218,10 @@ def find_notebooks(notebooks_dir: str | Path) -> list[Path]:
 
 
 def select_notebooks(notebooks: Sequence[Path], only: Iterable[str] | None) -> list[Path]:
-    """Keep the notebooks whose two-digit prefix is in ``only`` (``"3"`` means ``"03"``); all if ``only`` is None.
+    """The notebooks whose two-digit prefix is in ``only`` (``"3"`` means ``"03"``); all if None.
 
     Raises:
-        UnknownNotebookError: a prefix matches no notebook (the message lists the available prefixes).
+        UnknownNotebookError: a prefix matches no notebook (the message lists the available ones).
     """
     if only is None:
         return list(notebooks)
@@ -238,6 +244,8 @@ def select_notebooks(notebooks: Sequence[Path], only: Iterable[str] | None) -> l
 
 def parameters_cell(path: str | Path) -> str | None:
     """The source of the cell tagged ``parameters`` (``None`` when the notebook has none)."""
+    import nbformat
+
     nb = nbformat.read(str(path), as_version=4)
     for cell in nb.cells:
         if "parameters" in cell.get("metadata", {}).get("tags", []):
@@ -245,15 +253,16 @@ def parameters_cell(path: str | Path) -> str | None:
     return None
 
 
-# ------------------------------------------------------------------------------------------------ execution
+# ---------------------------------------------------------------------------------------- execution
 
 
 class KernelMonitor(threading.Thread):
-    """Samples the RSS of processes started after it was created (the kernel tree) and enforces a wall limit.
+    """Samples the RSS of the processes started after it (the kernel tree); enforces a wall limit.
 
-    Create it just before starting the notebook (it snapshots the existing descendants of this process), call
-    :meth:`start`, and :meth:`stop` when the notebook is done. ``peak_rss_bytes`` is the largest sum of RSS over
-    the new descendants seen in any sample; ``timed_out`` says whether the wall limit was hit.
+    Create it just before starting the notebook (it snapshots the existing descendants of this
+    process), call :meth:`start`, and :meth:`stop` when the notebook is done. ``peak_rss_bytes`` is
+    the largest sum of RSS over the new descendants seen in any sample; ``timed_out`` says whether
+    the wall limit was hit.
     """
 
     def __init__(
@@ -332,7 +341,7 @@ class _DropUnknownParameterWarning(logging.Filter):
 
 @contextlib.contextmanager
 def _kernel_environment() -> Iterator[None]:
-    """Environment for the kernels (they inherit ours): quiet TensorFlow, inline plots, lessons_lib importable."""
+    """The kernels' environment (inherited): quiet TensorFlow, inline plots, lessons_lib found."""
     saved = dict(os.environ)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
@@ -357,13 +366,13 @@ def run_notebook(
     cell_timeout: float | None = None,
     kernel_name: str = KERNEL_NAME,
 ) -> NotebookResult:
-    """Execute one notebook with papermill into ``out_dir`` and measure it; never raises for a failing notebook.
+    """Execute one notebook with papermill into ``out_dir`` and measure it; a failure is not raised.
 
     Args:
         path: the notebook to run (it is only read).
         out_dir: where the executed copy is written (same file name).
-        parameters: papermill parameters to inject (only if the notebook has a ``parameters`` cell; callers
-            decide — :func:`run_course` does).
+        parameters: papermill parameters to inject (only if the notebook has a ``parameters`` cell;
+            callers decide — :func:`run_course` does).
         timeout: wall-clock limit for the whole notebook in seconds (``None``: none).
         cell_timeout: limit per cell in seconds (default: ``timeout``).
         kernel_name: the Jupyter kernel to use.
@@ -426,7 +435,8 @@ def run_notebook(
 def _find_failure(
     output: Path, error: BaseException | None, timed_out: bool, timeout: float | None
 ) -> CellFailure | None:
-    """Locate the failing cell in the executed notebook; ``None`` if only ``raises-exception`` cells raised."""
+    """The failing cell of the executed notebook (``None``: only raises-exception cells raised)."""
+    import nbformat
     from papermill.exceptions import PapermillExecutionError
 
     try:
@@ -452,7 +462,7 @@ def _find_failure(
         )
 
     timeout_msg = f"the notebook exceeded its wall-clock limit of {timeout:g} s and was interrupted"
-    # 1. a cell whose error stopped the run (papermill flags it; raises-exception cells are not flagged)
+    # 1. a cell whose error stopped the run (papermill flags it; not raises-exception cells)
     for index, cell in own:
         if cell.get("metadata", {}).get("papermill", {}).get("exception") is True:
             err = next(
@@ -504,7 +514,7 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-# ------------------------------------------------------------------------------------------------ the course
+# --------------------------------------------------------------------------------------- the course
 
 
 def _package_version(*names: str) -> str:
@@ -532,22 +542,26 @@ def run_course(
     kernel_name: str = KERNEL_NAME,
     progress: bool = True,
 ) -> CourseReport:
-    """Run the selected notebooks in order, write ``report.md`` + ``report.json`` and return the report.
+    """Run the selected notebooks in order, write ``report.md`` and ``report.json``; return it all.
 
     Args:
-        notebooks_dir: folder with ``NN_*.ipynb`` (default: ``$LESSONS_NOTEBOOKS_DIR`` or ``notebooks/``).
-        out_dir: folder for the executed copies (default ``course-run/``); must differ from ``notebooks_dir``.
+        notebooks_dir: folder with ``NN_*.ipynb`` (default: ``$LESSONS_NOTEBOOKS_DIR`` or
+            ``notebooks/``).
+        out_dir: folder for the executed copies (default ``course-run/``); must differ from
+            ``notebooks_dir``.
         only: two-digit prefixes to run (default: all).
         full: pass ``FULL=True`` to notebooks that have a ``parameters`` cell.
         timeout: wall-clock limit per notebook in seconds (default 600, or 3600 with ``full``).
         cell_timeout: limit per cell in seconds (default: ``timeout``).
         report_path: the Markdown report (default ``out_dir/report.md``); the JSON goes next to it.
         kernel_name: the Jupyter kernel.
-        progress: show a tqdm progress bar over the notebooks (a result line per notebook is printed either way).
+        progress: show a tqdm progress bar over the notebooks (a result line per notebook is printed
+            either way).
 
     Raises:
         UnknownNotebookError: ``only`` names a prefix that matches no notebook.
-        ValueError: the notebooks folder is missing or holds no notebooks, or ``out_dir`` is the notebooks folder.
+        ValueError: the notebooks folder is missing or holds no notebooks, or ``out_dir`` is the
+            notebooks folder.
     """
     from tqdm.auto import tqdm
 
@@ -604,168 +618,10 @@ def run_course(
 
 
 def write_report(report: CourseReport, md_path: str | Path) -> tuple[Path, Path]:
-    """Write the Markdown report and, next to it with suffix ``.json``, the JSON data; return both paths."""
+    """Write the Markdown report and, next to it (suffix ``.json``), the JSON; return both paths."""
     md = Path(md_path)
     md.parent.mkdir(parents=True, exist_ok=True)
     md.write_text(report.to_markdown(), encoding="utf-8")
     js = md.with_suffix(".json")
     js.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
     return md, js
-
-
-# ---------------------------------------------------------------------------------------------------- README
-
-
-def format_runtime(seconds: float) -> str:
-    """``"45 s"``, ``"2 min 05 s"`` (whole seconds, at least 1)."""
-    s = max(1, round(seconds))
-    return f"{s} s" if s < 60 else f"{s // 60} min {s % 60:02d} s"
-
-
-def format_memory(mb: float) -> str:
-    """``"412 MB"``, ``"1.3 GB"``."""
-    return f"{mb:.0f} MB" if mb < 1024 else f"{mb / 1024:.1f} GB"
-
-
-def readme_table(
-    report_json: str | Path | dict[str, Any], notebooks: Iterable[str] | None = None
-) -> str:
-    """Render the README lesson-table columns "runtime" and "peak memory" from ``report.json``.
-
-    Args:
-        report_json: the path of ``report.json``, its text, or the loaded dict.
-        notebooks: which rows, in this order, by prefix (``"03"``), stem (``"03_attention"``) or file name; default:
-            every notebook in the report. A notebook missing from the report gets ``—`` in both columns.
-
-    Returns:
-        A Markdown table ``| notebook | runtime | peak memory |`` (a failed notebook's runtime says ``(failed)``).
-    """
-    if isinstance(report_json, dict):
-        data = report_json
-    elif isinstance(report_json, Path) or (
-        isinstance(report_json, str) and not report_json.lstrip().startswith("{")
-    ):
-        data = json.loads(Path(report_json).read_text(encoding="utf-8"))
-    else:
-        data = json.loads(report_json)
-    rows = data.get("notebooks", [])
-    names = list(notebooks) if notebooks is not None else [r["notebook"] for r in rows]
-
-    def find(name: str) -> dict[str, Any] | None:
-        for r in rows:
-            nb = r["notebook"]
-            if name in (nb, Path(nb).stem) or (len(name) == 2 and nb[:2] == name):
-                return r
-        return None
-
-    lines = ["| notebook | runtime | peak memory |", "|:--|--:|--:|"]
-    for name in names:
-        r = find(name)
-        if r is None:
-            lines.append(f"| {Path(name).stem} | — | — |")
-            continue
-        runtime = format_runtime(r["wall_s"]) + ("" if r["status"] == "pass" else " (failed)")
-        lines.append(
-            f"| {Path(r['notebook']).stem} | {runtime} | {format_memory(r['peak_rss_mb'])} |"
-        )
-    return "\n".join(lines)
-
-
-# ------------------------------------------------------------------------------------------------------- CLI
-
-
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m lessons_lib.course",
-        description="Run the course notebooks and report time and memory.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="execute the notebooks with papermill and write the report")
-    run.add_argument(
-        "--full", action="store_true", help="pass FULL=True to notebooks with a parameters cell"
-    )
-    run.add_argument("--only", nargs="+", metavar="NN", help="run only these two-digit prefixes")
-    run.add_argument(
-        "--out", type=Path, default=None, help=f"output folder (default {DEFAULT_OUT_DIR})"
-    )
-    run.add_argument(
-        "--timeout",
-        type=float,
-        default=None,
-        metavar="S",
-        help=f"wall-clock limit per notebook (default {DEFAULT_TIMEOUT:g}, {DEFAULT_FULL_TIMEOUT:g} "
-        "with --full)",
-    )
-    run.add_argument(
-        "--cell-timeout",
-        type=float,
-        default=None,
-        metavar="S",
-        help="limit per cell (default: --timeout)",
-    )
-    run.add_argument(
-        "--report",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help="Markdown report path (default OUT/report.md; JSON next to it)",
-    )
-    run.add_argument(
-        "--notebooks",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help=f"notebooks folder (default ${NOTEBOOKS_ENV} or {DEFAULT_NOTEBOOKS_DIR})",
-    )
-    run.add_argument("--kernel", default=KERNEL_NAME, help="Jupyter kernel name (default python3)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    readme = sub.add_parser(
-        "readme", help="print the README runtime/peak-memory table from report.json"
-    )
-    readme.add_argument(
-        "names", nargs="*", help="notebooks (prefix, stem or file name); default: all"
-    )
-    readme.add_argument(
-        "--report", type=Path, default=DEFAULT_OUT_DIR / "report.json", metavar="PATH"
-    )
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status (0 all passed, 1 a notebook failed, 2 usage error)."""
-    args = _build_parser().parse_args(argv)
-    if args.command == "readme":
-        if not args.report.exists():
-            print(
-                f"error: {args.report} does not exist; run `python -m lessons_lib.course run` first",
-                file=sys.stderr,
-            )
-            return 2
-        print(readme_table(args.report, args.names or None))
-        return 0
-    try:
-        report = run_course(
-            notebooks_dir=args.notebooks,
-            out_dir=args.out,
-            only=args.only,
-            full=args.full,
-            timeout=args.timeout,
-            cell_timeout=args.cell_timeout,
-            report_path=args.report,
-            kernel_name=args.kernel,
-            progress=not args.no_progress,
-        )
-    except ValueError as exc:  # includes UnknownNotebookError
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    md = Path(args.report) if args.report is not None else Path(report.out_dir) / "report.md"
-    failed = [r.notebook for r in report.results if not r.passed]
-    summary = (
-        f"{len(report.results) - len(failed)}/{len(report.results)} notebooks passed; report: {md}"
-    )
-    print(summary if not failed else f"{summary}; failed: {', '.join(failed)}")
-    return 0 if report.ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,7 +2,17 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from lessons_lib import MultiHeadAttention, causal_mask, scaled_dot_product_attention, softmax
+from lessons_lib import (
+    MultiHeadAttention,
+    attention_steps,
+    causal_mask,
+    copy_to_keras_mha,
+    merge_heads,
+    multi_head_attention,
+    scaled_dot_product_attention,
+    softmax,
+    split_heads,
+)
 
 
 def test_softmax_hand_case_and_stability():
@@ -59,7 +69,7 @@ def test_masked_positions_get_exactly_zero(rng):
 
 
 def test_inverted_mask_is_not_silently_accepted(rng):
-    """True means 'may attend': passing the inverse of the causal mask must give a different answer."""
+    """True means 'may attend': the inverse of the causal mask must give a different answer."""
     q = rng.normal(size=(4, 3))
     _, w = scaled_dot_product_attention(q, q, q, mask=causal_mask(4))
     _, w_inv = scaled_dot_product_attention(q, q, q, mask=~causal_mask(4))
@@ -98,19 +108,6 @@ def test_attention_bad_mask_and_dtype():
         scaled_dot_product_attention(np.zeros((3, 2), int), x, x)
 
 
-def _copy_to_keras(ours: MultiHeadAttention, ref: keras.layers.MultiHeadAttention):
-    h, dk, d = ours.num_heads, ours.d_k, ours.d_model
-    for dense, sub in (
-        (ours.wq, ref._query_dense),
-        (ours.wk, ref._key_dense),
-        (ours.wv, ref._value_dense),
-    ):
-        sub.kernel.assign(dense.kernel.numpy().reshape(d, h, dk))
-        sub.bias.assign(dense.bias.numpy().reshape(h, dk))
-    ref._output_dense.kernel.assign(ours.wo.kernel.numpy().reshape(h, dk, d))
-    ref._output_dense.bias.assign(ours.wo.bias.numpy())
-
-
 @pytest.mark.parametrize("kind", ["none", "causal", "padding", "cross"])
 def test_mha_matches_keras_layers(kind):
     keras.utils.set_random_seed(1)
@@ -123,7 +120,7 @@ def test_mha_matches_keras_layers(kind):
     ref(x, ctx)
     for w in ours.weights:  # non-zero biases so that the bias layout is tested too
         w.assign(keras.random.normal(w.shape, seed=len(w.path)) * 0.3)
-    _copy_to_keras(ours, ref)
+    copy_to_keras_mha(ours, ref)
     kwargs, ref_kwargs = {}, {}
     if kind == "causal":
         kwargs, ref_kwargs = {"use_causal_mask": True}, {"use_causal_mask": True}
@@ -196,3 +193,228 @@ def test_mha_get_config_round_trip():
     mha(x), clone(x)
     clone.set_weights(mha.get_weights())
     np.testing.assert_allclose(clone(x), mha(x))
+
+
+# --- the NumPy multi-head references: split_heads, merge_heads, multi_head_attention --------------
+
+
+def test_split_and_merge_heads_hand_case():
+    x = np.arange(12).reshape(3, 4)  # 3 tokens, d_model = 4; integers are fine for a reshape
+    heads = split_heads(x, 2)
+    assert heads.shape == (2, 3, 2)
+    np.testing.assert_array_equal(heads[0], x[:, :2])  # head 0: columns 0-1
+    np.testing.assert_array_equal(heads[1], x[:, 2:])  # head 1: columns 2-3
+    np.testing.assert_array_equal(merge_heads(heads), x)
+    batch = np.random.default_rng(0).normal(size=(2, 5, 6))
+    b_heads = split_heads(batch, 3)
+    assert b_heads.shape == (2, 3, 5, 2)
+    np.testing.assert_array_equal(b_heads[1, 2], batch[1, :, 4:6])
+    np.testing.assert_array_equal(merge_heads(b_heads), batch)
+
+
+def test_split_and_merge_heads_bad_input():
+    with pytest.raises(ValueError, match="divisible by num_heads"):
+        split_heads(np.zeros((3, 10)), 3)
+    with pytest.raises(ValueError, match="rank >= 2"):
+        split_heads(np.zeros(4), 2)
+    with pytest.raises(ValueError, match="positive integer"):
+        split_heads(np.zeros((3, 4)), 0)
+    with pytest.raises(TypeError, match="must hold numbers"):
+        split_heads(np.array([["a", "b"]]), 1)
+    with pytest.raises(ValueError, match="rank >= 3"):
+        merge_heads(np.zeros((3, 4)))
+
+
+def _random_mha(rng, d=8, h=2, t_k=None, use_bias=True, b=2, t=5):
+    """Our layer with random weights (biases too), and x / context."""
+    x = rng.normal(size=(b, t, d)).astype("float32")
+    ctx = None if t_k is None else rng.normal(size=(b, t_k, d)).astype("float32")
+    ours = MultiHeadAttention(d, h, use_bias=use_bias)
+    ours(x, ctx)
+    for w in ours.weights:
+        w.assign(rng.normal(size=w.shape) * 0.4)
+    return ours, x, ctx
+
+
+def _numpy_mha(ours, x, **kwargs):
+    w = [dense.kernel.numpy() for dense in (ours.wq, ours.wk, ours.wv, ours.wo)]
+    biases = None
+    if ours.use_bias:
+        biases = {
+            n: d.bias.numpy()
+            for n, d in zip(("b_q", "b_k", "b_v", "b_o"), (ours.wq, ours.wk, ours.wv, ours.wo))
+        }
+    return multi_head_attention(x.astype(np.float64), *w, ours.num_heads, biases=biases, **kwargs)
+
+
+@pytest.mark.parametrize("kind", ["none", "causal", "padding", "cross", "cross+padding"])
+def test_numpy_reference_ours_and_keras_layers_agree(kind, rng):
+    """multi_head_attention (NumPy) == our MultiHeadAttention == keras.layers.MultiHeadAttention."""
+    b, t, d, h = 2, 5, 8, 2
+    cross = kind.startswith("cross")
+    ours, x, ctx = _random_mha(rng, d, h, t_k=7 if cross else None, b=b, t=t)
+    theirs = keras.layers.MultiHeadAttention(h, key_dim=d // h)
+    theirs(x, x if ctx is None else ctx)
+    assert copy_to_keras_mha(ours, theirs) is theirs
+    t_k = 7 if cross else t
+    np_kwargs, our_kwargs, keras_kwargs = {}, {}, {}
+    if kind == "causal":
+        np_kwargs = {"mask": causal_mask(t)}
+        our_kwargs = keras_kwargs = {"use_causal_mask": True}
+    if "padding" in kind:
+        pad = np.ones((b, t, t_k), bool)
+        pad[1, :, 3:] = False  # the second sequence (or context) has only 3 real tokens
+        np_kwargs, our_kwargs, keras_kwargs = {"mask": pad}, {"mask": pad}, {"attention_mask": pad}
+    if cross:
+        np_kwargs["context"] = ctx.astype(np.float64)
+    ref_out, ref_w = _numpy_mha(ours, x, **np_kwargs)
+    out, w = ours(x, ctx, return_attention=True, **our_kwargs)
+    k_out, k_w = theirs(x, x if ctx is None else ctx, return_attention_scores=True, **keras_kwargs)
+    assert ref_out.shape == (b, t, d) and ref_w.shape == (b, h, t, t_k)
+    for o, a in ((out, w), (k_out, k_w)):
+        np.testing.assert_allclose(o, ref_out, atol=1e-5)
+        np.testing.assert_allclose(a, ref_w, atol=1e-6)
+    if "padding" in kind:
+        assert np.all(ref_w[1, :, :, 3:] == 0.0)
+    if kind == "causal":
+        assert np.all(ref_w[..., np.triu_indices(t, 1)[0], np.triu_indices(t, 1)[1]] == 0.0)
+
+
+def test_multi_head_attention_matches_per_head_attention(rng):
+    """Unbatched input, one head at a time with scaled_dot_product_attention, and W_O's sum."""
+    t, d, h = 4, 6, 3
+    x = rng.normal(size=(t, d))
+    wq, wk, wv, wo = (rng.normal(size=(d, d)) for _ in range(4))
+    out, weights = multi_head_attention(x, wq, wk, wv, wo, h, mask=causal_mask(t))
+    assert out.shape == (t, d) and weights.shape == (h, t, t)
+    d_k = d // h
+    total = np.zeros((t, d))
+    for i in range(h):
+        cols = slice(i * d_k, (i + 1) * d_k)
+        head, w_i = scaled_dot_product_attention(
+            x @ wq[:, cols], x @ wk[:, cols], x @ wv[:, cols], mask=causal_mask(t)
+        )
+        np.testing.assert_allclose(weights[i], w_i, atol=1e-12)
+        total += head @ wo[cols]  # head i writes through rows i*d_k ... of W_O
+    np.testing.assert_allclose(out, total, atol=1e-12)
+
+
+def test_attention_steps_are_consistent(rng):
+    x = rng.normal(size=(5, 4))
+    w = [rng.normal(size=(4, 4)) for _ in range(4)]
+    biases = {"b_q": rng.normal(size=4), "b_o": rng.normal(size=4)}  # absent biases count as 0
+    s = attention_steps(x, *w, 2, mask=causal_mask(5), biases=biases)
+    assert list(s) == [
+        "Q",
+        "K",
+        "V",
+        "Q_heads",
+        "K_heads",
+        "V_heads",
+        "scores",
+        "head_outputs",
+        "weights",
+        "concat",
+        "attn_out",
+    ]
+    np.testing.assert_allclose(s["Q"], x @ w[0] + biases["b_q"])
+    np.testing.assert_allclose(s["K"], x @ w[1])
+    np.testing.assert_allclose(
+        s["scores"], s["Q_heads"] @ s["K_heads"].transpose(0, 2, 1) / np.sqrt(2)
+    )
+    np.testing.assert_allclose(s["concat"], merge_heads(s["weights"] @ s["V_heads"]))
+    np.testing.assert_allclose(s["attn_out"], s["concat"] @ w[3] + biases["b_o"])
+    out, weights = multi_head_attention(x, *w, 2, mask=causal_mask(5), biases=biases)
+    np.testing.assert_array_equal(out, s["attn_out"])
+    np.testing.assert_array_equal(weights, s["weights"])
+
+
+def test_multi_head_attention_bad_input():
+    x, w = np.zeros((3, 4)), np.zeros((4, 4))
+    with pytest.raises(ValueError, match="divisible by num_heads"):
+        multi_head_attention(np.zeros((3, 6)), *[np.zeros((6, 6))] * 4, 4)
+    with pytest.raises(ValueError, match=r"w_k must have shape \(d_model, d_model\) = \(4, 4\)"):
+        multi_head_attention(x, w, np.zeros((4, 3)), w, w, 2)
+    with pytest.raises(ValueError, match=r"shape \[T, d_model\] or \[batch, T, d_model\]"):
+        multi_head_attention(np.zeros((1, 1, 3, 4)), w, w, w, w, 2)
+    with pytest.raises(TypeError, match="token ids"):
+        multi_head_attention(np.zeros((3, 4), int), w, w, w, w, 2)
+    with pytest.raises(ValueError, match="context must have the batch size and d_model"):
+        multi_head_attention(x, w, w, w, w, 2, context=np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="does not fit the attention scores"):
+        multi_head_attention(x, w, w, w, w, 2, mask=np.ones((4, 4), bool))
+    with pytest.raises(
+        ValueError, match=r"\[batch, T_q, T_k\]"
+    ):  # a [B, T_k] padding mask needs a T_q axis
+        multi_head_attention(np.zeros((2, 3, 4)), w, w, w, w, 2, mask=np.ones((2, 3), bool))
+    with pytest.raises(ValueError, match="boolean or 0/1"):
+        multi_head_attention(x, w, w, w, w, 2, mask=np.full((3, 3), 2))
+    with pytest.raises(ValueError, match=r"unknown keys \['b_x'\]"):
+        multi_head_attention(x, w, w, w, w, 2, biases={"b_x": np.zeros(4)})
+    with pytest.raises(ValueError, match=r"biases\['b_q'\] must have shape \(4,\)"):
+        multi_head_attention(x, w, w, w, w, 2, biases={"b_q": np.zeros(3)})
+    with pytest.raises(TypeError, match="biases must be a dict"):
+        multi_head_attention(x, w, w, w, w, 2, biases=[np.zeros(4)])
+
+
+def test_copy_to_keras_mha_without_biases(rng):
+    """Ours without biases: theirs keeps its biases but set to 0; the reverse is refused."""
+    ours, x, _ = _random_mha(rng, use_bias=False)
+    theirs = keras.layers.MultiHeadAttention(2, key_dim=4)
+    theirs(x, x)
+    for v in theirs.weights:
+        v.assign(np.ones(v.shape))
+    copy_to_keras_mha(ours, theirs)
+    np.testing.assert_allclose(theirs(x, x), ours(x), atol=1e-5)
+    np.testing.assert_allclose(_numpy_mha(ours, x)[0], ours(x), atol=1e-5)
+    no_bias = keras.layers.MultiHeadAttention(2, key_dim=4, use_bias=False)
+    no_bias(x, x)
+    copy_to_keras_mha(ours, no_bias)
+    np.testing.assert_allclose(no_bias(x, x), ours(x), atol=1e-5)
+    with_bias, _, _ = _random_mha(rng)
+    with pytest.raises(ValueError, match="ours has biases"):
+        copy_to_keras_mha(with_bias, no_bias)
+
+
+def test_copy_to_keras_mha_refuses_mismatched_or_unbuilt_layers(rng):
+    ours, x, _ = _random_mha(rng)  # d_model 8, 2 heads
+
+    def built(**kwargs):
+        layer = keras.layers.MultiHeadAttention(**kwargs)
+        layer(x, x)
+        return layer
+
+    with pytest.raises(ValueError, match="theirs is not built"):
+        copy_to_keras_mha(ours, keras.layers.MultiHeadAttention(2, key_dim=4))
+    with pytest.raises(ValueError, match="ours is not built"):
+        copy_to_keras_mha(MultiHeadAttention(8, 2), built(num_heads=2, key_dim=4))
+    with pytest.raises(ValueError, match="num_heads=4"):
+        copy_to_keras_mha(ours, built(num_heads=4, key_dim=2))
+    with pytest.raises(ValueError, match="key_dim=3"):
+        copy_to_keras_mha(ours, built(num_heads=2, key_dim=3))
+    with pytest.raises(ValueError, match="value_dim=2"):
+        copy_to_keras_mha(ours, built(num_heads=2, key_dim=4, value_dim=2))
+    with pytest.raises(ValueError, match="output_dense.kernel must have shape"):
+        copy_to_keras_mha(ours, built(num_heads=2, key_dim=4, output_shape=6))
+    with pytest.raises(ValueError, match="gate"):
+        copy_to_keras_mha(ours, built(num_heads=2, key_dim=4, use_gate=True))
+    narrow = keras.layers.MultiHeadAttention(2, key_dim=4)
+    narrow(x, rng.normal(size=(2, 7, 5)).astype("float32"))  # a 5-wide context
+    with pytest.raises(ValueError, match="key_dense.kernel must have shape"):
+        copy_to_keras_mha(ours, narrow)
+    with pytest.raises(TypeError, match="ours must be a lessons_lib.MultiHeadAttention"):
+        copy_to_keras_mha(built(num_heads=2, key_dim=4), ours)
+    with pytest.raises(TypeError, match="theirs must be a keras.layers.MultiHeadAttention"):
+        copy_to_keras_mha(ours, ours)
+
+
+def test_public_attend_split_and_merge_methods(rng):
+    """attend is the step lesson 05 shows: call = split, attend; merge_heads inverts split_heads."""
+    ours, x, _ = _random_mha(rng)
+    q, k, v = (ours.split_heads(d(x)) for d in (ours.wq, ours.wk, ours.wv))
+    np.testing.assert_allclose(ours.merge_heads(q), ours.wq(x), atol=0)
+    np.testing.assert_allclose(q, split_heads(ours.wq(x).numpy(), 2), atol=0)
+    out, w = ours.attend(q, k, v)
+    ref_out, ref_w = ours(x, return_attention=True)
+    np.testing.assert_allclose(out, ref_out, atol=1e-6)
+    np.testing.assert_allclose(w, ref_w, atol=1e-6)

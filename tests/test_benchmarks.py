@@ -1,7 +1,8 @@
-"""The benchmark scripts keep running: a short run of each prints every figure the README quotes from it.
+"""The benchmark scripts keep running: a short run of each prints every figure the README quotes
+from it.
 
-Speed itself is never asserted here (timings on a shared CI machine are noise); the scripts print ratios measured
-in one run, and the README reports them with the command.
+Speed itself is never asserted here (timings on a shared CI machine are noise); the scripts print
+ratios measured in one run, and the README reports them with the command.
 """
 
 import re
@@ -49,7 +50,8 @@ def test_bench_gpt_prints_every_ratio():
 
 
 def test_train_step_flops_formula():
-    """The FLOP count the benchmark divides by, against the products counted one by one for the baby GPT."""
+    """The FLOP count the benchmark divides by, against the products counted one by one for the baby
+    GPT."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
         from bench_gpt import train_step_flops

@@ -1,14 +1,17 @@
-"""The live views of lessons_lib.viz in a real browser: JupyterLab 4 (and Notebook 7) driven by Playwright + Chromium.
+"""The live views of lessons_lib.viz in a real browser: JupyterLab 4 (and Notebook 7) driven by
+Playwright + Chromium.
 
-A JupyterLab server runs on 127.0.0.1 (no token) with a temporary root dir holding a small notebook built from
-``tests/browser_fixtures/viz_views.py``, a fresh workspaces dir and fresh user settings. Debian's Chromium
-(``/usr/bin/chromium``; Playwright never downloads a browser here) opens the notebook, runs all cells, and the tests
-check the DOM: the attention explorer renders; choosing another head, hovering and clicking a query token, and the
-mask toggle change what is shown; the softmax sliders change the readout and entropy; the positional view reacts to
-its controls; the selection made in the browser reaches Python. Nothing may be fetched from outside 127.0.0.1.
+A JupyterLab server runs on 127.0.0.1 (no token) with a temporary root dir holding a small notebook
+built from ``tests/browser_fixtures/viz_views.py``, a fresh workspaces dir and fresh user settings.
+Debian's Chromium (``/usr/bin/chromium``; Playwright never downloads a browser here) opens the
+notebook, runs all cells, and the tests check the DOM: the attention explorer renders; choosing
+another head, hovering and clicking a query token, and the mask toggle change what is shown; the
+softmax sliders change the readout and entropy; the positional view reacts to its controls; the
+selection made in the browser reaches Python. Nothing may be fetched from outside 127.0.0.1.
 
 Without Chromium (or Playwright) the tests skip with the reason; with ``CI=true`` they fail instead.
-On failure a screenshot goes to ``test-artifacts/``; a passing run saves ``docs/img/attention-explorer.png``.
+On failure a screenshot goes to ``test-artifacts/``; a passing run saves
+``docs/img/attention-explorer.png``.
 """
 
 from __future__ import annotations
@@ -73,7 +76,8 @@ def _chromium() -> str:
 
 
 def notebook_from_percent(path: Path) -> nbformat.NotebookNode:
-    """A tiny percent-format reader: ``# %%`` starts a code cell; the text before the first marker is dropped."""
+    """A tiny percent-format reader: ``# %%`` starts a code cell; the text before the first marker
+    is dropped."""
     cells, current = [], None
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.startswith("# %%"):
@@ -107,7 +111,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """A JupyterLab server on 127.0.0.1 serving a temporary root with ``viz_views.ipynb``; yields its base URL."""
+    """A JupyterLab server on 127.0.0.1 serving a temporary root with ``viz_views.ipynb``; yields
+    its base URL."""
     chromium = _chromium()
     try:
         import playwright.sync_api  # noqa: F401
@@ -120,7 +125,8 @@ def lab(tmp_path_factory):
     for d in (root, workspaces, settings, config, runtime):
         d.mkdir()
     nbformat.write(notebook_from_percent(FIXTURE), root / "viz_views.ipynb")
-    # fresh user settings: no "news" question, no update check (nothing to fetch, nothing popping up)
+    # fresh user settings: no "news" question, no update check (nothing to fetch, nothing popping
+    # up)
     (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
     (
         settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
@@ -192,7 +198,8 @@ def browser(lab):
 
 
 class Page:
-    """A browser page that remembers external requests and view errors, and screenshots itself on failure."""
+    """A browser page that remembers external requests and view errors, and screenshots itself on
+    failure."""
 
     def __init__(self, browser, lab, name: str):
         self.name = name
@@ -228,7 +235,8 @@ class Page:
 
 
 def _open_and_run_all(page, url: str) -> None:
-    """Open the notebook, accept a kernel dialog if one shows, wait for an idle kernel, run every cell."""
+    """Open the notebook, accept a kernel dialog if one shows, wait for an idle kernel, run every cell.
+    """
     page.goto(url, wait_until="domcontentloaded", timeout=90_000)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands", timeout=60_000)
@@ -271,7 +279,7 @@ def test_views_in_jupyterlab(lab, browser):
     with helper as page:
         _open_and_run_all(page, f"{lab['url']}/lab/tree/viz_views.ipynb")
 
-        # --- attention explorer -------------------------------------------------------------------------
+        # --- attention explorer -------------------------------------------------------------------
         att = page.locator(".lv-root.lv-attention")
         assert att.count() == 1
         assert att.locator(".lv-panel").count() == 1
@@ -308,7 +316,8 @@ def test_views_in_jupyterlab(lab, browser):
         _wait_text(readout, r"query 3 “not”")
         assert att.locator(".lv-qtok.lv-pinned").get_attribute("data-q") == "3"
         assert att.get_attribute("data-pinned") == "3"
-        # the arrow keys move the pinned query (and are not taken by the notebook's command-mode shortcuts)
+        # the arrow keys move the pinned query (and are not taken by the notebook's command-mode
+        # shortcuts)
         active_cell = "() => window.jupyterapp.shell.currentWidget.content.activeCellIndex"
         cell_before = page.evaluate(active_cell)
         page.keyboard.press("ArrowDown")
@@ -342,7 +351,7 @@ def test_views_in_jupyterlab(lab, browser):
         README_IMAGE.parent.mkdir(parents=True, exist_ok=True)
         att.screenshot(path=str(README_IMAGE))
 
-        # --- softmax explorer ---------------------------------------------------------------------------
+        # --- softmax explorer ---------------------------------------------------------------------
         sm = page.locator(".lv-root.lv-softmax")
         sm_readout = sm.locator(".lv-readout")
         before = sm_readout.inner_text()
@@ -373,7 +382,7 @@ def test_views_in_jupyterlab(lab, browser):
         sm.locator("input.lv-scale").uncheck()
         _wait_text(sm_readout, r"top weight 0\.99\d|top weight 1\.000")
 
-        # --- positional explorer -------------------------------------------------------------------------
+        # --- positional explorer ------------------------------------------------------------------
         pos = page.locator(".lv-root.lv-positional")
         assert pos.locator(".lv-wave").count() == 4
         pos.locator('.lv-dim[data-dim="1"]').click()
@@ -386,7 +395,8 @@ def test_views_in_jupyterlab(lab, browser):
         _wait_text(pos.locator(".lv-readout"), r"PE\[0\]·PE\[10\] = ")
         assert marker.get_attribute("data-value") != old
 
-        # --- the browser's selection reached Python ---------------------------------------------------------
+        # --- the browser's selection reached Python
+        # ---------------------------------------------------------
         last = page.locator(".jp-Notebook .jp-Cell").nth(4)
         last.locator(".jp-InputArea-editor").click()
         page.keyboard.press("Control+Enter")
@@ -401,7 +411,8 @@ def test_views_in_jupyterlab(lab, browser):
 
 
 def test_views_in_notebook7(lab, browser):
-    """The same notebook in Notebook 7 (served by the same server): the views render and react to a click."""
+    """The same notebook in Notebook 7 (served by the same server): the views render and react to a
+    click."""
     helper = Page(browser, lab, "notebook7")
     with helper as page:
         _open_and_run_all(page, f"{lab['url']}/notebooks/viz_views.ipynb")

@@ -1,4 +1,5 @@
-"""The shipped checkpoint loads into a fresh model and reaches the validation loss that the README states."""
+"""The shipped checkpoint loads into a fresh model and reaches the validation loss that the README
+states."""
 
 import json
 import re

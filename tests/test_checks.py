@@ -1,4 +1,5 @@
-"""Tests for lessons_lib.checks: the one-line verdicts and the exact failure messages printed by ``check``."""
+"""Tests for lessons_lib.checks: the one-line verdicts and the exact failure messages printed by
+``check``."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def out(capsys: pytest.CaptureFixture[str]) -> str:
     return captured.out
 
 
-# ------------------------------------------------------------------------------------------------ successes
+# ------------------------------------------------------------------------------------------------
+# successes
 
 
 def test_function_with_inputs_all_cases_match(capsys):
@@ -87,7 +89,8 @@ def test_zero_argument_callable_is_evaluated(capsys):
     assert out(capsys) == "✓ softmax(x): matches\n"
 
 
-# ------------------------------------------------------------------------------------------------- failures
+# -------------------------------------------------------------------------------------------------
+# failures
 
 
 def test_shape_mismatch(capsys):
@@ -215,7 +218,8 @@ def test_tensor_failure_messages(capsys):
     assert lines[1] == "  dtype kind mismatch: expected float (float32), got int (int32)"
 
 
-# ------------------------------------------------------------------------------------- stubs and exceptions
+# ------------------------------------------------------------------------------------- stubs and
+# exceptions
 
 
 def test_stub_is_not_attempted_and_returns_none(capsys):
@@ -284,7 +288,8 @@ def test_inputs_are_copied_so_in_place_changes_do_not_leak(capsys):
     out(capsys)
 
 
-# ------------------------------------------------------------------------------------------------ tolerances
+# ------------------------------------------------------------------------------------------------
+# tolerances
 
 
 def test_atol_and_rtol(capsys):
@@ -301,7 +306,90 @@ def test_atol_and_rtol(capsys):
 def test_nan_matches_nan_and_inf(capsys):
     assert check(np.array([np.nan, np.inf]), np.array([np.nan, np.inf])) is True
     assert check(np.array([0.0, 1.0]), np.array([np.nan, 1.0])) is False
-    assert "first at index (0,): expected nan, got 0" in out(capsys)
+    assert "first at index (0,): expected NaN, got 0" in out(capsys)
+
+
+# ------------------------------------------------------------------------------ NaN, inf and
+# look-alikes
+
+
+def test_nan_in_the_answer_is_named_with_its_count(capsys):
+    """An overflowing exp gives NaN: say so, and how many, instead of a meaningless 'max abs diff'."""
+    expected = np.full((3, 4), 0.25)
+    got = expected.copy()
+    got[0, 1:] = np.nan
+    got[1, :3] = np.nan
+    assert check(got, expected, name="softmax") is False
+    assert out(capsys).splitlines()[1] == (
+        "  values differ: got NaN at 6 of 12 elements where the expected values are finite;"
+        " first at index (0, 1): expected 0.25, got NaN"
+    )
+
+
+def test_inf_and_nan_together_and_other_differences_are_counted(capsys):
+    expected = np.ones((2, 3))
+    got = expected.copy()
+    got[0, 0], got[0, 1], got[0, 2], got[1, 0] = np.inf, -np.inf, np.nan, 5.0
+    assert check(got, expected, name="x") is False
+    assert out(capsys).splitlines()[1] == (
+        "  values differ: got NaN at 1, inf at 1 and -inf at 1 of 6 elements where the expected values"
+        " are finite; first at index (0, 0): expected 1, got inf; 1 other element differs"
+    )
+    got = np.ones(5)
+    got[[1, 3]] = np.inf
+    assert check(got, np.ones(5), name="y") is False
+    assert "got inf at 2 of 5 elements where the expected values are finite" in out(capsys)
+
+
+def test_expected_non_finite_but_got_finite(capsys):
+    """A masked score must be -inf: a learner who forgot the mask gets finite values there."""
+    expected = np.array([[0.5, -np.inf, -np.inf], [0.1, 0.2, -np.inf]])
+    got = np.array([[0.5, 0.3, 0.7], [0.1, 0.2, 0.9]])
+    assert check(got, expected, name="masked scores") is False
+    assert out(capsys).splitlines()[1] == (
+        "  values differ: expected -inf at 3 of 6 elements, got finite values there;"
+        " first at index (0, 1): expected -inf, got 0.3"
+    )
+
+
+def test_scalar_nan_is_named(capsys):
+    assert check(float("nan"), 1.5, name="loss") is False
+    assert out(capsys).splitlines()[1] == "  values differ: expected 1.5, got NaN"
+    assert check(np.float32(np.inf), np.float32(2.0), name="loss") is False
+    assert out(capsys).splitlines()[1] == "  values differ: expected 2, got inf"
+
+
+def test_values_that_round_alike_get_more_digits_and_the_difference(capsys):
+    """Never 'expected -1.242, got -1.242' for a real mismatch."""
+    assert check(-1.24198, -1.24203, name="loss") is False
+    assert out(capsys).splitlines()[1] == (
+        "  values differ: expected -1.24203, got -1.24198 (differs by 5e-05, tolerance 2.2e-06)"
+    )
+    expected = np.array([[0.5, -1.2420, 2.0]])
+    got = expected.copy()
+    got[0, 1] += 3.1e-5
+    assert check(got, expected, name="logits") is False
+    line = out(capsys).splitlines()[1]
+    assert line == (
+        "  values differ: max abs diff 3.1e-05, 1 of 3 elements differ; first at index (0, 1):"
+        " expected -1.242, got -1.24197 (differs by 3.1e-05, tolerance 2.2e-06)"
+    )
+
+
+def test_look_alike_float32_values_are_told_apart(capsys):
+    x = np.float32(0.1)
+    assert check(np.nextafter(x, np.float32(1)), x, name="x", atol=0, rtol=0) is False
+    expected_text, got_text = out(capsys).splitlines()[1].split("expected ")[1].split(", got ")
+    assert expected_text != got_text.split(" (")[0]
+    assert "tolerance 0" in got_text
+
+
+def test_distinct_rounded_values_keep_the_short_form(capsys):
+    """Values that already differ at 4 significant digits print as before (lesson 00 stores one)."""
+    assert check(6.0221, 4.1744, name="loss", atol=1e-5) is False
+    assert out(capsys).splitlines()[1] == (
+        "  values differ: expected 4.174, got 6.022 (max abs diff 1.848, atol=1e-05, rtol=1e-06)"
+    )
 
 
 def test_bad_tolerance_and_inputs_are_the_authors_mistake():

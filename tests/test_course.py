@@ -1,17 +1,25 @@
-"""Tests for lessons_lib.course: the instructor runner, on tiny notebooks written to a temporary folder.
+"""Tests for llm_course (instructor tools): the runner, the build, the README table, the CLI.
 
-The notebooks here never import TensorFlow, so each one runs in about a second (kernel start-up).
+They work on tiny notebooks and sources written to a temporary folder. These never import
+TensorFlow, so each one runs in about a second (kernel start-up).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import nbformat
 import pytest
-from lessons_lib import course
+from llm_course import build, cli, readme, runner
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _notebook(cells: list[tuple[str, str, list[str]]]) -> nbformat.NotebookNode:
@@ -33,8 +41,8 @@ def _notebook(cells: list[tuple[str, str, list[str]]]) -> nbformat.NotebookNode:
 
 
 def write_notebooks(folder: Path) -> Path:
-    """00 passes (parameters cell, a raises-exception cell, ~100 MB allocated), 01 fails at cell 3, 02 has no
-    parameters cell, 03 sleeps (for the wall-limit test; not part of the main run)."""
+    """00 passes (parameters cell, a raises-exception cell, ~100 MB allocated), 01 fails at cell 3,
+    02 has no parameters cell, 03 sleeps (for the wall-limit test; not part of the main run)."""
     folder.mkdir(parents=True, exist_ok=True)
     nbformat.write(
         _notebook(
@@ -43,8 +51,10 @@ def write_notebooks(folder: Path) -> Path:
                 ("code", "FULL = False", ["parameters"]),
                 (
                     "code",
-                    "from pathlib import Path\nassert Path('00_pass.ipynb').exists()  # cwd is the notebooks folder\n"
-                    "blob = b'x' * 100_000_000\nimport time\ntime.sleep(1.0)\nprint('FULL =', FULL)",
+                    "from pathlib import Path\n"
+                    "assert Path('00_pass.ipynb').exists()  # cwd is the notebooks folder\n"
+                    "blob = b'x' * 100_000_000\nimport time\ntime.sleep(1.0)\n"
+                    "print('FULL =', FULL)",
                     [],
                 ),
                 ("code", "1 / 0", ["raises-exception"]),
@@ -86,13 +96,13 @@ def fast_run(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("course")
     nb_dir = write_notebooks(base / "notebooks")
     before = _digests(nb_dir)
-    report = course.run_course(
+    report = runner.run_course(
         notebooks_dir=nb_dir, out_dir=base / "course-run", progress=False, timeout=120
     )
     return base, nb_dir, before, report
 
 
-def _result(report: course.CourseReport, name: str) -> course.NotebookResult:
+def _result(report: runner.CourseReport, name: str) -> runner.NotebookResult:
     return next(r for r in report.results if r.notebook == name)
 
 
@@ -191,41 +201,104 @@ def test_markdown_and_json_reports(fast_run):
     assert data["notebooks"][0]["peak_rss_mb"] == pytest.approx(r0.peak_rss_mb, abs=0.06)
 
 
-def test_readme_table(fast_run):
-    base, _, _, report = fast_run
-    table = course.readme_table(
-        base / "course-run" / "report.json", ["02", "00_pass", "01_fail.ipynb", "09"]
-    )
+# --------------------------------------------------------------------------------- the README table
+
+
+README_TEXT = (
+    "# Course\n\nIntro.\n\n"
+    "<!-- lesson-table:start -->\nold table\n<!-- lesson-table:end -->\n\nAfter.\n"
+)
+
+
+def test_readme_table_from_the_report(fast_run):
+    base, nb_dir, _, report = fast_run
+    table = readme.render_table(base / "course-run" / "report.json", nb_dir, readme_dir=base)
     lines = table.splitlines()
-    assert lines[0] == "| notebook | runtime | peak memory |"
+    assert lines[0].startswith("Measured by `llm-course run` on ")
+    assert f" {report.cpu_count} CPU cores ({report.date[:10]}); " in lines[0]
+    assert lines[1:4] == [
+        "",
+        "| # | notebook | what you build | runtime | peak memory |",
+        "|:--|:--|:--|--:|--:|",
+    ]
+    rows = lines[4:]
+    assert len(rows) == 3  # one per NN_*.ipynb; notes.ipynb is not a lesson
+    assert rows[0].startswith(f"| 00 | [00_pass](notebooks/00_pass.ipynb) | {readme.WHAT['00']} | ")
+    assert "(failed)" in rows[1] and "(failed)" not in rows[0]
     r2 = _result(report, "02_plain.ipynb")
     # the table is rendered from report.json, which stores the figures rounded (3 and 1 decimals)
-    runtime, memory = (
-        course.format_runtime(round(r2.wall_s, 3)),
-        course.format_memory(round(r2.peak_rss_mb, 1)),
-    )
-    assert lines[2] == f"| 02_plain | {runtime} | {memory} |"
-    assert lines[3].startswith("| 00_pass | ")
-    assert "(failed)" in lines[4]
-    assert lines[5] == "| 09 | — | — |"
-    # all notebooks by default, from a dict as well as from a path
-    assert course.readme_table(report.to_dict()) == course.readme_table(
-        str(base / "course-run" / "report.json")
-    )
+    runtime = readme.format_runtime(round(r2.wall_s, 3))
+    memory = readme.format_memory(round(r2.peak_rss_mb, 1))
+    link = "[02_plain](notebooks/02_plain.ipynb)"
+    assert rows[2] == f"| 02 | {link} | {readme.WHAT['02']} | {runtime} | {memory} |"
+    # from the loaded dict as well as from the path
+    assert readme.render_table(report.to_dict(), nb_dir, readme_dir=base) == table
+
+
+def test_readme_table_marks_notebooks_missing_from_the_report(fast_run):
+    base, nb_dir, _, report = fast_run
+    data = report.to_dict()
+    data["notebooks"] = data["notebooks"][:1]
+    rows = readme.render_table(data, nb_dir, readme_dir=base).splitlines()[4:]
+    assert rows[1].endswith(f"| {readme.WHAT['01']} | — | — |")
+    assert rows[2].endswith("| — | — |")
+
+
+def test_readme_command_rewrites_only_the_table(fast_run, tmp_path, capsys):
+    base, nb_dir, _, _ = fast_run
+    readme_md = tmp_path / "README.md"
+    readme_md.write_text(README_TEXT, encoding="utf-8")
+    argv = ["readme", str(base / "course-run" / "report.json"), "--readme", str(readme_md)]
+    assert cli.main([*argv, "--notebooks", str(nb_dir)]) == 0
+    printed = capsys.readouterr().out
+    text = readme_md.read_text(encoding="utf-8")
+    before, table, after = re.split(r"<!-- lesson-table:(?:start|end) -->", text)
+    assert before == "# Course\n\nIntro.\n\n" and after == "\n\nAfter.\n"
+    assert table.strip("\n") == printed.strip("\n")
+    assert "old table" not in text and table.count("\n| 0") == 3
+    assert cli.main([*argv, "--notebooks", str(nb_dir)]) == 0  # idempotent
+    assert readme_md.read_text(encoding="utf-8") == text
+
+
+def test_readme_command_errors(tmp_path, capsys):
+    readme_md = tmp_path / "README.md"
+    readme_md.write_text("no markers here\n", encoding="utf-8")
+    missing = tmp_path / "nothing.json"
+    assert cli.main(["readme", str(missing), "--readme", str(readme_md)]) == 2
+    assert "run `llm-course run` first" in capsys.readouterr().err
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"notebooks": [], "cpu_count": 2, "date": "2026-01-02"}))
+    assert cli.main(["readme", str(report), "--readme", str(readme_md)]) == 2
+    assert "<!-- lesson-table:start -->" in capsys.readouterr().err
+    assert readme_md.read_text(encoding="utf-8") == "no markers here\n"
+
+
+def test_the_readme_lesson_table_lists_every_lesson():
+    """README.md's table has the renderer's layout and a described row for every lesson notebook."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text.split(readme.START)[1].split(readme.END)[0].strip("\n").splitlines()
+    assert table[0].startswith("Measured by `llm-course run` on ")
+    assert table[2] == "| # | notebook | what you build | runtime | peak memory |"
+    notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert len(table) == 4 + len(notebooks)
+    for row, nb in zip(table[4:], notebooks):
+        key = nb.name[:2]
+        assert key in readme.WHAT, f"llm_course/readme.py: WHAT has no description for {nb.name}"
+        assert row.startswith(f"| {key} | [{nb.stem}](notebooks/{nb.name}) | {readme.WHAT[key]} | ")
 
 
 def test_formatting_helpers():
-    assert course.format_runtime(0.2) == "1 s"
-    assert course.format_runtime(44.6) == "45 s"
-    assert course.format_runtime(125) == "2 min 05 s"
-    assert course.format_memory(412.4) == "412 MB"
-    assert course.format_memory(1331) == "1.3 GB"
+    assert readme.format_runtime(0.2) == "1 s"
+    assert readme.format_runtime(44.6) == "45 s"
+    assert readme.format_runtime(125) == "2 min 05 s"
+    assert readme.format_memory(412.4) == "412 MB"
+    assert readme.format_memory(1331) == "1.3 GB"
 
 
 def test_full_mode_passes_FULL_only_where_a_parameters_cell_exists(tmp_path, capsys):
     nb_dir = write_notebooks(tmp_path / "notebooks")
     out = tmp_path / "run"
-    code = course.main(
+    code = cli.main(
         [
             "run",
             "--full",
@@ -260,7 +333,7 @@ def test_full_mode_passes_FULL_only_where_a_parameters_cell_exists(tmp_path, cap
 def test_exit_code_1_when_a_notebook_fails_and_custom_report_path(tmp_path, capsys):
     nb_dir = write_notebooks(tmp_path / "notebooks")
     report = tmp_path / "reports" / "run.md"
-    code = course.main(
+    code = cli.main(
         [
             "run",
             "--only",
@@ -286,7 +359,7 @@ def test_wall_limit_interrupts_a_long_notebook(tmp_path):
         _notebook([("markdown", "# slow", []), ("code", "import time\ntime.sleep(120)", [])]),
         nb_dir / "05_slow.ipynb",
     )
-    result = course.run_notebook(nb_dir / "05_slow.ipynb", tmp_path / "out", timeout=5)
+    result = runner.run_notebook(nb_dir / "05_slow.ipynb", tmp_path / "out", timeout=5)
     assert result.status == "fail"
     assert result.failure is not None
     assert (result.failure.cell_index, result.failure.first_line) == (1, "import time")
@@ -297,19 +370,19 @@ def test_wall_limit_interrupts_a_long_notebook(tmp_path):
 
 def test_only_selects_by_prefix_and_unknown_prefix_lists_available(tmp_path, capsys):
     nb_dir = write_notebooks(tmp_path / "notebooks")
-    found = course.find_notebooks(nb_dir)
+    found = runner.find_notebooks(nb_dir)
     assert [p.name for p in found] == ["00_pass.ipynb", "01_fail.ipynb", "02_plain.ipynb"]
-    assert [p.name for p in course.select_notebooks(found, ["02", "0"])] == [
+    assert [p.name for p in runner.select_notebooks(found, ["02", "0"])] == [
         "00_pass.ipynb",
         "02_plain.ipynb",
     ]
-    assert course.select_notebooks(found, None) == found
+    assert runner.select_notebooks(found, None) == found
     with pytest.raises(
-        course.UnknownNotebookError, match=r"'07'; available: 00 \(00_pass\), 01 \(01_fail\)"
+        runner.UnknownNotebookError, match=r"'07'; available: 00 \(00_pass\), 01 \(01_fail\)"
     ):
-        course.select_notebooks(found, ["00", "07"])
+        runner.select_notebooks(found, ["00", "07"])
 
-    code = course.main(
+    code = cli.main(
         ["run", "--only", "07", "--notebooks", str(nb_dir), "--out", str(tmp_path / "o")]
     )
     err = capsys.readouterr().err
@@ -321,25 +394,223 @@ def test_only_selects_by_prefix_and_unknown_prefix_lists_available(tmp_path, cap
 def test_output_folder_may_not_be_the_notebooks_folder(tmp_path, capsys):
     nb_dir = write_notebooks(tmp_path / "notebooks")
     before = _digests(nb_dir)
-    assert course.main(["run", "--notebooks", str(nb_dir), "--out", str(nb_dir)]) == 2
+    assert cli.main(["run", "--notebooks", str(nb_dir), "--out", str(nb_dir)]) == 2
     assert "must not be the notebooks folder" in capsys.readouterr().err
     with pytest.raises(ValueError, match="must not be the notebooks folder"):
-        course.run_notebook(nb_dir / "00_pass.ipynb", nb_dir)
+        runner.run_notebook(nb_dir / "00_pass.ipynb", nb_dir)
     assert _digests(nb_dir) == before
 
 
 def test_default_locations_and_environment_override(tmp_path, monkeypatch):
-    assert course.DEFAULT_OUT_DIR == course.ROOT / "course-run"
-    assert course.DEFAULT_OUT_DIR != course.DEFAULT_NOTEBOOKS_DIR
-    monkeypatch.delenv(course.NOTEBOOKS_ENV, raising=False)
-    assert course.notebooks_dir_default() == course.ROOT / "notebooks"
-    monkeypatch.setenv(course.NOTEBOOKS_ENV, str(tmp_path))
-    assert course.notebooks_dir_default() == tmp_path
+    assert runner.DEFAULT_OUT_DIR == runner.ROOT / "course-run"
+    assert runner.DEFAULT_OUT_DIR != runner.DEFAULT_NOTEBOOKS_DIR
+    monkeypatch.delenv(runner.NOTEBOOKS_ENV, raising=False)
+    assert runner.notebooks_dir_default() == runner.ROOT / "notebooks"
+    monkeypatch.setenv(runner.NOTEBOOKS_ENV, str(tmp_path))
+    assert runner.notebooks_dir_default() == tmp_path
     with pytest.raises(ValueError, match="no notebooks"):
-        course.run_course(out_dir=tmp_path / "out", progress=False)
+        runner.run_course(out_dir=tmp_path / "out", progress=False)
 
 
 def test_parameters_cell_detection(tmp_path):
     nb_dir = write_notebooks(tmp_path / "notebooks")
-    assert course.parameters_cell(nb_dir / "00_pass.ipynb") == "FULL = False"
-    assert course.parameters_cell(nb_dir / "02_plain.ipynb") is None
+    assert runner.parameters_cell(nb_dir / "00_pass.ipynb") == "FULL = False"
+    assert runner.parameters_cell(nb_dir / "02_plain.ipynb") is None
+
+
+# ---------------------------------------------------------------------------------------- the build
+
+SOURCE = """\
+# %% [markdown]
+# # 07 · A tiny lesson
+#
+# Goals: none.
+
+# %% tags=["nbval-ignore-output"]
+import os
+
+x = 1
+
+
+def f():
+    return x
+
+
+# %% tags=["solution"]
+print(f(), os.path.basename(os.getcwd()))
+
+# %% [markdown]
+# ## Summary
+"""
+
+
+def _write_source(folder: Path, name: str, text: str = SOURCE) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_notebook_from_source_cells_ids_tags_and_metadata(tmp_path):
+    src = _write_source(tmp_path / "notebooks" / "src", "07_tiny.py")
+    nb = build.notebook_from_source(src, root=tmp_path)
+    nbformat.validate(nb)
+    assert [c.cell_type for c in nb.cells] == ["markdown", "code", "code", "markdown"]
+    assert [c.id for c in nb.cells] == ["07-000", "07-001", "07-002", "07-003"]
+    assert nb.cells[0].source == "# 07 · A tiny lesson\n\nGoals: none."
+    assert nb.cells[1].source == "import os\n\nx = 1\n\n\ndef f():\n    return x"
+    assert nb.cells[3].source == "## Summary"
+    # only the tags, and the hidden solution: none of jupytext's own metadata (lines_to_next_cell,
+    # ...)
+    assert [c.metadata for c in nb.cells] == [
+        {},
+        {"tags": ["nbval-ignore-output"]},
+        {"tags": ["solution"], "jupyter": {"source_hidden": True}},
+        {},
+    ]
+    assert nb.metadata == {
+        "kernelspec": {
+            "display_name": "Python 3 (ipykernel)",
+            "language": "python",
+            "name": "python3",
+        },
+        "language_info": {"name": "python"},
+        "llm_course": {"source": "notebooks/src/07_tiny.py"},
+    }
+    assert build.notebook_from_source(src, root=tmp_path) == nb  # deterministic
+
+
+def test_build_refuses_cell_metadata_other_than_tags(tmp_path):
+    text = '# %% [markdown]\n# Title\n\n# %% tags=["a"] slideshow={"slide_type": "slide"}\nx = 1\n'
+    src = _write_source(tmp_path, "07_meta.py", text)
+    with pytest.raises(ValueError, match=r"07_meta.py: cell 1 .*\['slideshow'\].*only tags"):
+        build.notebook_from_source(src)
+
+
+def test_build_executes_in_the_notebooks_folder_and_stores_outputs(tmp_path):
+    src = _write_source(tmp_path / "src", "07_tiny.py")
+    out = build.build(src, out_dir=tmp_path / "nb")
+    assert out == tmp_path / "nb" / "07_tiny.ipynb"
+    nb = nbformat.read(out, as_version=4)
+    assert nb.cells[2].outputs[0]["text"] == "1 nb\n"  # ran with the notebooks folder as cwd
+    assert all(c.execution_count for c in nb.cells if c.cell_type == "code")
+    assert not any("execution" in c.metadata for c in nb.cells)
+    assert "widgets" not in nb.metadata
+    assert nb.metadata["llm_course"] == {"source": build.source_key(src)}
+    assert nb.cells[2].metadata["jupyter"] == {"source_hidden": True}
+
+
+def test_build_refuses_stderr_output(tmp_path):
+    text = '# %%\nimport sys\n\nprint("oops", file=sys.stderr)\n'
+    src = _write_source(tmp_path / "src", "07_noisy.py", text)
+    with pytest.raises(RuntimeError, match="cell 07-000 wrote to stderr"):
+        build.build(src, out_dir=tmp_path / "nb")
+    assert not (tmp_path / "nb" / "07_noisy.ipynb").exists()
+
+
+def test_build_names_sources_by_prefix_or_path(tmp_path):
+    folder = tmp_path / "src"
+    a, b = _write_source(folder, "04_a.py"), _write_source(folder, "05_b.py")
+    _write_source(folder, "notes.py")  # not a lesson
+    assert build.all_sources(folder) == [a, b]
+    assert build.resolve_sources(["5", "04", str(a)], folder) == [b, a, a]
+    with pytest.raises(
+        build.UnknownSourceError, match=r"prefix '07'; available: 04 \(04_a\), 05 \(05_b\)"
+    ):
+        build.resolve_sources(["07"], folder)
+    with pytest.raises(build.UnknownSourceError, match="'nope.py' does not exist"):
+        build.resolve_sources(["nope.py"], folder)
+
+
+def test_build_command_usage_errors(capsys):
+    assert cli.main(["build"]) == 2
+    assert "name at least one source" in capsys.readouterr().err
+    assert cli.main(["build", "99"]) == 2
+    err = capsys.readouterr().err
+    assert "no lesson source for prefix '99'" in err and "06 (06_feed_forward)" in err
+    assert cli.main(["build", "06", "--all"]) == 2
+
+
+# -------------------------------------------------------------------------------------- the command
+
+HELP_PROBE = textwrap.dedent(
+    """
+    import runpy, sys
+    sys.argv = ["llm-course", *sys.argv[1:]]
+    try:
+        runpy.run_module("llm_course", run_name="__main__")
+    except SystemExit as exc:
+        assert exc.code == 0, exc.code
+    heavy = ("tensorflow", "keras", "lessons_lib", "nbformat", "nbclient", "papermill", "jupytext")
+    print("heavy modules imported:", sorted(m for m in heavy if m in sys.modules))
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], ["run", "--help"], ["build", "--help"], ["readme", "--help"]], ids=" ".join
+)
+def test_help_imports_neither_tensorflow_nor_keras(args):
+    """`llm-course --help` stays fast: no TensorFlow, Keras, lessons_lib or Jupyter libraries."""
+    r = subprocess.run(
+        [sys.executable, "-c", HELP_PROBE, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("usage: llm-course")
+    assert r.stdout.strip().splitlines()[-1] == "heavy modules imported: []", r.stdout
+
+
+def test_console_script_and_package_are_declared():
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert "\n[project.scripts]\n" in text
+    assert '\nllm-course = "llm_course.cli:main"\n' in text
+    assert re.search(r'\ninclude = \[[^]]*"llm_course\*"', text)
+
+
+# ----------------------------------------------------------------------------- the test run (nbval)
+
+NBVAL_PROBE = textwrap.dedent(
+    """
+    import json, os
+
+    def pytest_collection_finish(session):
+        timeouts = {i.output_timeout for i in session.items if type(i).__name__ == "IPyNbCell"}
+        with open(os.environ["NBVAL_PROBE_OUT"], "w") as f:
+            json.dump(sorted(timeouts), f)
+    """
+)
+
+
+@pytest.mark.slow
+def test_nbval_waits_long_enough_for_cell_output(tmp_path):
+    """Notebook items get a generous nbval output timeout (root conftest.py), however started."""
+    (tmp_path / "nbval_probe.py").write_text(NBVAL_PROBE, encoding="utf-8")
+    result = tmp_path / "timeouts.json"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])),
+        "NBVAL_PROBE_OUT": str(result),
+    }
+
+    def output_timeouts(*args: str, cwd: Path = ROOT) -> list[float]:
+        result.unlink(missing_ok=True)
+        r = subprocess.run(
+            [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "nbval_probe", *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        return json.loads(result.read_text())
+
+    nb = "06_feed_forward.ipynb"
+    assert output_timeouts("--noconftest", f"notebooks/{nb}") == [5]  # nbval's own default
+    [timeout] = output_timeouts(f"notebooks/{nb}")
+    assert timeout >= 60
+    assert output_timeouts(nb, cwd=ROOT / "notebooks") == [timeout]

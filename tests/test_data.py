@@ -1,4 +1,5 @@
-"""Tests for lessons_lib.data: caching, verification and error messages, against a local HTTP server only."""
+"""Tests for lessons_lib.data: caching, verification and error messages, against a local HTTP server
+only."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ from lessons_lib.data import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# A dropped connection: http.client (3.11) returns a short body, so the size check refuses it; should a
-# Python version raise IncompleteRead instead, fetch reports a broken connection. Either way: refused.
+# A dropped connection: http.client (3.11) returns a short body, so the size check refuses it;
+# should a Python version raise IncompleteRead instead, fetch reports a broken connection. Either
+# way: refused.
 TRUNCATION_ERRORS = (DatasetChecksumError, DatasetUnavailableError)
 PAYLOAD = ("To be, or not to be, that is the question:\n" * 50).encode("utf-8")
 
@@ -39,8 +41,8 @@ def make_dataset(url: str, payload: bytes = PAYLOAD) -> Dataset:
 
 
 class FakeServer:
-    """Serves ``routes[path] = (body, content_length)`` and counts requests. A ``content_length`` larger than
-    the body simulates a connection that drops mid-download."""
+    """Serves ``routes[path] = (body, content_length)`` and counts requests. A ``content_length``
+    larger than the body simulates a connection that drops mid-download."""
 
     def __init__(self) -> None:
         self.routes: dict[str, tuple[bytes, int]] = {}
@@ -108,7 +110,7 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/tiny.txt"
 
 
-# --- download and cache ------------------------------------------------------------------------------------
+# --- download and cache ---------------------------------------------------------------------------
 
 
 def test_download_into_empty_cache(server, tmp_path):
@@ -208,7 +210,7 @@ def test_oversized_download_is_refused(server, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-# --- offline and HTTP errors ---------------------------------------------------------------------------------
+# --- offline and HTTP errors ----------------------------------------------------------------------
 
 
 def test_offline_error_says_what_to_do(tmp_path, closed_port_url):
@@ -238,7 +240,7 @@ def test_mirror_url_overrides_dataset_url(server, tmp_path, closed_port_url):
     assert path.read_bytes() == PAYLOAD and server.requests == ["/mirror.txt"]
 
 
-# --- where the cache is ----------------------------------------------------------------------------------
+# --- where the cache is ---------------------------------------------------------------------------
 
 
 def test_env_var_is_honoured(server, tmp_path, monkeypatch):
@@ -270,7 +272,8 @@ def test_default_cache_dir_fallbacks(tmp_path, monkeypatch):
 
 
 def test_load_tiny_shakespeare_uses_cache(tmp_path, closed_port_url, monkeypatch):
-    # A fake "Tiny Shakespeare" pinned in place of the real one: load_tiny_shakespeare reads the cache.
+    # A fake "Tiny Shakespeare" pinned in place of the real one: load_tiny_shakespeare reads the
+    # cache.
     text = "First Citizen:\nBefore we proceed any further, hear me speak.\n"
     fake = make_dataset(closed_port_url, text.encode("utf-8"))
     monkeypatch.setattr(
@@ -282,7 +285,7 @@ def test_load_tiny_shakespeare_uses_cache(tmp_path, closed_port_url, monkeypatch
     assert load_tiny_shakespeare(cache_dir=tmp_path, progress=False) == text
 
 
-# --- Dataset and split --------------------------------------------------------------------------------------
+# --- Dataset and split ----------------------------------------------------------------------------
 
 
 def test_tiny_shakespeare_description():
@@ -345,7 +348,7 @@ def test_train_val_split_rejects_non_text():
         train_val_split(b"abc")
 
 
-# --- the real corpus, when it is on disk -------------------------------------------------------------------
+# --- the real corpus, when it is on disk ----------------------------------------------------------
 
 
 def _real_corpus_dir() -> tuple[Path | None, str]:

@@ -1,5 +1,6 @@
-"""Tests for lessons_lib.generation: the sampling filters on hand-computed cases, the Generator (KV cache parity,
-contexts longer than max_len), bad inputs, and load_checkpoint's configuration check."""
+"""Tests for lessons_lib.generation: the sampling filters on hand-computed cases, the Generator (KV
+cache parity, contexts longer than max_len), bad inputs, and load_checkpoint's configuration check.
+"""
 
 import math
 
@@ -27,7 +28,8 @@ VOCAB, MAX_LEN = 11, 8
 
 
 def tiny_gpt(d_model: int = 16, num_layers: int = 2, seed: int = 0) -> GPT:
-    """A random GPT small enough to compile in a second; N(0, 1) embeddings give well-separated logits."""
+    """A random GPT small enough to compile in a second; N(0, 1) embeddings give well-separated logits.
+    """
     keras.utils.set_random_seed(seed)
     model = GPT(
         VOCAB,
@@ -56,7 +58,7 @@ def last_logits(model, ids) -> np.ndarray:
     return model(np.asarray(ids, dtype=np.int32)[None]).numpy()[0, -1]
 
 
-# --- the filters, by hand ---------------------------------------------------------------------------------------
+# --- the filters, by hand -------------------------------------------------------------------------
 def test_hand_softmax_values():
     np.testing.assert_allclose(P, [0.6439, 0.2369, 0.0871, 0.0321], atol=1e-4)
 
@@ -177,7 +179,8 @@ def test_same_seed_same_sample(gen):
     )
 
 
-# --- the Generator: KV cache and long contexts ------------------------------------------------------------------
+# --- the Generator: KV cache and long contexts
+# ------------------------------------------------------------------
 def test_greedy_generator_first_token_is_argmax_of_the_model(model, gen):
     prompt = [4, 1, 9]
     first = gen.generate(prompt, 1, greedy=True)[0, 0]
@@ -218,7 +221,8 @@ def test_no_cache_path_uses_the_last_max_len_tokens(model, gen):
 @pytest.mark.parametrize(
     "prompt_len, contexts",
     [
-        # the documented re-fill rule: a full cache (8 tokens) is re-filled from the last 8 // 2 = 4 tokens
+        # the documented re-fill rule: a full cache (8 tokens) is re-filled from the last 8 // 2 = 4
+        # tokens
         (12, [8, 4, 5, 6, 7, 8, 4, 5, 6, 7]),
         (5, [5, 6, 7, 8, 4, 5, 6, 7, 8, 4]),
     ],
@@ -241,7 +245,7 @@ def test_long_generation_runs_with_and_without_cache(gen):
         assert out.shape == (1, 3 * MAX_LEN) and 0 <= out.min() and out.max() < VOCAB
 
 
-# --- bad inputs -------------------------------------------------------------------------------------------------
+# --- bad inputs -----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "prompt, exc, match",
     [
@@ -306,7 +310,7 @@ def test_generate_text_errors(model, gen):
         generate_text(model, tok, [1, 2], 5, generator=gen)
 
 
-# --- checkpoints ------------------------------------------------------------------------------------------------
+# --- checkpoints ----------------------------------------------------------------------------------
 def test_load_checkpoint_round_trip_and_configuration_check(model, tmp_path):
     path = save_checkpoint(model, tmp_path / "tiny.weights.h5", {"note": "test"})
     same = tiny_gpt()

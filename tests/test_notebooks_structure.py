@@ -1,14 +1,12 @@
 """Every lesson notebook is built from its source, has the shape of a lesson, and stores clean outputs."""
 
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from llm_course.build import notebook_from_source, source_key
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-from nbbuild import notebook_from_source  # noqa: E402
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
@@ -24,12 +22,17 @@ def test_notebook_matches_its_source(path):
     assert src.exists(), f"{src} is missing"
     built = notebook_from_source(src)
     stored = nbformat.read(path, as_version=4)
+    rebuild = f"rebuild it with `llm-course build {path.name[:2]}`"
     assert [c.source for c in stored.cells] == [c.source for c in built.cells], (
-        f"{path.name} differs from {src.name}: rebuild it with `python tools/nbbuild.py {src.relative_to(ROOT)}`"
+        f"{path.name} differs from {src.name}: {rebuild}"
     )
     assert [c.get("metadata", {}).get("tags", []) for c in stored.cells] == [
         c.get("metadata", {}).get("tags", []) for c in built.cells
     ]
+    recorded = stored.metadata.get("llm_course", {}).get("source")
+    assert recorded is not None, f"{path.name} does not record its source (an old build): {rebuild}"
+    assert recorded == source_key(src) == f"notebooks/src/{path.stem}.py"
+    assert (ROOT / recorded).is_file()
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

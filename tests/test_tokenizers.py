@@ -1,4 +1,5 @@
-"""Tests for lessons_lib.tokenizers: hand-derived merges, round trips, special tokens, padding and bad inputs."""
+"""Tests for lessons_lib.tokenizers: hand-derived merges, round trips, special tokens, padding and
+bad inputs."""
 
 from __future__ import annotations
 
@@ -59,7 +60,8 @@ def naive_bpe(
     return merges, words
 
 
-# ------------------------------------------------------------------------------------------------ building blocks
+# ------------------------------------------------------------------------------------------------
+# building blocks
 def test_pretokenize_keeps_every_character():
     assert pretokenize("Hello, world!\n") == ["Hello", ",", " world", "!", "\n"]
     assert pretokenize("a  b") == [
@@ -91,7 +93,8 @@ def test_merge_pair_left_to_right_without_overlap():
     assert merge_pair([], ("a", "b")) == []
 
 
-# ------------------------------------------------------------------------------------------------ CharTokenizer
+# ------------------------------------------------------------------------------------------------
+# CharTokenizer
 def test_char_tokenizer_small():
     tok = CharTokenizer.from_text("hello")
     assert tok.tokens == ("e", "h", "l", "o") and tok.vocab_size == 4
@@ -138,18 +141,19 @@ def test_char_tokenizer_unknown_characters_error_names_them():
         tok2.encode("ab<pad>cz")
 
 
-# ------------------------------------------------------------------------------------------------ BPE, by hand
+# ------------------------------------------------------------------------------------------------
+# BPE, by hand
 def test_bpe_classic_example_merges_derived_by_hand():
-    # "aaabdaaabac" is one word (no spaces), symbols a a a b d a a a b a c.
-    # Step 1 counts (overlaps counted, as in Sennrich et al.'s code): aa 4, ab 2, ba 1, bd 1, da 1, ac 1
-    #   -> merge (a, a): aa a b d aa a b a c  (left to right: "aaa" becomes "aa" + "a")
-    # Step 2: (aa, a) 2, (a, b) 2, (b, d) 1, (d, aa) 1, (b, a) 1, (a, c) 1
-    #   -> tie at 2; ("a", "b") < ("aa", "a") because "a" < "aa"   -> merge (a, b): aa ab d aa ab a c
-    # Step 3: (aa, ab) 2, everything else 1                       -> merge (aa, ab): aaab d aaab a c
-    # Step 4: all pairs count 1: (a, c) < (aaab, a) < (aaab, d) < (d, aaab)  -> merge (a, c): aaab d aaab ac
-    # Step 5: (aaab, ac) < (aaab, d) < (d, aaab)                  -> merge (aaab, ac): aaab d aaabac
-    # Step 6: (aaab, d) < (d, aaabac)                             -> merge (aaab, d): aaabd aaabac
-    # Step 7: the last pair                                       -> merge (aaabd, aaabac): one token
+    # "aaabdaaabac" is one word (no spaces), symbols a a a b d a a a b a c. Step 1 counts (overlaps
+    # counted, as in Sennrich et al.'s code): aa 4, ab 2, ba 1, bd 1, da 1, ac 1 -> merge (a, a): aa
+    # a b d aa a b a c  (left to right: "aaa" becomes "aa" + "a") Step 2: (aa, a) 2, (a, b) 2, (b,
+    # d) 1, (d, aa) 1, (b, a) 1, (a, c) 1 -> tie at 2; ("a", "b") < ("aa", "a") because "a" < "aa"
+    # -> merge (a, b): aa ab d aa ab a c Step 3: (aa, ab) 2, everything else 1
+    # -> merge (aa, ab): aaab d aaab a c Step 4: all pairs count 1: (a, c) < (aaab, a) < (aaab, d) <
+    # (d, aaab)  -> merge (a, c): aaab d aaab ac Step 5: (aaab, ac) < (aaab, d) < (d, aaab)
+    # -> merge (aaab, ac): aaab d aaabac Step 6: (aaab, d) < (d, aaabac)
+    # -> merge (aaab, d): aaabd aaabac Step 7: the last pair
+    # -> merge (aaabd, aaabac): one token
     tok = BPETokenizer.train("aaabdaaabac", vocab_size=100, min_frequency=1)
     assert tok.merges == [
         ("a", "a"),
@@ -166,7 +170,8 @@ def test_bpe_classic_example_merges_derived_by_hand():
     )  # stopped: nothing left to merge
     assert tok.encode("aaabdaaabac") == [tok.vocab_size - 1]
 
-    # With the default min_frequency=2 training stops after step 3 (the best pair then occurs only once).
+    # With the default min_frequency=2 training stops after step 3 (the best pair then occurs only
+    # once).
     tok3 = BPETokenizer.train("aaabdaaabac", vocab_size=100)
     assert tok3.merges == [("a", "a"), ("a", "b"), ("aa", "ab")]
     assert tok3.tokenize("aaabdaaabac") == ["aaab", "d", "aaab", "a", "c"]
@@ -177,7 +182,8 @@ def test_bpe_classic_example_merges_derived_by_hand():
 
 
 def test_bpe_merges_stay_inside_words():
-    # words: "ab", " ab" -> pairs (a, b) 2, (" ", a) 1; never ("b", " ") because words are merged separately
+    # words: "ab", " ab" -> pairs (a, b) 2, (" ", a) 1; never ("b", " ") because words are merged
+    # separately
     tok = BPETokenizer.train("ab ab", vocab_size=10, min_frequency=1)
     assert tok.merges == [("a", "b"), (" ", "ab")]
     assert tok.tokenize("ab ab ab") == ["ab", " ab", " ab"]
@@ -189,14 +195,16 @@ def test_bpe_repeated_token_string_gets_one_id():
     assert tok.decode(tok.encode("abcbca")) == "abcbca"
 
 
-# ------------------------------------------------------------------------------------------------ BPE, real text
+# ------------------------------------------------------------------------------------------------
+# BPE, real text
 @needs_data
 def test_bpe_incremental_counts_match_naive_reference(shakespeare):
     text = shakespeare[:20_000]
     tok = BPETokenizer.train(text, vocab_size=160)
     merges, words = naive_bpe(text, vocab_size=160)
     assert tok.merges == merges and len(merges) == 160 - len(tok.alphabet)
-    # Encoding a training word with the learned merges reproduces its segmentation at the end of training.
+    # Encoding a training word with the learned merges reproduces its segmentation at the end of
+    # training.
     for word in list(words)[:500]:
         assert tok.tokenize("".join(word)) == list(word)
 
@@ -229,7 +237,8 @@ def test_initial_alphabet_adds_characters():
         BPETokenizer.train("aab", vocab_size=6, initial_alphabet=b"xyz")
 
 
-# ------------------------------------------------------------------------------------------------ special tokens
+# ------------------------------------------------------------------------------------------------
+# special tokens
 def test_special_tokens_are_single_ids_and_never_merged():
     specials = ("<pad>", "<|endoftext|>", "<|end|>")
     text = ("to be or not to be<|endoftext|>" * 20) + "<|end|><|end|>"
@@ -258,12 +267,14 @@ def test_unk_token_for_bpe():
         strict.encode("héllo")
 
 
-# ------------------------------------------------------------------------------------------------ determinism
+# ------------------------------------------------------------------------------------------------
+# determinism
 def test_training_is_deterministic_across_runs_and_hash_seeds():
     tok_a = BPETokenizer.train(SAMPLE * 3, vocab_size=70)
     tok_b = BPETokenizer.train(SAMPLE * 3, vocab_size=70)
     assert tok_a.merges == tok_b.merges and tok_a.tokens == tok_b.tokens
-    # Load the module file alone (importing the lessons_lib package would start TensorFlow in each child).
+    # Load the module file alone (importing the lessons_lib package would start TensorFlow in each
+    # child).
     module = Path(__file__).resolve().parents[1] / "lessons_lib" / "tokenizers.py"
     code = (
         "import importlib.util, sys; spec = importlib.util.spec_from_file_location('tok', sys.argv[1]); "
@@ -296,7 +307,8 @@ def test_with_merges_truncates_training():
         tok.with_merges(8)
 
 
-# ------------------------------------------------------------------------------------------------ padding
+# ------------------------------------------------------------------------------------------------
+# padding
 def test_pad_and_truncate():
     ids, mask = pad_and_truncate([[5, 6, 7], [8]], max_len=2, pad_id=0)
     assert ids.tolist() == [[5, 6], [8, 0]] and mask.tolist() == [[True, True], [True, False]]
@@ -334,7 +346,8 @@ def test_pad_and_truncate_bad_inputs():
         pad_and_truncate("abc", max_len=2, pad_id=0)
 
 
-# ------------------------------------------------------------------------------------------------ bad inputs
+# ------------------------------------------------------------------------------------------------
+# bad inputs
 @pytest.mark.parametrize(
     "build", [CharTokenizer.from_text, lambda t: BPETokenizer.train(t, vocab_size=10)]
 )

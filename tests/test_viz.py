@@ -1,4 +1,5 @@
-"""lessons_lib.viz: validation, the static forms (text, PNG), the widget's data and state, and nbconvert's HTML."""
+"""lessons_lib.viz: validation, the static forms (text, PNG), the widget's data and state, and
+    nbconvert's HTML."""
 
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ def random_weights(rng, shape, causal=False):
     return softmax(scores, axis=-1)
 
 
-# --- AttentionExplorer: shapes and tokens --------------------------------------------------------------------
+# --- AttentionExplorer: shapes and tokens
+# --------------------------------------------------------------------
 def test_accepts_2d_3d_4d_and_batched_weights(rng, state):
     w3 = state["weights"]  # [heads, T, T]
     assert AttentionExplorer(w3[0], thread.SENTENCE).weights.shape == (1, 1, 6, 6)
@@ -108,7 +110,7 @@ def test_default_heads_and_mask_detection(rng, state):
     assert v.mask_kind == "custom" and not v.allowed[:, 3].any()
 
 
-# --- AttentionExplorer: clear errors ---------------------------------------------------------------------------
+# --- AttentionExplorer: clear errors --------------------------------------------------------------
 @pytest.mark.parametrize("shape", [(6,), (1, 1, 1, 1, 6, 6, 1)])
 def test_wrong_rank(shape):
     w = np.full(shape, 1.0 / shape[-1])
@@ -194,7 +196,7 @@ def test_index_out_of_range(explorer):
     assert explorer.heads == [0, 1] and explorer.layer == 0  # a refused change changes nothing
 
 
-# --- AttentionExplorer: the numbers --------------------------------------------------------------------------
+# --- AttentionExplorer: the numbers ---------------------------------------------------------------
 def test_rows_and_top_keys_match_the_weights(explorer, state):
     explorer.select(query=2, heads="all")
     np.testing.assert_allclose(explorer.row(), state["weights"][0, 2])
@@ -243,7 +245,7 @@ def test_from_model_gpt_and_layers():
         AttentionExplorer.from_model(object(), x, "a b c")
 
 
-# --- AttentionExplorer: static form ----------------------------------------------------------------------------
+# --- AttentionExplorer: static form ---------------------------------------------------------------
 def test_text_repr_is_a_deterministic_table():
     w = np.array([[[0.75, 0.25], [0.1, 0.9]]])
     v = AttentionExplorer(w, ["hello", "world"], query=1)
@@ -297,7 +299,8 @@ def test_png_of_a_large_model_and_odd_tokens(rng):
     )
 
 
-# --- the widget: data, state sync, MIME bundle ----------------------------------------------------------------
+# --- the widget: data, state sync, MIME bundle
+# ----------------------------------------------------------------
 def test_widget_carries_the_data(explorer, state):
     w = explorer.widget
     assert isinstance(w, LessonsView) and w.kind == "attention"
@@ -343,7 +346,7 @@ def test_mimebundle_has_text_png_and_the_widget(explorer):
     assert repr(static) == explorer.text()
 
 
-# --- SoftmaxExplorer ----------------------------------------------------------------------------------------------
+# --- SoftmaxExplorer ------------------------------------------------------------------------------
 def test_softmax_numbers():
     s = np.array([1.0, 2.0, 3.0, -1.0])
     np.testing.assert_allclose(scaled_softmax(s, 2.0, 4), softmax(s / 4.0))
@@ -426,7 +429,7 @@ def test_softmax_png_and_widget():
     )
 
 
-# --- PositionalExplorer -----------------------------------------------------------------------------------------
+# --- PositionalExplorer ---------------------------------------------------------------------------
 def test_positional_numbers():
     v = PositionalExplorer(40, 16, reference=5, position=12)
     np.testing.assert_allclose(v.encodings, sinusoidal_positional_encoding(40, 16))
@@ -463,7 +466,7 @@ def test_positional_text_png_and_errors():
         PositionalExplorer(1024, 1024)
 
 
-# --- the shipped front end ----------------------------------------------------------------------------------------
+# --- the shipped front end ------------------------------------------------------------------------
 def test_front_end_is_local_and_packaged():
     js = ESM_PATH.read_text()
     assert "export default" in js and "render" in js
@@ -494,9 +497,10 @@ def test_front_end_parses_as_an_es_module(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-# --- nbconvert shows the PNG ---------------------------------------------------------------------------------------
+# --- nbconvert shows the PNG ----------------------------------------------------------------------
 def test_nbconvert_html_shows_the_png_forms(tmp_path):
-    """Execute a small notebook with the three views, convert it to HTML: each view is an <img> with a data URI."""
+    """Execute a small notebook with the three views, convert it to HTML: each view is an <img> with
+    a data URI."""
     from nbclient import NotebookClient
     from nbconvert import HTMLExporter
 
@@ -514,9 +518,9 @@ def test_nbconvert_html_shows_the_png_forms(tmp_path):
             "PositionalExplorer(16, 8)",
         )
     ]
-    # Executed without storing widget state. With it (nbclient's default), nbconvert would prefer the live view, which
-    # an HTML page can only load from a CDN; JupyterLab ignores stored state anyway and shows the PNG until the cell
-    # is re-run, so notebooks gain nothing from storing it.
+    # Executed without storing widget state. With it (nbclient's default), nbconvert would prefer
+    # the live view, which an HTML page can only load from a CDN; JupyterLab ignores stored state
+    # anyway and shows the PNG until the cell is re-run, so notebooks gain nothing from storing it.
     NotebookClient(
         nb,
         timeout=300,

@@ -1,20 +1,26 @@
 """Shared machinery of the course's views: one object, two forms.
 
 Every view (:class:`~lessons_lib.viz.AttentionExplorer`, :class:`~lessons_lib.viz.SoftmaxExplorer`,
-:class:`~lessons_lib.viz.PositionalExplorer`) is a plain Python object that holds validated NumPy data and a small
-*selection* (which layer, which heads, which temperature, ...). From that it produces
+:class:`~lessons_lib.viz.PositionalExplorer`) is a plain Python object that holds validated NumPy
+data and a small *selection* (which layer, which heads, which temperature, ...). From that it
+produces
 
-* a **static form**: a deterministic ``text/plain`` summary (:meth:`View.text`) and a PNG drawn with matplotlib
-  (:meth:`View.figure`, :meth:`View.to_png`). This is what ``nbconvert``, GitHub and ``nbval`` see;
+* a **static form**: a deterministic ``text/plain`` summary (:meth:`View.text`) and a PNG drawn with
+  matplotlib (:meth:`View.figure`, :meth:`View.to_png`). This is what ``nbconvert``, GitHub and
+  ``nbval`` see;
 * a **live form**: :attr:`View.widget`, an ``anywidget`` whose front end is the ES module
-  ``lessons_lib/static/viz.js`` shipped inside the package (plain DOM + SVG, no CDN, nothing fetched at run time).
-  All the numbers travel to the browser once, so hovering, clicking and dragging sliders redraw without a kernel
-  round trip. The selection is synced both ways: set it from Python (``view.select(...)``) or in the browser, and
-  :meth:`View.to_png` draws whatever is selected now.
+  ``lessons_lib/static/viz.js`` shipped inside the package (plain DOM + SVG, no CDN, nothing fetched
+  at run time). All the numbers travel to the browser once, so hovering, clicking and dragging
+  sliders redraw without a kernel round trip. The selection is synced both ways: set it from Python
+  (``view.select(...)``) or in the browser, and :meth:`View.to_png` draws whatever is selected now.
 
-Displaying a view (``display(view)`` or a view as the last expression of a cell) sends one output holding all three
-MIME types: ``application/vnd.jupyter.widget-view+json`` (JupyterLab, Notebook 7 and VS Code render the live view),
-``image/png`` and ``text/plain`` (everything else renders those). ``view.static()`` returns a static-only object.
+Displaying a view (``display(view)`` or a view as the last expression of a cell) sends one output
+holding all three MIME types: ``application/vnd.jupyter.widget-view+json`` (JupyterLab, Notebook 7
+and VS Code render the live view), ``image/png`` and ``text/plain`` (everything else renders those).
+``view.static()`` returns a static-only object.
+
+The views appear in lesson 03 §3 (positions), lesson 04 §3 and §6 (softmax and scale), lesson 05 §4
+and §8, lesson 08 §7 and lesson 09 §7 (attention).
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ ESM_PATH = STATIC_DIR / "viz.js"
 CSS_PATH = STATIC_DIR / "viz.css"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
-# matplotlib's 'Blues' (ColorBrewer); viz.js interpolates the same nine colours, so PNG and live view agree.
+# matplotlib's 'Blues' (ColorBrewer); viz.js interpolates the same nine colours, so PNG and live
+# view agree.
 BLUES = (
     "#f7fbff",
     "#deebf7",
@@ -63,13 +70,14 @@ PALETTE = (
 
 
 class LessonsView(anywidget.AnyWidget):
-    """The live form of every ``lessons_lib.viz`` view (one widget class, three front-end renderers).
+    """The live form of every ``lessons_lib.viz`` view: one widget class, three front-end renderers.
 
     Traits (all synced with the browser):
-        kind: ``"attention"``, ``"softmax"`` or ``"positional"`` (which renderer of ``viz.js`` draws it).
+        kind: ``"attention"``, ``"softmax"`` or ``"positional"`` (which renderer of ``viz.js`` draws
+            it).
         spec: JSON-able data that never changes (tokens, labels, sizes, title).
-        values: a float32 little-endian array as bytes (attention weights, positional encodings), sent as one
-            binary buffer rather than JSON.
+        values: a float32 little-endian array as bytes (attention weights, positional encodings),
+            sent as one binary buffer rather than JSON.
         state: the selection, e.g. ``{"layer": 0, "heads": [0, 1], "query": 2, "show_mask": True}``.
     """
 
@@ -82,29 +90,32 @@ class LessonsView(anywidget.AnyWidget):
 
 
 def to_float32_bytes(a: np.ndarray) -> bytes:
-    """Row-major float32 little-endian bytes of ``a`` (what ``viz.js`` reads into a ``Float32Array``)."""
+    """Row-major float32 little-endian bytes of ``a``, read by ``viz.js`` as a ``Float32Array``."""
     return np.ascontiguousarray(a, dtype="<f4").tobytes()
 
 
 def figure_to_png(fig: Any, dpi: int = 100) -> bytes:
-    """Render a matplotlib ``Figure`` to PNG bytes without pyplot (no global state, nothing shown twice)."""
+    """Render a matplotlib ``Figure`` to PNG bytes without pyplot (no global state, nothing shown
+    twice)."""
     buf = io.BytesIO()
     with warnings.catch_warnings():
-        # a token outside DejaVu Sans (e.g. CJK) would warn "Glyph ... missing" on stderr; the box drawn is fine
+        # a token outside DejaVu Sans (e.g. CJK) would warn "Glyph ... missing" on stderr; the box
+        # drawn is fine
         warnings.simplefilter("ignore", UserWarning)
         fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None}, facecolor="white")
     return buf.getvalue()
 
 
 def new_figure(width: float, height: float) -> Any:
-    """A matplotlib ``Figure`` not registered with pyplot (so the inline backend never shows it by itself)."""
+    """A matplotlib ``Figure`` not registered with pyplot (so the inline backend never shows it by
+    itself)."""
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
 
 
 def plain_label(text: str) -> str:
-    """A token as matplotlib should print it literally: ``$`` escaped (no mathtext), newlines visible."""
+    """A token as matplotlib should print it: ``$`` escaped (no mathtext), newlines visible."""
     return text.replace("\\", "\\\\").replace("$", r"\$").replace("\n", "\\n").replace("\t", "\\t")
 
 
@@ -114,7 +125,7 @@ def short(text: str, width: int = 12) -> str:
 
 
 def fmt(x: float, decimals: int = 3) -> str:
-    """Fixed-point number without a negative zero (``-0.0001 -> "0.000"``): deterministic text output."""
+    """Fixed-point number without a negative zero (``-0.0001 -> "0.000"``): deterministic text."""
     s = f"{x:.{decimals}f}"
     return s[1:] if s.startswith("-") and float(s) == 0 else s
 
@@ -153,7 +164,8 @@ def as_tokens(tokens: Any, name: str) -> list[str]:
 
 
 def index_in_range(value: Any, size: int, what: str, owner: str, plural: str | None = None) -> int:
-    """Check a layer/head/query/row index: an ``int`` in ``0 .. size-1`` (negative indices are refused)."""
+    """Check a layer/head/query/row index: an ``int`` in ``0 .. size-1`` (negative indices are
+    refused)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{what} must be an integer index, got {value!r} ({type(value).__name__})")
     if not 0 <= value < size:
@@ -165,7 +177,8 @@ def index_in_range(value: Any, size: int, what: str, owner: str, plural: str | N
 
 
 class StaticView:
-    """The static form of a view: ``text/plain`` and ``image/png`` only (what ``nbconvert`` and GitHub show).
+    """The static form of a view: ``text/plain`` and ``image/png`` only (what ``nbconvert`` and
+    GitHub show).
 
     Attributes:
         text: the deterministic text summary.
@@ -205,7 +218,8 @@ def _filter(data: dict[str, Any], include: Any, exclude: Any) -> dict[str, Any]:
 
 
 class View:
-    """Base class of the views: validated data + a selection, drawn statically (text, PNG) and live (widget)."""
+    """Base class of the views: validated data + a selection, drawn statically (text, PNG) and live
+    (widget)."""
 
     kind: ClassVar[str] = ""
 
@@ -213,7 +227,7 @@ class View:
         self._state: dict[str, Any] = {}
         self._widget: LessonsView | None = None
 
-    # --- to be provided by each view ------------------------------------------------------------------------
+    # --- to be provided by each view --------------------------------------------------------------
     def _spec(self) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -221,7 +235,8 @@ class View:
         return b""
 
     def _checked_state(self, state: dict[str, Any]) -> dict[str, Any]:
-        """Validate and normalise a complete selection (raise ValueError/TypeError with a clear message)."""
+        """Validate and normalise a complete selection (raise ValueError/TypeError with a clear
+        message)."""
         raise NotImplementedError
 
     def figure(self) -> Any:
@@ -232,7 +247,7 @@ class View:
         """The deterministic ``text/plain`` summary of the current selection."""
         raise NotImplementedError
 
-    # --- shared ------------------------------------------------------------------------------------------
+    # --- shared -----------------------------------------------------------------------------------
     @property
     def state(self) -> dict[str, Any]:
         """A copy of the current selection (the same dict the browser sees)."""
@@ -269,7 +284,8 @@ class View:
         return figure_to_png(self.figure(), dpi=dpi)
 
     def static(self) -> StaticView:
-        """A static-only copy (text + PNG) of the current selection, e.g. for documents converted to HTML."""
+        """A static-only copy (text + PNG) of the current selection, e.g. for documents converted to
+        HTML."""
         return StaticView(self.text(), self.to_png())
 
     def save_png(self, path: str | Path, dpi: int = 100) -> Path:

@@ -1,14 +1,15 @@
-r"""The attention explorer: see which keys each query attends to, per layer and head.
+"""The attention explorer: see which keys each query attends to, per layer and head.
 
-Attention weights are row-stochastic matrices, one per layer and head:
+Used in lesson 05 §4 and §8 (the heads of one layer, cross-attention), lesson 08 §7 (every layer and
+head of a GPT) and lesson 09 §7 (the trained heads). Attention weights are row-stochastic matrices,
+one per layer l and head h (derived in lesson 04 §1 and lesson 05 §2):
 
-.. math::  A^{(l,h)} = \mathrm{softmax}_{\text{row}}\!\left(\frac{Q^{(l,h)} {K^{(l,h)}}^\top}{\sqrt{d_k}} + M\right)
-           \in [0, 1]^{T_q \times T_k}, \qquad \sum_{j} A^{(l,h)}_{ij} = 1,
+    A⁽ˡʰ⁾ = softmax_row(Q⁽ˡʰ⁾ K⁽ˡʰ⁾ᵀ / √d_k + M) ∈ [0, 1]^{T_q×T_k},     ∑ⱼ A⁽ˡʰ⁾ᵢⱼ = 1,
 
-where row :math:`i` belongs to query token :math:`i`, column :math:`j` to key token :math:`j`, and the mask
-:math:`M` (:math:`-\infty` where blocked) makes blocked weights exactly 0. :class:`AttentionExplorer` takes such
-weights shaped ``[layers, heads, T_q, T_k]`` (or fewer/more axes, see below), checks that they really are attention
-weights, and shows them: a heatmap per selected head side by side (small multiples), the selected query's row
+where row i belongs to query token i, column j to key token j, and the mask M (−∞ where blocked)
+makes blocked weights exactly 0. :class:`AttentionExplorer` takes such weights shaped ``[layers,
+heads, T_q, T_k]`` (or fewer/more axes, see below), checks that they really are attention weights,
+and shows them: a heatmap per selected head side by side (small multiples), the selected query's row
 highlighted, the key tokens it attends to with their weights, and the blocked cells of the mask.
 """
 
@@ -43,7 +44,10 @@ SHAPES = (
 
 
 class AttentionExplorer(View):
-    """Interactive attention weights: pick a layer and heads, hover/click a query token, toggle the mask.
+    """Interactive attention weights: pick a layer and heads, hover/click a query token, toggle the
+    mask.
+
+    Lesson 05 §4 and §8, lesson 08 §7, lesson 09 §7. Heads and layers are counted from 0.
 
     Args:
         weights: attention weights (after the softmax), any of
@@ -52,38 +56,43 @@ class AttentionExplorer(View):
             * ``[heads, T_q, T_k]``: the heads of one layer (e.g. ``thread.forward()["weights"]``);
             * ``[layers, heads, T_q, T_k]``: a whole model;
             * with ``batch_index=b``, the same with a leading batch axis: ``MultiHeadAttention(...,
-              return_attention=True)`` gives ``[batch, heads, T_q, T_k]`` and ``GPT(ids, return_attention=True)``
-              gives ``[batch, layers, heads, T, T]``; a 5-D array with batch size 1 needs no ``batch_index``.
-              :meth:`from_model` runs a model and does this for you.
+              return_attention=True)`` gives ``[batch, heads, T_q, T_k]`` and ``GPT(ids,
+              return_attention=True)`` gives ``[batch, layers, heads, T, T]``; a 5-D array with
+              batch size 1 needs no ``batch_index``. :meth:`from_model` runs a model and does this
+              for you.
 
-            NumPy arrays, ``tf.Tensor`` s and nested lists are accepted. Each row must be a probability
-            distribution over the keys: entries ``>= 0`` summing to 1 (within ``atol``).
-        tokens: the query tokens, one per row (a list of strings/ids, or one string split on spaces).
-        key_tokens: the key tokens, one per column; needed for cross-attention (``T_k != T_q``), defaults to
-            ``tokens``.
+            NumPy arrays, ``tf.Tensor`` s and nested lists are accepted. Each row must be a
+            probability distribution over the keys: entries ``>= 0`` summing to 1 (within ``atol``).
+        tokens: the query tokens, one per row (a list of strings/ids, or one string split on
+            spaces).
+        key_tokens: the key tokens, one per column; needed for cross-attention (``T_k != T_q``),
+            defaults to ``tokens``.
         batch_index: which sequence of a batched array to show (see ``weights``).
         layer: the layer shown first.
-        heads: the heads shown side by side (an int, a list, or ``"all"``); default: all heads if there are at
-            most 4, else heads 0-3.
+        heads: the heads shown side by side (an int, a list, or ``"all"``); default: all heads if
+            there are at most 4, else heads 0-3.
         query: the query (row) highlighted first, or ``None``.
-        mask: ``None`` (default) detects a causal mask (square weights that are exactly 0 above the diagonal);
-            ``"causal"``/``True`` or ``False`` say it explicitly; or a ``[T_q, T_k]`` boolean array
-            (``True``/1 = may attend, the course's convention). Blocked weights must be 0.
+        mask: ``None`` (default) detects a causal mask (square weights that are exactly 0 above the
+            diagonal); ``"causal"``/``True`` or ``False`` say it explicitly; or a ``[T_q, T_k]``
+            boolean array (``True``/1 = may attend, the course's convention). Blocked weights must
+            be 0.
         show_mask: start with the blocked cells drawn (grey) instead of as weight 0.
         title: a title for the view.
-        atol: tolerance of the row-sum and blocked-weight checks (float32 weights sum to 1 within ~1e-6).
+        atol: tolerance of the row-sum and blocked-weight checks (float32 weights sum to 1 within
+            ~1e-6).
 
     Raises:
-        ValueError: weights of an unsupported rank, tokens and weights of different lengths, rows that do not sum
-            to 1 (e.g. scores passed instead of weights), negative or non-finite weights, weights where the mask
-            blocks, or a layer/head/query index out of range. TypeError for non-float weights or odd tokens.
+        ValueError: weights of an unsupported rank, tokens and weights of different lengths, rows
+            that do not sum to 1 (e.g. scores passed instead of weights), negative or non-finite
+            weights, weights where the mask blocks, or a layer/head/query index out of range.
+            TypeError for non-float weights or odd tokens.
 
     Example::
 
         state = thread.forward()
-        view = AttentionExplorer(state["weights"], thread.SENTENCE, query=2)   # 1 layer, 2 heads
-        view                                                                   # live in Jupyter, PNG elsewhere
-        view.top_keys(2, head=1)                                               # [(2, 'or', 0.5...), ...]
+        view = AttentionExplorer(state["weights"], thread.SENTENCE, query=2)  # 1 layer, 2 heads
+        view                                # live in Jupyter, PNG elsewhere
+        view.top_keys(2, head=1)            # [(2, 'or', 0.5...), ...]
     """
 
     kind = "attention"
@@ -112,9 +121,9 @@ class AttentionExplorer(View):
         self.q_tokens = as_tokens(tokens, "tokens")
         if len(self.q_tokens) != t_q:
             raise ValueError(
-                f"tokens has {len(self.q_tokens)} items but the weights have T_q = {t_q} query rows "
-                f"(weights of shape {tuple(w.shape)} as [layers, heads, T_q, T_k]): give one token "
-                "per query position"
+                f"tokens has {len(self.q_tokens)} items but the weights have T_q = {t_q} "
+                f"query rows (weights of shape {tuple(w.shape)} as [layers, heads, T_q, T_k]): "
+                "give one token per query position"
             )
         if key_tokens is None:
             if t_k != t_q:
@@ -127,8 +136,9 @@ class AttentionExplorer(View):
             self.k_tokens = as_tokens(key_tokens, "key_tokens")
             if len(self.k_tokens) != t_k:
                 raise ValueError(
-                    f"key_tokens has {len(self.k_tokens)} items but the weights have T_k = {t_k} key "
-                    f"columns (weights of shape {tuple(w.shape)} as [layers, heads, T_q, T_k])"
+                    f"key_tokens has {len(self.k_tokens)} items but the weights have "
+                    f"T_k = {t_k} key columns "
+                    f"(weights of shape {tuple(w.shape)} as [layers, heads, T_q, T_k])"
                 )
         _check_rows(w, self._atol)
         self._allowed, self.mask_kind = _resolve_mask(mask, w, self._atol)
@@ -139,7 +149,7 @@ class AttentionExplorer(View):
             {"layer": layer, "heads": heads, "query": query, "show_mask": bool(show_mask)}
         )
 
-    # --- construction from a model ----------------------------------------------------------------------
+    # --- construction from a model ----------------------------------------------------------------
     @classmethod
     def from_model(
         cls,
@@ -155,21 +165,26 @@ class AttentionExplorer(View):
         call_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> AttentionExplorer:
-        """Run a ``lessons_lib`` model and explore its attention weights.
+        """Run a ``lessons_lib`` model and explore its attention weights (lessons 05, 08, 09).
+
+        Lesson 05 §8 (cross-attention), lesson 08 §7 (every layer of a GPT), lesson 09 §7.
 
         Args:
-            model: a :class:`~lessons_lib.GPT` (``inputs`` = token ids ``[batch, T]`` or ``[T]``; all layers), a
-                :class:`~lessons_lib.MultiHeadAttention` or a :class:`~lessons_lib.TransformerBlock` (``inputs`` =
-                ``x [batch, T, d_model]`` or ``[T, d_model]``; one layer).
+            model: a :class:`~lessons_lib.GPT` (``inputs`` = token ids ``[batch, T]`` or ``[T]``;
+                all layers), a :class:`~lessons_lib.MultiHeadAttention` or a
+                :class:`~lessons_lib.TransformerBlock` (``inputs`` = ``x [batch, T, d_model]`` or
+                ``[T, d_model]``; one layer).
             inputs: what the model is called with.
             tokens: the query tokens; for a GPT they default to ``vocab[id]`` (or the ids as text).
             key_tokens: the key tokens (cross-attention).
             context: keys/values for cross-attention (``layer(x, context)``).
-            vocab: for a GPT without ``tokens``: a sequence or mapping ``id -> token`` or a callable.
+            vocab: for a GPT without ``tokens``: a sequence or mapping ``id -> token`` or a
+                callable.
             batch_index: which sequence of the batch to show.
             which: for a block with cross-attention, ``"self"`` or ``"cross"`` weights.
-            call_kwargs: extra call arguments, e.g. ``{"use_causal_mask": True}`` or ``{"mask": m}``.
-            **kwargs: passed on to :class:`AttentionExplorer` (``query=``, ``heads=``, ``title=`` ...).
+            call_kwargs: extra call arguments, e.g. ``{"use_causal_mask": True}`` or ``{"mask":
+            m}``. **kwargs: passed on to :class:`AttentionExplorer` (``query=``, ``heads=``,
+            ``title=`` ...).
         """
         from lessons_lib.attention import MultiHeadAttention
         from lessons_lib.block import TransformerBlock
@@ -217,7 +232,7 @@ class AttentionExplorer(View):
             )
         return cls(weights, tokens, key_tokens, batch_index=batch_index, **kwargs)
 
-    # --- data ----------------------------------------------------------------------------------------------
+    # --- data -------------------------------------------------------------------------------------
     @property
     def weights(self) -> np.ndarray:
         """The validated weights, ``[layers, heads, T_q, T_k]`` (read-only)."""
@@ -233,7 +248,7 @@ class AttentionExplorer(View):
 
     @property
     def allowed(self) -> np.ndarray | None:
-        """The mask as ``[T_q, T_k]`` booleans (``True`` = may attend), or ``None`` if there is none."""
+        """The mask as ``[T_q, T_k]`` booleans (``True`` = may attend), or ``None`` if none."""
         return None if self._allowed is None else self._allowed.copy()
 
     def _spec(self) -> dict[str, Any]:
@@ -253,7 +268,7 @@ class AttentionExplorer(View):
     def _values(self) -> bytes:
         return to_float32_bytes(self._w)
 
-    # --- selection -----------------------------------------------------------------------------------------
+    # --- selection --------------------------------------------------------------------------------
     def _checked_state(self, state: dict[str, Any]) -> dict[str, Any]:
         n_layers, n_heads, t_q, _ = self._w.shape
         layer = index_in_range(state.get("layer", 0), n_layers, "layer", "this explorer")
@@ -321,7 +336,8 @@ class AttentionExplorer(View):
         query: Any = _UNSET,
         show_mask: bool | None = None,
     ) -> AttentionExplorer:
-        """Change several parts of the selection at once (``query=None`` clears the query); returns ``self``."""
+        """Change several parts of the selection at once (``query=None`` clears the query); returns
+        ``self``."""
         changes: dict[str, Any] = {}
         if layer is not None:
             changes["layer"] = layer
@@ -334,11 +350,12 @@ class AttentionExplorer(View):
         self._update(**changes)
         return self
 
-    # --- questions a learner can ask -------------------------------------------------------------------------
+    # --- questions a learner can ask --------------------------------------------------------------
     def row(
         self, query: int | None = None, *, layer: int | None = None, head: int | None = None
     ) -> np.ndarray:
-        """The weights of one query over the keys, ``[T_k]`` (defaults: the selected query, layer, first head)."""
+        """The weights of one query over the keys, ``[T_k]`` (defaults: the selected query, layer,
+        first head)."""
         q, layer, head = self._resolve(query, layer, head)
         return self._w[layer, head, q].copy()
 
@@ -350,7 +367,8 @@ class AttentionExplorer(View):
         head: int | None = None,
         k: int = 3,
     ) -> list[tuple[int, str, float]]:
-        """The ``k`` keys with the largest weights for one query: ``[(key index, key token, weight), ...]``."""
+        """The ``k`` keys with the largest weights for one query: ``[(key index, key token, weight),
+        ...]``."""
         q, layer, head = self._resolve(query, layer, head)
         return [
             (j, self.k_tokens[j], float(self._w[layer, head, q, j]))
@@ -377,7 +395,7 @@ class AttentionExplorer(View):
         )
         return q, layer, head
 
-    # --- static form -----------------------------------------------------------------------------------------
+    # --- static form ------------------------------------------------------------------------------
     def text(self) -> str:
         n_layers, n_heads, t_q, t_k = self._w.shape
         layer, heads, query = self.layer, self.heads, self.query
@@ -388,7 +406,8 @@ class AttentionExplorer(View):
         ]
         if self.title:
             lines.insert(0, self.title)
-        shown = f"shown: layer {layer} · head{'s' if len(heads) > 1 else ''} {', '.join(map(str, heads))}"
+        plural = "s" if len(heads) > 1 else ""
+        shown = f"shown: layer {layer} · head{plural} {', '.join(map(str, heads))}"
         shown += (
             f" · query {query} {self.q_tokens[query]!r}"
             if query is not None
@@ -406,22 +425,20 @@ class AttentionExplorer(View):
             for i in rows:
                 row = self._w[layer, head, i]
                 best = _top(row, 3)
-                keep = [
-                    j for n, j in enumerate(best) if n == 0 or row[j] >= 5e-4
-                ]  # skip keys that print 0.000
+                # skip keys that print 0.000
+                keep = [j for n, j in enumerate(best) if n == 0 or row[j] >= 5e-4]
                 tops = "  ".join(f"{j}:{short(self.k_tokens[j], 10)} {fmt(row[j])}" for j in keep)
                 mark = "▶" if i == query else " "
                 lines.append(f" {mark}{i:>3} {short(self.q_tokens[i], 10):<{q_width}} → {tops}")
             if t_q > len(rows):
                 lines.append(f"     … {t_q - len(rows)} more queries")
         if len(heads) > 4:
-            lines.append(
-                f"(heads {', '.join(map(str, heads[4:]))} are shown in the picture, not listed here)"
-            )
+            rest = ", ".join(map(str, heads[4:]))
+            lines.append(f"(heads {rest} are shown in the picture, not listed here)")
         return "\n".join(lines)
 
     def figure(self) -> Any:
-        """Small multiples: one heatmap per selected head (query row outlined), and its row as bars."""
+        """Small multiples: a heatmap per selected head (query row outlined), its row as bars."""
         from matplotlib.colors import LinearSegmentedColormap
         from matplotlib.patches import Rectangle
 
@@ -531,14 +548,14 @@ class AttentionExplorer(View):
         return fig
 
 
-# --- helpers --------------------------------------------------------------------------------------------------
+# --- helpers --------------------------------------------------------------------------------------
 def _as_4d(weights: Any, batch_index: int | None) -> np.ndarray:
     w = float_array(weights, "attention weights", min_rank=0)
     if batch_index is not None:
         if w.ndim < 3:
             raise ValueError(
-                f"batch_index={batch_index!r} was given but the weights of shape {w.shape} have no batch "
-                f"axis; accepted shapes: {SHAPES}"
+                f"batch_index={batch_index!r} was given but the weights of shape {w.shape} "
+                f"have no batch axis; accepted shapes: {SHAPES}"
             )
         b = index_in_range(
             batch_index, w.shape[0], "batch_index", "the weights' batch", "sequences"
@@ -560,8 +577,8 @@ def _as_4d(weights: Any, batch_index: int | None) -> np.ndarray:
         raise ValueError(f"attention weights of shape {w.shape} are empty")
     if w.size > MAX_VALUES:
         raise ValueError(
-            f"{w.size:,} attention weights are too many to show ({w.shape}); pick fewer layers, heads "
-            f"or positions (at most {MAX_VALUES:,} values)"
+            f"{w.size:,} attention weights are too many to show ({w.shape}); pick fewer layers, "
+            f"heads or positions (at most {MAX_VALUES:,} values)"
         )
     return np.array(w, dtype=np.float64)
 
@@ -587,9 +604,10 @@ def _check_rows(w: np.ndarray, atol: float) -> None:
     if off.any():
         idx = tuple(int(i) for i in np.argwhere(off)[0])
         raise ValueError(
-            f"each row of attention weights must sum to 1 over the keys (the softmax is taken over the "
-            f"last axis), but the row at {where(idx)} sums to {sums[idx]:.4g} ({int(off.sum())} of "
-            f"{off.size} rows are off by more than atol={atol:g}). Pass weights after the softmax, "
+            "each row of attention weights must sum to 1 over the keys (the softmax is taken over "
+            f"the last axis), but the row at {where(idx)} sums to {sums[idx]:.4g} "
+            f"({int(off.sum())} of {off.size} rows are off by more than atol={atol:g}). "
+            "Pass weights after the softmax, "
             "with keys on the last axis."
         )
 
@@ -626,17 +644,19 @@ def _resolve_mask(mask: Any, w: np.ndarray, atol: float) -> tuple[np.ndarray | N
         allowed, kind = m, "custom"
     leaked = (w > atol) & ~allowed
     if leaked.any():
-        l, h, q, k = (int(i) for i in np.argwhere(leaked)[0])
+        layer, h, q, k = (int(i) for i in np.argwhere(leaked)[0])
         raise ValueError(
-            f"the weights are not 0 where the mask blocks attention: layer {l}, head {h}, query {q}, "
-            f"key {k} has weight {w[l, h, q, k]:.4g}. True/1 in the mask means 'may attend' "
+            "the weights are not 0 where the mask blocks attention: "
+            f"layer {layer}, head {h}, query {q}, key {k} has weight {w[layer, h, q, k]:.4g}. "
+            "True/1 in the mask means 'may attend' "
             "(did you pass the inverted mask?)"
         )
     return allowed, kind
 
 
 def _top(row: np.ndarray, k: int) -> list[int]:
-    """Indices of the ``k`` largest entries, largest first; ties go to the smaller index (deterministic)."""
+    """Indices of the ``k`` largest entries, largest first; ties go to the smaller index
+    (deterministic)."""
     order = sorted(range(len(row)), key=lambda j: (-round(float(row[j]), 12), j))
     return order[:k]
 

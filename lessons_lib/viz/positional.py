@@ -1,17 +1,19 @@
-r"""The positional-encoding explorer: the sinusoids of chosen dimensions, and dot product against distance.
+"""The positional-encoding explorer: the sinusoids of chosen dimensions, and dot product against
+distance.
 
-The sinusoidal encoding (Vaswani et al., 2017, sec. 3.5; :func:`lessons_lib.sinusoidal_positional_encoding`) is
+Used in lesson 03 §3. The sinusoidal encoding (Vaswani et al., 2017, sec. 3.5; derived in lesson 03
+§2, :func:`lessons_lib.sinusoidal_positional_encoding`) is
 
-.. math::  PE_{p, 2i} = \sin(p\,\omega_i), \quad PE_{p, 2i+1} = \cos(p\,\omega_i), \quad
-           \omega_i = \text{base}^{-2i/d_{model}},
+    PE_{p, 2i} = sin(p ωᵢ),     PE_{p, 2i+1} = cos(p ωᵢ),     ωᵢ = base^(−2i / d_model),
 
-so dimension pair :math:`i` is a wave of wavelength :math:`2\pi/\omega_i` (from :math:`2\pi` up to
-:math:`2\pi\cdot\text{base}`). The dot product of two encodings depends only on their distance :math:`k = q - p`:
+so dimension pair i is a wave of wavelength 2π / ωᵢ, from 2π (i = 0) up to 2π · base^((d_model − 2)
+/ d_model) for the last pair, which approaches 2π · base as d_model grows. The dot product of two
+encodings depends only on their distance k = q − p (lesson 03 §3):
 
-.. math::  PE_p \cdot PE_{p+k} = \sum_i \big(\sin p\omega_i \sin (p+k)\omega_i + \cos p\omega_i \cos (p+k)\omega_i\big)
-           = \sum_{i=0}^{d_{model}/2 - 1} \cos(k\,\omega_i),
+    PE_p · PE_{p+k} = ∑ᵢ (sin(p ωᵢ) sin((p + k) ωᵢ) + cos(p ωᵢ) cos((p + k) ωᵢ))
+                    = ∑_{i=0}^{d_model/2 − 1} cos(k ωᵢ),
 
-which is :math:`d_{model}/2` at :math:`k = 0` and (mostly) decreases as :math:`|k|` grows.
+which is d_model / 2 at k = 0 and (mostly) decreases as |k| grows.
 """
 
 from __future__ import annotations
@@ -37,14 +39,18 @@ MAX_DIMS = len(PALETTE)  # waves drawn at once
 
 
 class PositionalExplorer(View):
-    """Choose dimensions and positions of the sinusoidal encoding; see the waves and dot product vs distance.
+    """Choose dimensions and positions of the sinusoidal encoding; see the waves and dot product vs
+    distance.
+
+    Lesson 03 §3 shows it live.
 
     Args:
         max_len: number of positions ``0 .. max_len-1``.
         d_model: encoding width (even).
-        dims: the dimensions whose waves are drawn (at most 10; even = sine, odd = cosine). Default: the sines of
-            the first four frequencies that exist, ``(0, 2, 4, 6)``.
-        reference: the reference position ``p``; the curve shows ``PE[p] · PE[q]`` against ``q - p``.
+        dims: the dimensions whose waves are drawn (at most 10; even = sine, odd = cosine). Default:
+            the sines of the first four frequencies that exist, ``(0, 2, 4, 6)``.
+        reference: the reference position ``p``; the curve shows ``PE[p] · PE[q]`` against ``q -
+            p``.
         position: the compared position ``q`` (default ``min(p + 4, max_len - 1)``).
         base: the base of the frequencies (10000 in the paper).
         title: a title for the view.
@@ -157,7 +163,7 @@ class PositionalExplorer(View):
         self._update(**changes)
         return self
 
-    # --- numbers -----------------------------------------------------------------------------------------
+    # --- numbers ----------------------------------------------------------------------------------
     def dot_products(self, reference: int | None = None) -> np.ndarray:
         """``PE[reference] · PE[q]`` for every position ``q`` (``[max_len]``)."""
         ref = (
@@ -168,7 +174,8 @@ class PositionalExplorer(View):
         return self._pe @ self._pe[ref]
 
     def wavelength(self, dim: int) -> float:
-        r"""Wavelength :math:`2\pi/\omega_i` (in positions) of dimension ``dim`` (pair ``i = dim // 2``)."""
+        """Wavelength 2π / ωᵢ (in positions) of dimension ``dim`` (pair ``i = dim // 2``; lesson 03
+        §2)."""
         dim = index_in_range(dim, self.d_model, "dimension", "this encoding")
         return float(2 * np.pi / self.omegas[dim // 2])
 
@@ -178,12 +185,13 @@ class PositionalExplorer(View):
             f"{self.wavelength(d):.4g})"
         )
 
-    # --- static form -----------------------------------------------------------------------------------------
+    # --- static form ------------------------------------------------------------------------------
     def text(self) -> str:
         ref, pos = self.reference, self.position
         dots = self.dot_products(ref)
         lines = [
-            f"PositionalExplorer · {self.max_len} positions × {self.d_model} dimensions · base {self.base:g}"
+            f"PositionalExplorer · {self.max_len} positions × {self.d_model} dimensions · "
+            f"base {self.base:g}"
         ]
         if self.title:
             lines.insert(0, self.title)
@@ -195,8 +203,8 @@ class PositionalExplorer(View):
         )
         lines.append(f"values: {values}")
         lines.append(
-            f"PE[{ref}]·PE[{pos}] = {fmt(dots[pos])}   (PE[p]·PE[p] = d_model/2 = {fmt(self.d_model / 2)} "
-            "for every p)"
+            f"PE[{ref}]·PE[{pos}] = {fmt(dots[pos])}   "
+            f"(PE[p]·PE[p] = d_model/2 = {fmt(self.d_model / 2)} for every p)"
         )
         ks = [k for k in range(0, 9) if ref + k < self.max_len]
         lines.append(
@@ -206,7 +214,8 @@ class PositionalExplorer(View):
         return "\n".join(lines)
 
     def figure(self) -> Any:
-        """Left: the waves of the chosen dimensions; right: ``PE[reference] · PE[q]`` against ``q - reference``."""
+        """Left: the waves of the chosen dimensions; right: ``PE[reference] · PE[q]`` against ``q -
+        reference``."""
         ref, pos = self.reference, self.position
         fig = new_figure(10.0, 3.2)
         ax, dx = fig.subplots(1, 2, width_ratios=[1.25, 1.0])

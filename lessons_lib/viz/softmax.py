@@ -1,15 +1,15 @@
-r"""The softmax and scale explorer: what temperature and the :math:`1/\sqrt{d_k}` scaling do to one row of scores.
+"""The softmax and scale explorer: what temperature and the 1/√d_k scaling do to one row of scores.
 
-For a row of scores :math:`s \in \mathbb{R}^n`, a temperature :math:`\tau > 0` and a head size :math:`d_k`,
+Used in lesson 04 §3 (why divide by √d_k) and §6 (the source article's example). For a row of scores
+s ∈ ℝⁿ, a temperature τ > 0 and a head size d_k,
 
-.. math::  p = \mathrm{softmax}\!\left(\frac{s}{\tau\sqrt{d_k}}\right), \qquad
-           H(p) = -\sum_i p_i \log p_i \in [0, \log n] \ \text{(nats)}, \qquad
-           \left\|\frac{\partial p}{\partial s'}\right\|_F = \|\mathrm{diag}(p) - p p^\top\|_F
+    p = softmax(s / (τ √d_k)),     H(p) = −∑ᵢ pᵢ log pᵢ ∈ [0, log n] (nats),
+    ‖∂p/∂s′‖_F = ‖diag(p) − p pᵀ‖_F
 
-where :math:`s' = s / (\tau\sqrt{d_k})` are the logits. Large logits make :math:`p` one-hot (*saturation*):
-:math:`H \to 0` and the Jacobian, hence the gradient that reaches the scores, vanishes (lesson 04, section 3).
-Dividing by :math:`\sqrt{d_k}` or raising :math:`\tau` spreads the weights again. The source article's worked
-example has scores in the hundreds and thousands: :class:`SoftmaxExplorer` shows its rows are exactly one-hot.
+where s′ = s / (τ √d_k) are the logits. Large logits make p one-hot (*saturation*): H → 0 and the
+Jacobian, hence the gradient that reaches the scores, vanishes (lesson 04 §3). Dividing by √d_k or
+raising τ spreads the weights again. The source article's worked example has scores in the hundreds
+and thousands: :class:`SoftmaxExplorer` shows its rows are exactly one-hot (lesson 04 §6).
 """
 
 from __future__ import annotations
@@ -41,7 +41,10 @@ MAX_ROWS = 64
 def scaled_softmax(
     scores: Any, temperature: float = 1.0, d_k: int = 1, scale: bool = True
 ) -> np.ndarray:
-    r"""``softmax(scores / (temperature * sqrt(d_k)))`` over the last axis (``sqrt(d_k)`` only if ``scale``)."""
+    """softmax(scores / (τ √d_k)) over the last axis, τ = ``temperature`` (√d_k only if ``scale``).
+
+    The distribution :class:`SoftmaxExplorer` shows (lesson 04 §3).
+    """
     s = _scores_array(scores, min_rank=1)
     t = _temperature(temperature)
     d = _dk(d_k)
@@ -52,7 +55,8 @@ def scaled_softmax(
 
 
 def entropy(p: Any, axis: int = -1) -> np.ndarray | float:
-    r"""Shannon entropy in nats, :math:`-\sum_i p_i \log p_i` (with :math:`0 \log 0 = 0`), over ``axis``."""
+    """Shannon entropy in nats, H(p) = −∑ᵢ pᵢ log pᵢ (with 0 · log 0 = 0), over ``axis`` (lesson 04
+    §3)."""
     p = np.asarray(p, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(p > 0, -p * np.log(np.where(p > 0, p, 1.0)), 0.0)
@@ -61,25 +65,28 @@ def entropy(p: Any, axis: int = -1) -> np.ndarray | float:
 
 
 def softmax_jacobian_norm(p: Any) -> float:
-    r"""Frobenius norm of the softmax Jacobian :math:`\mathrm{diag}(p) - pp^\top` for one distribution ``p``."""
+    """Frobenius norm ‖diag(p) − p pᵀ‖_F of the softmax Jacobian for one distribution ``p`` (lesson
+    04 §3)."""
     p = np.asarray(p, dtype=np.float64)
     return float(np.linalg.norm(np.diag(p) - np.outer(p, p)))
 
 
 class SoftmaxExplorer(View):
-    r"""Sliders for the temperature and the :math:`1/\sqrt{d_k}` scaling of one row of scores.
+    """Sliders for the temperature and the 1/√d_k scaling of one row of scores (lesson 04 §3, §6).
 
-    The live view shows the weights as bars, the logits, the entropy (and its maximum :math:`\log n`), the top
-    weight, the effective number of keys :math:`e^H` and the size of the softmax's Jacobian, and a curve of the
-    entropy against the temperature; everything is recomputed in the browser as the sliders move.
+    The live view shows the weights as bars, the logits, the entropy (and its maximum log n), the
+    top weight, the effective number of keys e^H and the size of the softmax's Jacobian, and a curve
+    of the entropy against the temperature; everything is recomputed in the browser as the sliders
+    move.
 
     Args:
-        scores: one row of raw scores ``[n]`` (e.g. :math:`q \cdot k_j` for every key ``j``), or several rows
-            ``[rows, n]`` to choose from (e.g. a whole :math:`QK^\top`). Integers are fine.
+        scores: one row of raw scores ``[n]`` (e.g. q · k_j for every key ``j``), or several rows
+            ``[rows, n]`` to choose from (e.g. a whole Q Kᵀ). Integers are fine.
         labels: a name per key (default ``"key 0"``, ``"key 1"`` ...).
-        d_k: the head size whose square root divides the scores (the slider offers powers of 2 and this value).
-        scale: divide by :math:`\sqrt{d_k}` (the checkbox); ``False`` shows the unscaled softmax.
-        temperature: :math:`\tau` in ``[0.01, 100]``; 1 is the plain softmax.
+        d_k: the head size whose square root divides the scores (the slider offers powers of 2 and
+            this value).
+        scale: divide by √d_k (the checkbox); ``False`` shows the unscaled softmax.
+        temperature: τ in ``[0.01, 100]``; 1 is the plain softmax.
         row: which row of a 2-D ``scores`` to show first.
         row_labels: a name per row (default ``"row 0"`` ...).
         title: a title for the view.
@@ -165,7 +172,7 @@ class SoftmaxExplorer(View):
             "temperature": _temperature(state.get("temperature")),
         }
 
-    # --- selection -----------------------------------------------------------------------------------------
+    # --- selection --------------------------------------------------------------------------------
     @property
     def temperature(self) -> float:
         return self._state["temperature"]
@@ -214,10 +221,10 @@ class SoftmaxExplorer(View):
         self._update(**changes)
         return self
 
-    # --- numbers -----------------------------------------------------------------------------------------
+    # --- numbers ----------------------------------------------------------------------------------
     @property
     def divisor(self) -> float:
-        r""":math:`\tau\sqrt{d_k}` (or :math:`\tau` without scaling): what the scores are divided by."""
+        """τ √d_k (or τ without scaling): what the scores are divided by."""
         return self.temperature * (math.sqrt(self.d_k) if self.scale else 1.0)
 
     def logits(self) -> np.ndarray:
@@ -236,7 +243,7 @@ class SoftmaxExplorer(View):
         """Whether the top weight is at least 0.99 (one key takes (almost) everything)."""
         return bool(self.distribution().max() >= SATURATED)
 
-    # --- static form -----------------------------------------------------------------------------------------
+    # --- static form ------------------------------------------------------------------------------
     def text(self) -> str:
         s, z, p = self._scores[self.row], self.logits(), self.distribution()
         n = len(p)
@@ -247,7 +254,8 @@ class SoftmaxExplorer(View):
             else f"d_k = {self.d_k}, not scaled"
         )
         lines = [
-            f"SoftmaxExplorer · {self.row_labels[self.row]} ({self.row + 1} of {self._scores.shape[0]}) · "
+            f"SoftmaxExplorer · {self.row_labels[self.row]} "
+            f"({self.row + 1} of {self._scores.shape[0]}) · "
             f"{n} keys · {scaling} · temperature {fmt(self.temperature)}"
         ]
         if self.title:
@@ -272,18 +280,19 @@ class SoftmaxExplorer(View):
             )
             lines.append(f"{name:<24}{cells}" + (" …" if n > len(cols) else ""))
         lines.append(
-            f"entropy {fmt(h)} nats (max log {n} = {fmt(math.log(n))}) · top weight {fmt(p.max())} · "
-            f"effective keys e^H = {fmt(math.exp(h), 2)} · ‖diag(p) − ppᵀ‖ = {fmt(softmax_jacobian_norm(p))}"
+            f"entropy {fmt(h)} nats (max log {n} = {fmt(math.log(n))}) · "
+            f"top weight {fmt(p.max())} · effective keys e^H = {fmt(math.exp(h), 2)} · "
+            f"‖diag(p) − ppᵀ‖ = {fmt(softmax_jacobian_norm(p))}"
         )
         if p.max() >= SATURATED:
             lines.append(
-                "saturated: one key takes (almost) all the weight, and the gradient through the softmax "
-                "(nearly) vanishes"
+                "saturated: one key takes (almost) all the weight, and the gradient through the "
+                "softmax (nearly) vanishes"
             )
         return "\n".join(lines)
 
     def figure(self) -> Any:
-        """Left: the weights as bars; right: entropy against temperature, the current setting marked."""
+        """Left: the weights as bars; right: entropy against temperature, the setting marked."""
         p = self.distribution()
         n = len(p)
         fig = new_figure(max(7.0, 4.2 + 0.35 * n), 3.0)

@@ -34,22 +34,21 @@ from matplotlib.patches import FancyBboxPatch, Rectangle
 
 from lessons_lib import (
     GPT,
+    CharTokenizer,
     FeedForward,
     MultiHeadAttention,
     TokenAndPositionEmbedding,
     TransformerBlock,
     block_param_count,
+    block_weights,
     causal_mask,
-    feed_forward,
+    check,
     gpt_param_count,
     layer_norm,
-    scaled_dot_product_attention,
+    load_tiny_shakespeare,
+    show_source,
+    transformer_block,
 )
-from lessons_lib.checks import check
-from lessons_lib.data import load_tiny_shakespeare
-from lessons_lib.tokenizers import CharTokenizer
-
-np.set_printoptions(precision=3, suppress=True)
 
 # %% [markdown]
 # ## 1. Why Transformers replaced RNNs
@@ -138,11 +137,6 @@ for name, values in influence.items():
     print(f"{name:<24}" + "".join(f"{values[d]:>10.1e}" for d in distances))
 
 # %%
-rnn_small, rnn_big, attn = influence.values()
-assert rnn_small[60] < 1e-6 * rnn_small[1]  # the signal from 60 steps back has all but vanished
-assert rnn_big[60] > 1e3 * rnn_big[1]  # ... or blown up
-assert 1e-3 < attn[1:].min() and attn[1:].max() < 10  # attention: no systematic trend with distance
-
 fig, ax = plt.subplots(figsize=(7, 3.6))
 for (name, values), style in zip(influence.items(), ("-", "--", "-")):
     ax.semilogy(
@@ -157,11 +151,52 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The RNN's curves are straight lines on a log scale: geometric decay or growth with distance, exactly what a
-# product of $d$ matrices does. Training such a network to use a word 60 positions back is like hearing a whisper
-# through 60 walls. The attention curve jumps around (its random weights happen to like some positions more than
-# others) but shows **no trend with distance**: position 63 is wired directly to position 3, just as to position 62.
-# Training makes those weights meaningful; the *architecture* already guarantees the short path.
+# Is there a **trend with distance**? Fit a straight line to $\log_{10}$ of each curve against $d = 1 \dots 63$: its
+# slope says by what factor the influence changes over the whole range, and the correlation $r$ between $d$ and
+# $\log_{10}$ influence says how much of the curve the trend explains ($r = \pm 1$: a perfect geometric trend,
+# $r = 0$: none). For attention we also ask how often a correlation at least as large arises **by chance**: shuffle
+# the distances 2000 times and count ($p$, a permutation test).
+
+
+# %%
+def trend(values):
+    """The fitted factor by which values[d] changes from d = 1 to d = 63 (log-linear fit), and Pearson's r."""
+    d_back, log_values = np.arange(1, T_DEMO), np.log10(values[1:])
+    slope = np.polyfit(d_back, log_values, 1)[0]
+    return 10.0 ** (slope * (d_back[-1] - d_back[0])), np.corrcoef(d_back, log_values)[0, 1]
+
+
+trends = {name: trend(values) for name, values in influence.items()}
+print(f"{'':<24}{'fitted change, d = 1 -> 63':>28}{'r':>8}")
+for name, (factor, r) in trends.items():
+    print(f"{name:<24}{factor:>28.1e}{r:>8.2f}")
+
+log_attn = np.log10(influence["self-attention"][1:])
+r_attn = trends["self-attention"][1]
+rng_perm = np.random.default_rng(1)
+r_shuffled = [np.corrcoef(rng_perm.permutation(T_DEMO - 1), log_attn)[0, 1] for _ in range(2000)]
+p_value = np.mean(np.abs(r_shuffled) >= abs(r_attn))
+print(
+    f"\nself-attention: |r| >= {abs(r_attn):.2f} in {p_value:.0%} of 2000 shuffles of the distances"
+)
+
+rnn_small, rnn_big, attn = influence.values()
+assert rnn_small[60] < 1e-6 * rnn_small[1]  # the signal from 60 steps back has all but vanished
+assert rnn_big[60] > 1e3 * rnn_big[1]  # ... or blown up
+assert trends["RNN, g = 1 (vanishing)"][1] < -0.99 and trends["RNN, g = 3 (exploding)"][1] > 0.99
+# attention: no trend with distance. The fitted line changes by less than a factor 3 over the whole range
+# (the RNNs' change by many powers of ten), and its correlation is one that shuffled distances give by chance.
+assert 1 / 3 < trends["self-attention"][0] < 3
+assert p_value > 0.05
+
+# %% [markdown]
+# The RNN's curves are straight lines on a log scale ($|r| > 0.99$): geometric decay or growth with distance, exactly
+# what a product of $d$ matrices does. Training such a network to use a word 60 positions back is like hearing a
+# whisper through 60 walls. The attention curve jumps around (its random weights happen to like some positions more
+# than others) but shows **no trend with distance**: its fitted line changes by less than a factor 3 from $d = 1$ to
+# $d = 63$, and its weak correlation is one that shuffled distances produce by chance. Position 63 is wired directly
+# to position 3, just as to position 62. Training makes those weights meaningful; the *architecture* already
+# guarantees the short path.
 #
 # *(The article this course is based on makes the same two points in its sections 3.1 and 3.3 — parallel
 # computation and long-range dependencies. Here you have seen them measured.)*
@@ -269,7 +304,9 @@ print("x = E[ids] + P[:T]   shape [batch, T, d_model]:", tuple(x.shape))
 # $$h = x + \mathrm{MHA}(\mathrm{LN}_1(x)), \qquad y = h + \mathrm{FFN}(\mathrm{LN}_2(h)).$$
 #
 # * **Multi-head self-attention** (lessons 04–05) with 4 heads of size $d_k = 64/4 = 16$ and a **causal mask**:
-#   position $t$ may only look at positions $0 \dots t$, because its job is to predict token $t+1$.
+#   position $t$ may only look at positions $0 \dots t$, because its job is to predict token $t+1$. Like positions,
+#   **heads are counted from 0** throughout the course: the four heads here are head 0, head 1, head 2 and head 3,
+#   and head $i$'s weights are `weights[:, i]` in the code.
 # * **Feed-forward network** (lesson 06): $\mathrm{FFN}(x) = \mathrm{GELU}(x W_1 + b_1) W_2 + b_2$, widening
 #   each vector from 64 to 256 numbers and back.
 # * **Residual connection + LayerNorm** (lesson 07): each sublayer *adds* its result to its input.
@@ -425,9 +462,10 @@ print(
     f"largest / smallest probability at this position: {p_last.max() * V:.2f}/V and {p_last.min() * V:.2f}/V"
 )
 assert np.all((p_last > 1 / (3 * V)) & (p_last < 3 / V))  # all within a factor 3 of uniform
+assert p_last.max() * V < 2  # none even twice as likely as chance
 
 # %% [markdown]
-# Nearly uniform: no character is more than about twice as likely as chance. Why? The embedding table starts with
+# Nearly uniform: no character is even twice as likely as chance. Why? The embedding table starts with
 # small random numbers (uniform in $[-0.05, 0.05]$), so every logit is a dot product of small numbers, close to 0,
 # and $\mathrm{softmax}(z) \approx \mathrm{softmax}(0) = 1/V$ for every token.
 #
@@ -476,39 +514,36 @@ print(repr(generate_greedy("Before we proceed", 30)))
 # ### 3.10 A check: the same forward pass in plain NumPy
 #
 # Nothing above is magic. Here is the whole pipeline again, written with NumPy and the reference functions of
-# `lessons_lib` (each derived in its own lesson), using the Keras model's weights. It must give the same logits.
-# And the assembled model, `lessons_lib.GPT` (lesson 08), with the same weights copied in, must agree too.
+# `lessons_lib`, each derived in its own lesson: the block is `transformer_block` (lessons 07–08; its attention is
+# `multi_head_attention`, lesson 05), which takes the block's weights as a dict of NumPy arrays (`block_weights`
+# reads them out of the Keras block) and returns every intermediate. It must give the same logits, and the same
+# intermediates as the step-by-step run of section 3.4. And the assembled model, `lessons_lib.GPT` (lesson 08), with
+# the same weights copied in, must agree too.
 
 
 # %%
 def numpy_forward(ids_row):
-    """Embedding -> pre-norm block (causal multi-head attention, FFN, residuals, LayerNorm) -> logits, in NumPy."""
+    """Embedding -> pre-norm block -> final LayerNorm -> tied output layer, in NumPy; (logits, block steps)."""
     E = embed.token_embedding.embeddings.numpy()
     P = embed.position_embedding.embeddings.numpy()
-    g = lambda layer: [v.numpy() for v in layer.weights]
     t = len(ids_row)
     x = E[ids_row] + P[:t]  # embedding + positions   [T, d]
-
-    def split(m):  # [T, d] -> [heads, T, d_k]
-        return m.reshape(t, NUM_HEADS, D_MODEL // NUM_HEADS).transpose(1, 0, 2)
-
-    a = layer_norm(x, *g(block.ln1))
-    (wq, bq), (wk, bk), (wv, bv), (wo, bo) = (
-        g(d) for d in (block.attn.wq, block.attn.wk, block.attn.wv, block.attn.wo)
+    steps = transformer_block(
+        x, block_weights(block), NUM_HEADS, norm_first=True, activation="gelu", mask=causal_mask(t)
     )
-    heads, _ = scaled_dot_product_attention(
-        split(a @ wq + bq), split(a @ wk + bk), split(a @ wv + bv), mask=causal_mask(t)
-    )
-    concat = heads.transpose(1, 0, 2).reshape(t, D_MODEL)  # [T, d]
-    h = x + concat @ wo + bo  # residual 1
-    y = h + feed_forward(
-        layer_norm(h, *g(block.ln2)), *g(block.ffn.w1), *g(block.ffn.w2), activation="gelu"
-    )
-    return layer_norm(y, *g(ln_f)) @ E.T  # output layer   [T, V]
+    gamma_f, beta_f = (v.numpy() for v in ln_f.weights)
+    return layer_norm(steps["block_out"], gamma_f, beta_f) @ E.T, steps  # output layer   [T, V]
 
 
-logits_np = numpy_forward(ids[0])
+logits_np, steps_np = numpy_forward(ids[0])
 diff_np = np.max(np.abs(logits_np - logits.numpy()[0]))
+for name, ours in [
+    ("weights", w[0]),
+    ("residual_1", h.numpy()[0]),
+    ("ffn_hidden", ffn_hidden.numpy()[0]),
+    ("block_out", y.numpy()[0]),
+]:
+    assert np.max(np.abs(steps_np[name] - ours)) <= 1e-5, name  # section 3.4, step by step
 
 gpt = GPT(V, MAX_LEN, D_MODEL, NUM_HEADS, num_layers=1, d_ff=D_FF)
 gpt(ids)  # build, then copy our weights in
@@ -522,11 +557,20 @@ print("max |logits(lessons_lib.GPT) - logits(Keras)| ≤ 1e-5:", diff_gpt <= 1e-
 assert diff_np <= 1e-5 and diff_gpt <= 1e-5
 
 # %% [markdown]
+# That assembled model, `lessons_lib.GPT`, is short enough to read now. Its `call` (docstring left out) is the
+# pipeline of section 2: embedding (and dropout, used only in training), the blocks, each with its causal mask, then
+# `self.logits`, the final LayerNorm and the tied output layer of section 3.7. Lesson 08 builds it; every lesson
+# shows the part of `lessons_lib` it builds the same way, with `show_source`.
+
+# %%
+show_source(GPT.call, docstring=False)
+
+# %% [markdown]
 # ### 3.11 Two pictures
 #
 # First the pipeline we just ran, with the shapes measured above on its arrows. Then the attention weights of the
-# random model for two of its four heads (the other two look alike): row $t$ shows how much position $t$ (the
-# query) takes from each position up to $t$ (the keys).
+# random model for heads 0 and 1 (heads 2 and 3 look alike): row $t$ shows how much position $t$ (the query) takes
+# from each position up to $t$ (the keys).
 
 
 # %%
@@ -613,7 +657,7 @@ labels = [c if c != " " else "␣" for c in sentence]
 fig, axs = plt.subplots(1, 2, figsize=(13, 6.4), constrained_layout=True)
 for head, ax in enumerate(axs):
     im = ax.imshow(w[0, head], cmap="viridis", vmin=0, vmax=1)
-    ax.set_title(f"head {head} of {NUM_HEADS}")
+    ax.set_title(f"head {head} (of heads 0–{NUM_HEADS - 1})")
     ax.set_xticks(range(T), labels, fontsize=7)
     ax.set_yticks(range(T), labels, fontsize=7)
     ax.set_xlabel("key (the position looked at)")
@@ -633,7 +677,9 @@ plt.show()
 # ## 4. How to use this course
 #
 # **Running the notebooks.** Each lesson is a Jupyter notebook in `notebooks/`; run it top to bottom
-# (*Run → Run All Cells*). Every notebook runs in under 2 minutes on two CPU cores with less than 1.5 GB of memory.
+# (*Run → Run All Cells*). Each one runs in at most about 3 minutes on two CPU cores, with less than 1.5 GB of
+# memory. Most need well under a minute; lesson 09, which trains a model for a couple of minutes, takes longest. The
+# README's lesson table lists the time and memory measured for each.
 #
 # * *On your computer*: `python -m pip install -r requirements.txt`, then `jupyter lab` and open
 #   `notebooks/00_overview.ipynb`.
@@ -645,15 +691,17 @@ plt.show()
 #   uses. Only the training lessons are noticeably faster on a GPU.
 #
 # **The library.** Whatever a lesson derives ends up in `lessons_lib` (one small module per concept, e.g.
-# `lessons_lib/attention.py`), so the next lesson can simply import it. Read its source whenever you like — it is
-# written to be read.
+# `lessons_lib/attention.py`), so the next lesson can simply import it. Each lesson shows you the code it adds, with
+# `show_source` (as section 3.10 did for `GPT.call`), and you can read the rest whenever you like: it is written to
+# be read.
 #
 # **Exercises with self-check.** Every lesson has at least two exercises. Each is three cells:
 #
 # 1. a **stub** to fill in (`# YOUR CODE HERE`, then `raise NotImplementedError` — delete that line);
 # 2. a **check** cell calling `check(your_function, reference, inputs=[...])`, which prints
 #    `✓` when every case matches, `… not attempted yet` while the stub is untouched, and `✗` with a precise
-#    diagnosis (the failing input, shape, largest difference, a hint) otherwise;
+#    diagnosis (the failing input, shape, largest difference) otherwise, followed by a hint: first one about the
+#    idea, and, if it still fails when you try again, one about the code;
 # 3. a hidden **solution** cell (collapsed; click to expand it once you have tried).
 #
 # Here is a first, tiny one.
@@ -686,7 +734,11 @@ check(
     reference_uniform_loss,
     inputs=[65, 2, 256, 50257],
     atol=1e-5,
-    hint="-log(1/V) with the natural logarithm (np.log)",
+    hint=(
+        "the loss is −ln p(true token), and here p = 1/V for every token; the course's logarithms are "
+        "natural logarithms",
+        "return float(-np.log(1.0 / vocab_size)) (np.log is the natural logarithm)",
+    ),
 )
 
 # %% [markdown]
@@ -699,7 +751,7 @@ verdict = check(
     inputs=[65, 2, 256, 50257],
     atol=1e-5,
     name="uniform_loss (base 2)",
-    hint="-log(1/V) with the natural logarithm (np.log)",
+    hint="the loss is −ln p(true token) with the natural logarithm, here with p = 1/V",
 )
 assert verdict is False  # check returns True (✓), False (✗) or None (not attempted yet)
 
@@ -712,13 +764,20 @@ def uniform_loss(vocab_size):
 assert check(uniform_loss, reference_uniform_loss, inputs=[65, 2, 256, 50257], atol=1e-5)
 
 # %% [markdown]
-# **Widgets.** Later lessons have interactive figures (sliders for a position, a temperature, a number of merges,
-# …) built with ipywidgets. They need a running kernel: in a static view of a notebook (e.g. on GitHub) they show
-# nothing, so run the notebook to use them.
+# **Interactive views.** Lessons 03, 04, 05, 08 and 09 have interactive figures from `lessons_lib.viz`: the
+# positional-encoding explorer, the softmax and scale explorer (a temperature slider), the attention explorer (hover
+# over a token, pick the heads). They are [anywidget](https://anywidget.dev) views whose JavaScript ships with the
+# course, so nothing is fetched from the internet and hovering or sliding needs no round trip to Python. Run the
+# cell in JupyterLab 4 or Notebook 7 to get the live view. Every view also stores a still picture (PNG) and a text
+# summary of the same numbers, which is what you see in a static rendering (GitHub, nbconvert) or before you run the
+# cell. Lesson 10's text generator (a prompt box, sliders and a *Generate* button) is built with ipywidgets and
+# needs a running kernel.
 #
-# **Longer runs.** Lessons that train read their sizes from a cell tagged `parameters`; the stored outputs come
-# from small, fast defaults. `python -m lessons_lib.course run --full` reruns every notebook with the full sizes
-# and reports time and peak memory.
+# **Longer runs.** Some lessons read their sizes from a cell tagged `parameters` (papermill can override it), and the
+# stored outputs come from those defaults. They are not shortened runs: in lesson 09, which trains the model, the
+# default is the full reference run that produced the checkpoint shipped with the course. `llm-course run --full`,
+# the instructors' runner, reruns every notebook and lets lesson 09 train longer; it reports each notebook's time
+# and peak memory.
 
 # %% [markdown]
 # ## 5. The lesson map
@@ -801,8 +860,12 @@ check(
     reference_next_token_loss,
     inputs=loss_cases,
     atol=1e-5,
-    hint="m = z.max(axis=-1, keepdims=True); logp = z - m - np.log(np.exp(z - m).sum(axis=-1, keepdims=True)); "
-    "pick logp[np.arange(T), targets]",
+    hint=(
+        "compute log-probabilities, never probabilities: subtract each row's maximum before exp, then take "
+        "−log p of each position's target and average over the positions",
+        "m = z.max(axis=-1, keepdims=True); logp = z - m - np.log(np.exp(z - m).sum(axis=-1, "
+        "keepdims=True)); return float(-logp[np.arange(len(targets)), targets].mean())",
+    ),
 )
 
 
@@ -819,10 +882,11 @@ assert check(next_token_loss, reference_next_token_loss, inputs=loss_cases, atol
 # %% [markdown]
 # ### Exercise 3 — follow the shapes
 #
-# Without running any model, write `pipeline_shapes(batch, T, vocab_size, d_model, num_heads, d_ff)`: a `dict`
-# giving the shape (a tuple) of each tensor of section 3 for a batch of `batch` sequences of `T` tokens. Keys:
-# `"ids"`, `"x"`, `"attention_weights"`, `"ffn_hidden"`, `"block_out"`, `"logits"`. The check *runs* the
-# `lessons_lib` layers on zeros and reads the shapes off the results.
+# Write `pipeline_shapes(batch, T, vocab_size, d_model, num_heads, d_ff)`: a `dict` giving the shape (a tuple) of
+# each tensor of section 3 for a batch of `batch` sequences of `T` tokens, worked out from the arguments (no model
+# needs to run: the shapes follow from the sizes). Keys: `"ids"`, `"x"`, `"attention_weights"`, `"ffn_hidden"`,
+# `"block_out"`, `"logits"`. The check *runs* the `lessons_lib` layers on zeros and reads the shapes off the
+# results.
 
 
 # %%
@@ -859,8 +923,12 @@ check(
     pipeline_shapes,
     measured_shapes,
     inputs=shape_cases,
-    hint="everything keeps [batch, T, ...]; attention adds a heads axis and is T x T; the FFN widens to d_ff; "
-    "the output layer scores every vocabulary token",
+    hint=(
+        "everything keeps [batch, T, ...]; attention adds a heads axis and is T x T; the FFN widens to "
+        "d_ff; the output layer scores every vocabulary token",
+        "ids (batch, T); x and block_out (batch, T, d_model); attention_weights (batch, num_heads, T, T); "
+        "ffn_hidden (batch, T, d_ff); logits (batch, T, vocab_size)",
+    ),
 )
 
 
@@ -892,7 +960,9 @@ assert check(pipeline_shapes, measured_shapes, inputs=shape_cases)
 #   `[batch, heads, T, T]`, the FFN's hidden layer `[batch, T, d_ff]`) → `[batch, T, V]` logits.
 # * An untrained model predicts every token with probability ≈ $1/V$; its cross-entropy is ≈ $\ln V$
 #   (4.17 for our 65 characters). Check this at the start of every training run.
-# * The whole forward pass is a dozen lines of NumPy; `lessons_lib` and Keras compute exactly the same thing.
+# * The whole forward pass is a few lines with the NumPy references of `lessons_lib` (`transformer_block` for the
+#   block); the Keras layers and `lessons_lib.GPT` compute exactly the same thing.
+# * Heads, like positions, are counted from 0 throughout the course.
 #
 # **Next:** [01 · Tokenization](01_tokenization.ipynb) — how text becomes the ids we fed the model, with a
 # character tokenizer and byte-pair encoding.

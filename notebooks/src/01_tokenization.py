@@ -33,18 +33,18 @@ from collections import Counter
 import matplotlib.pyplot as plt
 import numpy as np
 
-from lessons_lib.checks import check
-from lessons_lib.data import load_tiny_shakespeare, train_val_split
-from lessons_lib.tokenizers import (
+from lessons_lib import (
     BPETokenizer,
     CharTokenizer,
-    count_pairs,
-    merge_pair,
+    check,
+    load_tiny_shakespeare,
     pad_and_truncate,
-    pretokenize,
+    show_source,
+    train_val_split,
 )
 
-np.set_printoptions(precision=3, suppress=True)
+# the building blocks of BPE, not exported from lessons_lib itself
+from lessons_lib.tokenizers import count_pairs, merge_pair, pretokenize
 
 
 def visible(token: str) -> str:
@@ -226,6 +226,19 @@ print("tokens:", tiny.tokenize("aaabdaaabac"))
 assert tiny.merges == hand_merges == [("a", "a"), ("a", "b"), ("aa", "ab")]
 
 # %% [markdown]
+# ### The code
+#
+# Here is `BPETokenizer.train` (docstring left out). It does what we just did by hand, with one economy.
+# Step 1 summarises the text as word frequencies $f(w)$. Step 2 is `count_pairs` over all words, plus an index
+# `where` of the words that contain each pair. Step 3 is the loop of section 4: `top` and `best` are the
+# $\arg\max$ with the tie rule (smallest pair among the most frequent), and `merge_pair` rewrites only the words
+# listed in `where[best]`, after their old pairs have been subtracted from the counts and before their new pairs are
+# added back.
+
+# %%
+show_source(BPETokenizer.train, docstring=False)
+
+# %% [markdown]
 # ### Training on Tiny Shakespeare
 #
 # We train on the first `BPE_TRAIN_CHARS` characters of the training split (a few seconds in pure Python).
@@ -249,7 +262,12 @@ print(
     f"{len(bpe.special_tokens)} special tokens + {len(bpe.alphabet)} characters + {len(bpe.merges)} merges "
     f"= {bpe.vocab_size} tokens"
 )
+print(
+    "characters of the training split missing from the slice BPE trains on:",
+    sorted(set(train_text) - set(train_text[:BPE_TRAIN_CHARS])),
+)
 assert bpe.vocab_size == VOCAB_SIZE and len(bpe.alphabet) == 65
+assert set(train_text) - set(train_text[:BPE_TRAIN_CHARS]) == set("$3X")
 
 # %% [markdown]
 # The first merges are the most frequent pairs of the corpus: a space followed by `t` (the start of " the",
@@ -259,17 +277,34 @@ assert bpe.vocab_size == VOCAB_SIZE and len(bpe.alphabet) == 65
 print(f"{'#':>3}  {'pair':<18} {'new token':<10} {'count':>6}")
 for k, ((a, b), c) in enumerate(zip(bpe.merges[:10], bpe.merge_counts[:10]), start=1):
     print(f"{k:>3}  {visible(a) + ' + ' + visible(b):<18} {visible(a + b):<10} {c:>6}")
+assert bpe.merges[:3] == [(" ", "t"), ("h", "e"), ("o", "u")]
 assert bpe.merges[8] == (" t", "he")
 
 # %% [markdown]
-# Do the counts always decrease? Not necessarily: a merge can create a new pair that is more frequent than the
-# ones left (`(" t", "he")` is born from two merges). But the counts trend steeply downwards, and the last
-# merges are pairs seen only a few dozen times:
+# **The counts never increase** from one merge to the next. Merging $(a, b)$ removes occurrences of pairs and
+# creates new pairs, but every new pair contains the new symbol $ab$. A new pair $(ab, y)$ stands exactly where
+# $a\,b\,y$ stood before the merge, so it is at most as frequent as $(b, y)$ was; and $(b, y)$ was at most as
+# frequent as $(a, b)$, the most frequent pair. Likewise $(x, ab)$ through $(x, a)$, and a pair without $ab$ can
+# only lose occurrences. So after merging a pair seen $n$ times, no pair is seen more than $n$ times:
+#
+# $$\text{count}_{k+1} \le \text{count}_k .$$
+#
+# Even $(\text{" t"}, \text{he})$, a pair born from two merges, is less frequent than both of them (1783 against
+# 4336 and 3484 in the table). **Ties** are common: about half of the time the next merge has the same count as the
+# last one, and the tie rule decides which goes first. On our run, whose last merges are pairs seen only a few dozen
+# times:
 
 # %%
 counts = np.array(bpe.merge_counts)
+ties = int(np.sum(np.diff(counts) == 0))  # merges whose count equals the previous merge's
 print("count of merges 1, 10, 100, last:", counts[0], counts[9], counts[99], counts[-1])
-assert counts[0] > counts[99] > counts[-1] >= 2
+print("largest increase from one merge to the next:", int(np.diff(counts).max()))
+print(f"ties: {ties} of the {len(counts) - 1} steps repeat the previous count")
+assert np.all(np.diff(counts) <= 0)  # never increasing
+assert counts[8] < min(counts[0], counts[1])  # (" t", "he") after (" ", "t") and ("h", "e")
+assert counts[[0, 1, 8]].tolist() == [4336, 3484, 1783]
+assert ties == 221 and round(ties / (len(counts) - 1), 1) == 0.5
+assert 2 <= counts[-1] < 100  # a few dozen; min_frequency = 2 is the floor
 
 # %% [markdown]
 # **Vocabulary growth.** Each merge adds one token. Watch one sentence get shorter as merges accumulate
@@ -329,10 +364,21 @@ rows = [
 print(f"{'tokenizer':<18} {'vocab size':>10} {'tokens':>8} {'chars/token':>11} {'unknown':>8}")
 for name, v, n, unk in rows:
     print(f"{name:<18} {v:>10,} {n:>8,} {len(val_text) / n:>11.2f} {unk / n:>8.1%}")
+length_ratio = len(bpe_val_ids) / len(val_text)  # BPE tokens per character token
+vocab_ratio = (len(word_vocab) + 1) / bpe.vocab_size
+print(
+    f"BPE / characters: {length_ratio:.2f} of the length, {length_ratio**2:.2f} of the attention cost; "
+    f"word vocabulary / BPE vocabulary: {vocab_ratio:.1f}"
+)
+assert round(length_ratio, 1) == 0.5 and round(length_ratio**2, 2) == 0.25
+assert round(vocab_ratio) == 28
+# the summary's figures: 445 merges, about 2 characters per token
+assert len(bpe.merges) == 445 and round(len(val_text) / len(bpe_val_ids)) == 2
+assert round(unknown / len(val_words), 3) == 0.046
 
 # %% [markdown]
-# BPE with 512 tokens roughly halves the sequence length of the character tokenizer (attention, which costs
-# $\propto n^2$, then costs about a quarter), with a vocabulary about 28 times smaller than the word-level one
+# BPE with 512 tokens halves the sequence length of the character tokenizer (attention, which costs
+# $\propto n^2$, then costs a quarter), with a vocabulary about 28 times smaller than the word-level one
 # and no unknown tokens. Real LLMs use 32k to 200k tokens trained on far more text, reaching about 4 characters
 # per token on English.
 #
@@ -474,7 +520,12 @@ check(
     count_pairs,
     inputs=pair_cases,
     name="my_count_pairs",
-    hint="loop over zip(word, word[1:]) and add the word's frequency, not 1",
+    hint=(
+        "every adjacent pair inside a word counts once per occurrence of that word: add the word's "
+        "frequency, not 1",
+        "for word, freq in word_freqs.items(): loop over zip(word, word[1:]) and do "
+        "counts[pair] = counts.get(pair, 0) + freq",
+    ),
 )
 
 
@@ -517,7 +568,12 @@ check(
     merge_pair,
     inputs=merge_cases,
     name="my_merge_pair",
-    hint="walk with an index i; when symbols[i], symbols[i+1] == pair, append the joined symbol and skip two",
+    hint=(
+        "scan left to right; where the pair starts, emit the joined symbol and continue after both of its "
+        "symbols, so that two occurrences never share a symbol",
+        "walk with an index i: if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == pair, append "
+        "symbols[i] + symbols[i + 1] and do i += 2; otherwise append symbols[i] and do i += 1",
+    ),
 )
 
 
@@ -571,7 +627,12 @@ check(
     reference_left_pad,
     inputs=pad_cases,
     name="my_left_pad",
-    hint="start from np.full((n, max_len), pad_id) and np.zeros(..., dtype=bool); keep seq[-max_len:]",
+    hint=(
+        "keep the last max_len ids of each sequence and place them at the right end of a row of pad ids; "
+        "the mask records where you placed real ids, it cannot be read off the ids' values",
+        "start from np.full((n, max_len), pad_id) and np.zeros((n, max_len), dtype=bool); with "
+        "kept = list(seq)[-max_len:], fill ids[i, -len(kept):] and mask[i, -len(kept):] (skip empty rows)",
+    ),
 )
 
 
@@ -599,7 +660,8 @@ assert check(my_left_pad, reference_left_pad, inputs=pad_cases, name="my_left_pa
 # * Characters: tiny vocabulary (65 here), long sequences, nothing unknown. Words: short sequences, a huge
 #   vocabulary and unknown words (4.6 % of the validation words). Subwords (BPE) sit in between.
 # * BPE repeatedly merges the most frequent adjacent pair, inside words, with deterministic tie-breaking; the
-#   ordered merge list is the tokenizer, and encoding replays it. 445 merges learned from 200k characters give about 2
+#   ordered merge list is the tokenizer, and encoding replays it. The merge counts never increase (a new pair is at
+#   most as frequent as the merged one), and ties are common. 445 merges learned from 200k characters give about 2
 #   characters per token on unseen text.
 # * Special tokens are single, unsplittable ids that take the first ids; unknown characters are an error or
 #   `<unk>`, never silently dropped.

@@ -26,6 +26,7 @@ info = lessons_lib.setup(seed=0)
 # %%
 import collections
 import re
+import tracemalloc
 
 import keras
 import matplotlib.pyplot as plt
@@ -35,15 +36,15 @@ import tensorflow as tf
 from lessons_lib import (
     GPT,
     TokenAndPositionEmbedding,
+    check,
     gpt_param_count,
+    load_tiny_shakespeare,
+    show,
+    show_source,
     sinusoidal_positional_encoding,
     softmax,
+    thread,
 )
-from lessons_lib import thread
-from lessons_lib.checks import check
-from lessons_lib.data import load_tiny_shakespeare
-
-np.set_printoptions(precision=3, suppress=True, linewidth=120)
 
 # %% [markdown]
 # ## 1 · An embedding is a table lookup
@@ -98,10 +99,8 @@ print("vocabulary:", {i: w for i, w in enumerate(thread.VOCAB)})
 print("sentence:  ", thread.SENTENCE)
 print("ids:       ", ids)
 one_hot = np.eye(len(thread.VOCAB))[ids]  # row t is the one-hot vector of token t
-print("one-hot O (T x V):")
-print(one_hot.astype(int))
-print("embedding table E (V x d_model):")
-print(E)
+show("one-hot O [T, V]", one_hot.astype(int))
+show("embedding table E [V, d_model]", E)
 
 # %% [markdown]
 # The product $O E$, row by row, is the list of rows of $E$ picked by the ids. Note that rows 0 and 4 are the same:
@@ -110,7 +109,7 @@ print(E)
 # %%
 embeddings_matmul = one_hot @ E  # the matrix view
 embeddings_lookup = E[ids]  # the table lookup
-print(np.round(embeddings_matmul, 3))
+show("O @ E", embeddings_matmul)
 
 assert np.array_equal(
     embeddings_matmul, embeddings_lookup
@@ -160,8 +159,7 @@ grad_tf = tf.convert_to_tensor(
 ).numpy()  # IndexedSlices -> dense
 grad_formula = one_hot.T @ G
 
-print("dL/dE (rows = vocabulary):")
-print(np.round(grad_formula, 3))
+show("dL/dE = O^T G (rows = vocabulary)", grad_formula)
 assert np.max(np.abs(grad_tf - grad_formula)) <= 1e-5
 assert np.allclose(grad_formula[[4, 5]], 0.0)  # "that", "is" do not occur: zero rows
 assert np.allclose(grad_formula[0], G[0] + G[4])  # "to" occurs at positions 0 and 4
@@ -200,8 +198,7 @@ def article_embedding(token_ids, table):
 
 
 squashed = article_embedding(ids, E)
-print("article's 'embeddings' of the thread:")
-print(np.round(squashed, 3))
+show("the article's 'embeddings' of the thread", squashed)
 assert (squashed > 0).all() and np.allclose(squashed.sum(axis=1), 1.0)
 
 
@@ -210,10 +207,12 @@ def cosine_matrix(a):
     return unit @ unit.T
 
 
-print("cosine similarities between the 6 words, true embeddings:")
-print(np.round(cosine_matrix(E), 2))
-print("... and after the article's softmax (all positive, squeezed together):")
-print(np.round(cosine_matrix(softmax(E, axis=1)), 2))
+show("cosine similarities between the 6 words, true embeddings", cosine_matrix(E), decimals=2)
+show(
+    "... and after the article's softmax (all positive, squeezed together)",
+    cosine_matrix(softmax(E, axis=1)),
+    decimals=2,
+)
 assert (cosine_matrix(E) < 0).any() and (cosine_matrix(softmax(E, axis=1)) > 0).all()
 
 # %% [markdown]
@@ -281,6 +280,7 @@ print(
     f"most frequent ({np.mean(corpus_ids >= 0):.1%} of the running words)"
 )
 print("most frequent:", vocab[:12])
+assert round(len(words), -4) == 200_000  # "about 200 000 words"
 
 # %%
 # 1. co-occurrence counts within the window (symmetric)
@@ -343,11 +343,19 @@ def nearest(word, vectors, k=6):
     return [(vocab[j], round(float(sims[j]), 2)) for j in order]
 
 
+neighbours = {}
 for word in ["king", "love", "lord", "father", "night", "thou"]:
+    neighbours[word] = [w for w, _ in nearest(word, trained)]
     print(f"{word:>7s}  trained: {', '.join(f'{w} {c:.2f}' for w, c in nearest(word, trained))}")
     print(
         f"{'':>7s}  random:  {', '.join(f'{w} {c:.2f}' for w, c in nearest(word, random_vectors))}"
     )
+# the neighbours named below
+assert {"richard", "edward"} <= set(neighbours["king"])
+assert {"son", "brother", "daughter"} <= set(neighbours["father"])
+assert {"day", "morrow"} <= set(neighbours["night"])
+assert {"art", "dost", "hast"} <= set(neighbours["thou"])
+assert {"dear", "lady", "as", "did"} <= set(neighbours["love"])
 
 # %% [markdown]
 # The trained neighbours make sense: *king* sits with the kings' names (the text's speaker labels read
@@ -357,8 +365,9 @@ for word in ["king", "love", "lord", "father", "night", "thou"]:
 # noise, and their cosines are those of random directions.
 #
 # How large is "random"? For two independent random vectors in $\mathbb{R}^{d}$, the cosine has mean 0 and standard
-# deviation about $1/\sqrt{d}$ — here $1/8$. The best of 3000 such cosines is then around 0.4, which is why the random
-# neighbours above are not at zero. A few word pairs that *should* be similar make the contrast clear:
+# deviation about $1/\sqrt{d}$ — here $1/8$. The best of 3000 such cosines is then around 0.4 (printed below), which
+# is why the random neighbours above are not at zero. A few word pairs that *should* be similar make the contrast
+# clear:
 
 # %%
 pairs = [
@@ -387,8 +396,14 @@ print(
     f"\nrandom vectors, all pairs among the 1000 most frequent words: mean cosine {off_diagonal.mean():.3f}, "
     f"std {off_diagonal.std():.3f} (1/sqrt(DIM) = {1 / np.sqrt(DIM):.3f})"
 )
+best_random = np.mean([nearest(w, random_vectors, k=1)[0][1] for w in neighbours])
+print(
+    f"random vectors, the best cosine of each of the 6 words above, on average: {best_random:.2f}"
+)
 assert min(cos_trained[p] for p in pairs[:5]) > max(abs(cos_random[p]) for p in pairs[:5])
+assert max(cos_trained[p] for p in pairs[5:]) < min(cos_trained[p] for p in pairs[:5])
 assert abs(off_diagonal.std() - 1 / np.sqrt(DIM)) < 0.01
+assert round(best_random, 1) == 0.4
 
 # %% [markdown]
 # The first five pairs belong together, and only the trained vectors know it. The last two are unrelated words as a
@@ -490,7 +505,16 @@ assert abs(np.linalg.norm(E_init, axis=1).mean() - 1.0) < 0.01
 
 # %% [markdown]
 # This is why `TokenAndPositionEmbedding` has a `scale` switch: with `scale=True` it computes
-# $x_t = \sqrt{d_\text{model}}\,E_{\text{id}_t} + PE_t$. Checked against NumPy with the thread's table:
+# $x_t = \sqrt{d_\text{model}}\,E_{\text{id}_t} + PE_t$. Here is its `call` (docstring left out). After the checks
+# of its input, `self.token_embedding(ids)` is the lookup $E_{\text{id}_t}$ of section 1 (a `keras.layers.Embedding`),
+# `if self.scale` multiplies it by $\sqrt{d_\text{model}}$, and the last lines add the positions: the rows
+# `offset … offset + T − 1` of a learned table, or of the sinusoidal encoding of lesson 03.
+
+# %%
+show_source(TokenAndPositionEmbedding.call, docstring=False)
+
+# %% [markdown]
+# Checked against NumPy with the thread's table:
 
 # %%
 layer = TokenAndPositionEmbedding(
@@ -508,14 +532,31 @@ print("TokenAndPositionEmbedding(scale=True) == sqrt(d_model) * E[ids] + PE   (m
 # %% [markdown]
 # The scale is a convention that goes with that initialisation, not a law. The **thread does not scale**: its table
 # was drawn with standard deviation 1, already the "scaled" size, so its words are already larger than its positions
-# (mean square per coordinate about 1.4 vs 0.5). GPT-2 does not scale either: it *learns* its position table, starting
-# at the same small scale as the token table.
+# (mean square per coordinate about 1.4 vs 0.5). GPT-2 does not scale either: it *learns* its position table and
+# starts both tables small, the positions at **half** the scale of the tokens. Its original TensorFlow code
+# (`src/model.py` of the repository `openai/gpt-2`) creates them as
+# `wte = tf.get_variable('wte', [n_vocab, n_embd], initializer=tf.random_normal_initializer(stddev=0.02))` and
+# `wpe = tf.get_variable('wpe', [n_ctx, n_embd], initializer=tf.random_normal_initializer(stddev=0.01))`: standard
+# deviation 0.02 for the token table, 0.01 for the position table. At $d_\text{model} = 768$ a word vector then starts
+# about twice as long as a position vector, and both are short (about 0.55 and 0.28).
 
 # %%
+thread_ms_E, thread_ms_P = np.mean(E**2), np.mean(state["positions"] ** 2)
 print(
-    f"thread: mean square of E's coordinates {np.mean(E**2):.2f}, "
-    f"of its positional encodings {np.mean(state['positions'] ** 2):.2f}"
+    f"thread: mean square of E's coordinates {thread_ms_E:.2f}, of its positional encodings {thread_ms_P:.2f}"
 )
+assert round(thread_ms_E, 1) == 1.4 and round(thread_ms_P, 1) == 0.5
+
+gpt2_init = np.random.default_rng(0)
+wte = gpt2_init.normal(0.0, 0.02, size=(2000, 768))  # 2000 of GPT-2's 50 257 token rows
+wpe = gpt2_init.normal(0.0, 0.01, size=(1024, 768))  # all 1024 position rows
+length_wte, length_wpe = np.linalg.norm(wte, axis=1).mean(), np.linalg.norm(wpe, axis=1).mean()
+print(
+    f"GPT-2 at initialisation: token vectors {length_wte:.2f} long, position vectors {length_wpe:.2f} "
+    f"(ratio {length_wte / length_wpe:.2f})"
+)
+assert round(length_wte, 2) == 0.55 and round(length_wpe, 2) == 0.28
+assert round(length_wte / length_wpe, 1) == 2.0
 
 # %% [markdown]
 # ## 5 · Tying the input and output embeddings
@@ -548,15 +589,22 @@ thread_sizes = dict(
     positional="sinusoidal",
 )
 
+counted = {}
 for name, sizes in [("GPT-2 small", gpt2), ("the thread", thread_sizes)]:
     tied = gpt_param_count(**sizes, tie_embeddings=True)
     untied = gpt_param_count(**sizes, tie_embeddings=False)
     saved = untied - tied
+    counted[name] = (tied, untied, saved)
     assert saved == sizes["vocab_size"] * sizes["d_model"]
     print(
         f"{name:12s} untied {untied:>12,}   tied {tied:>12,}   saved V*d = {saved:>11,} "
         f"({saved / untied:.1%} of the untied model)"
     )
+# the figures quoted below and in the summary: 124M tied, 163M untied, 38.6M saved; 276, 300, 24
+tied, untied, saved = counted["GPT-2 small"]
+assert (round(tied, -6), round(untied, -6), round(saved, -5)) == (124e6, 163e6, 38.6e6)
+assert 0.2 < saved / untied < 0.25  # almost a quarter
+assert counted["the thread"] == (276, 300, 24)
 
 # %% [markdown]
 # GPT-2 small's famous "124M" is the **tied** count; without tying it would be 163M, and almost a quarter of it would
@@ -594,7 +642,9 @@ assert (
 #
 # Write `embed_one_hot(ids, E)` that returns the embeddings of `ids` **without indexing `E`**: build the one-hot
 # matrix (e.g. with `np.eye`) and multiply. The check compares it with `E[ids]` on the thread and on a larger random
-# table.
+# table, and it holds you to the rule: it passes your function each table as a `MultiplyOnlyTable`, an object that
+# can be multiplied (`O @ E`, `np.matmul`, `np.dot`) and tells you its `shape`, but refuses to be indexed or turned
+# into an array.
 
 
 # %%
@@ -604,34 +654,88 @@ def embed_one_hot(ids, E):
 
 
 # %%
+class MultiplyOnlyTable:
+    """An embedding table that can be multiplied by a matrix on its left, and nothing else."""
+
+    REFUSED = (
+        "this table refuses to be indexed or turned into an array: E[ids] is the lookup the exercise asks "
+        "you to avoid; build the one-hot matrix O and return O @ E"
+    )
+
+    def __init__(self, values):
+        self._values = np.array(values, dtype=float)
+        self.shape, self.dtype = self._values.shape, self._values.dtype
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, index):  # E[ids], E[ids, :], E[i] ...
+        raise TypeError(self.REFUSED)
+
+    def __array__(self, *args, **kwargs):  # np.asarray(E), np.take(E, ids), tf.gather(E, ids) ...
+        raise TypeError(self.REFUSED)
+
+    def _times(self, left):  # left @ E
+        return np.asarray(left, dtype=float) @ self._values
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):  # O @ E, np.matmul(O, E)
+        if ufunc is np.matmul and method == "__call__" and len(inputs) == 2 and inputs[1] is self:
+            return self._times(inputs[0])
+        raise TypeError(self.REFUSED)
+
+    def __array_function__(self, func, types, args, kwargs):  # np.dot(O, E)
+        if func is np.dot and len(args) == 2 and args[1] is self:
+            return self._times(args[0])
+        raise TypeError(self.REFUSED)
+
+    def __rmatmul__(self, left):  # a TensorFlow tensor @ E
+        return self._times(left)
+
+    def lookup(self, token_ids):
+        """The reference answer, E[ids]: the check's business, not yours."""
+        return self._values[token_ids]
+
+
 table_big = np.round(np.random.default_rng(1).normal(size=(50, 8)), 2)
+lookup_cases = [
+    (ids, MultiplyOnlyTable(E)),
+    (np.array([3, 3, 0, 49, 7]), MultiplyOnlyTable(table_big)),
+    (np.array([5]), MultiplyOnlyTable(E)),
+]
 check(
     embed_one_hot,
-    lambda ids, E: E[ids],
-    inputs=[(ids, E), (np.array([3, 3, 0, 49, 7]), table_big), (np.array([5]), E)],
-    hint="one_hot = np.eye(E.shape[0])[ids] has shape [T, V]; then one_hot @ E",
+    lambda ids, table: table.lookup(ids),
+    inputs=lookup_cases,
+    hint=(
+        "a one-hot row has a single 1, in the column of the token's id; multiplying it by E adds up "
+        "1 × (that row of E) and 0 × every other row",
+        "one_hot = np.eye(E.shape[0])[ids] (this indexes the identity matrix, not E) has shape [T, V]; "
+        "return one_hot @ E",
+    ),
 )
 
 
 # %% tags=["solution"]
 def embed_one_hot(ids, E):
-    one_hot = np.eye(E.shape[0])[ids]  # [T, V]
+    one_hot = np.eye(E.shape[0])[ids]  # [T, V]: rows of the identity, no indexing of E
     return one_hot @ E  # [T, V] @ [V, d] -> [T, d]
 
 
-assert check(
-    embed_one_hot,
-    lambda ids, E: E[ids],
-    inputs=[(ids, E), (np.array([3, 3, 0, 49, 7]), table_big), (np.array([5]), E)],
+assert check(embed_one_hot, lambda ids, table: table.lookup(ids), inputs=lookup_cases)
+# ... and the check refuses the lookup that the exercise rules out
+refused = check(
+    lambda ids, E: E[ids], lambda ids, table: table.lookup(ids), inputs=lookup_cases, name="E[ids]"
 )
+assert refused is False
 
 # %% [markdown]
 # ### Exercise 2 — the gradient of the table, without a one-hot matrix
 #
 # Section 1 derived $\partial L/\partial E = O^\top G$ with $G = \partial L/\partial Y$. Frameworks never build $O$:
 # they **add** row $t$ of $G$ into row $\text{id}_t$ of a zero matrix. Write `embedding_grad(ids, G, vocab_size)`
-# that does exactly that (hint: `np.add.at`; be careful, `grad[ids] += G` is wrong when an id repeats — find out
-# why!).
+# that does exactly that, without a one-hot matrix. The check holds you to it: its last case has 2048 positions and
+# a vocabulary of 4096, where $O$ takes 64 MiB (and `np.eye(vocab_size)` 128 MiB) but the gradient only 128 KiB, and
+# it refuses an answer that needed much more memory than the gradient itself.
 
 
 # %%
@@ -642,32 +746,86 @@ def embedding_grad(ids, G, vocab_size):
 
 # %%
 def grad_reference(ids, G, vocab_size):
-    return np.eye(vocab_size)[ids].T @ G
+    """O^T G without O, a third way: np.bincount sums column k of G over the positions of each id."""
+    columns = [np.bincount(ids, weights=G[:, k], minlength=vocab_size) for k in range(G.shape[1])]
+    return np.stack(columns, axis=1)
 
 
-G_big = np.round(np.random.default_rng(2).normal(size=(5, 8)), 2)
+class TooMuchMemory(Exception):
+    pass
+
+
+def without_one_hot(fn):
+    """fn, refused when NumPy allocated much more than the [V, d] gradient while it ran (tracemalloc)."""
+
+    def measured(ids, G, vocab_size):
+        tracemalloc.start()
+        try:
+            grad = fn(ids, G, vocab_size)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        needed = vocab_size * G.shape[1] * 8  # the float64 gradient itself
+        if peak > 4 * needed + 2**20:
+            raise TooMuchMemory(
+                f"it allocated {peak / 2**20:,.0f} MiB at its peak, but the gradient takes only "
+                f"{needed / 2**10:,.0f} KiB: did it build a one-hot matrix?"
+            )
+        return grad
+
+    measured.__name__ = fn.__name__
+    return measured
+
+
+rng_grad = np.random.default_rng(2)
+G_big = np.round(rng_grad.normal(size=(5, 8)), 2)
+many_ids, G_many = (
+    rng_grad.integers(0, 4096, size=2048),
+    np.round(rng_grad.normal(size=(2048, 4)), 2),
+)
+grad_cases = [
+    (ids, G, len(thread.VOCAB)),
+    (np.array([3, 3, 0, 49, 7]), G_big, 50),
+    (many_ids, G_many, 4096),  # O would be [2048, 4096]
+]
+MiB = 2**20
+sizes_MiB = (2048 * 4096 * 8 / MiB, 4096 * 4096 * 8 / MiB, 4096 * 4 * 8 / MiB)
+print(
+    "last case, float64: O {:.0f} MiB, np.eye(4096) {:.0f} MiB, the gradient {:.3f} MiB".format(
+        *sizes_MiB
+    )
+)
+assert sizes_MiB == (64, 128, 0.125)  # 0.125 MiB = 128 KiB
 check(
-    embedding_grad,
+    without_one_hot(embedding_grad),
     grad_reference,
-    inputs=[(ids, G, len(thread.VOCAB)), (np.array([3, 3, 0, 49, 7]), G_big, 50)],
-    hint="grad = np.zeros((vocab_size, G.shape[1])); np.add.at(grad, ids, G) accumulates repeated ids",
+    inputs=grad_cases,
+    hint=(
+        "start from a zero [V, d] matrix and add row t of G into row ids[t], for every t; a token that "
+        "occurs twice must receive both rows",
+        "grad = np.zeros((vocab_size, G.shape[1])); np.add.at(grad, ids, G) (grad[ids] += G keeps only "
+        "one of the rows of a repeated id)",
+    ),
 )
 
 
 # %% tags=["solution"]
 def embedding_grad(ids, G, vocab_size):
     grad = np.zeros((vocab_size, G.shape[1]))
-    np.add.at(
-        grad, ids, G
-    )  # unbuffered: repeated ids accumulate (grad[ids] += G would keep only the last one)
+    # unbuffered: repeated ids accumulate (grad[ids] += G would keep only the last one)
+    np.add.at(grad, ids, G)
     return grad
 
 
-assert check(
-    embedding_grad,
+assert check(without_one_hot(embedding_grad), grad_reference, inputs=grad_cases)
+# ... and the formula of section 1, which builds O, is refused on the large case
+built_O = check(
+    without_one_hot(lambda ids, G, vocab_size: np.eye(vocab_size)[ids].T @ G),
     grad_reference,
-    inputs=[(ids, G, len(thread.VOCAB)), (np.array([3, 3, 0, 49, 7]), G_big, 50)],
+    inputs=grad_cases,
+    name="O^T G with O",
 )
+assert built_O is False
 
 # %% [markdown]
 # ### Exercise 3 — how much does tying save?
@@ -698,7 +856,11 @@ check(
         (50257, 768, False),
         (32000, 4096, False),
     ],
-    hint="one V x d table if tied, two (input table + output matrix) if not",
+    hint=(
+        "the input embedding is a V × d table; untied, the output layer has a second matrix of the same "
+        "size, tied, it reuses the first",
+        "return vocab_size * d_model * (1 if tied else 2)",
+    ),
 )
 
 
@@ -735,7 +897,8 @@ print(f"tying saves {saving:,} parameters at V = 32,000, d_model = 4096")
 # * Random embeddings have no structure (cosines around $0 \pm 1/\sqrt{d}$); trained ones put words used in similar
 #   contexts close together. PPMI + SVD on Tiny Shakespeare shows this in seconds.
 # * The original Transformer scales embeddings by $\sqrt{d_\text{model}}$ so that words (initialised with variance
-#   $1/d_\text{model}$) are not drowned by the sinusoidal positions (squared length $d_\text{model}/2$).
+#   $1/d_\text{model}$) are not drowned by the sinusoidal positions (squared length $d_\text{model}/2$). GPT-2 does not
+#   scale: it learns both tables, initialised with standard deviation 0.02 (tokens) and 0.01 (positions).
 # * **Tying** reuses $E$ as the output matrix, $\text{logits} = h\,E^\top$: GPT-2 small saves 38.6M of 163M
 #   parameters; the thread saves 24 of 300.
 #

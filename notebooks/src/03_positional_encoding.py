@@ -24,6 +24,7 @@ info = lessons_lib.setup(seed=0)
 
 # %%
 import re
+import tracemalloc
 
 import keras
 import matplotlib.pyplot as plt
@@ -34,14 +35,16 @@ from lessons_lib import (
     MultiHeadAttention,
     TokenAndPositionEmbedding,
     apply_rope,
+    causal_mask,
+    check,
+    multi_head_attention,
     scaled_dot_product_attention,
+    show,
+    show_source,
     sinusoidal_positional_encoding,
     sinusoidal_shift_matrix,
+    thread,
 )
-from lessons_lib import thread
-from lessons_lib.checks import check
-
-np.set_printoptions(precision=3, suppress=True, linewidth=120)
 
 # %% [markdown]
 # ## 1 · Attention cannot see order
@@ -88,10 +91,8 @@ def self_attention(x):
 
 out = self_attention(emb)
 out_shuffled = self_attention(emb[perm])
-print("Attn(X):")
-print(np.round(out, 3))
-print("Attn(PX):")
-print(np.round(out_shuffled, 3))
+show("Attn(X)", out)
+show("Attn(PX)", out_shuffled)
 assert np.allclose(out_shuffled, out[perm])  # Attn(PX) = P Attn(X)
 assert np.allclose(out[0], out[4])  # both "to"s get the same output
 print("Attn(PX) == P Attn(X); and the two 'to's (rows 0 and 4) have identical outputs")
@@ -117,18 +118,43 @@ for name, attend in [
 
 # %% [markdown]
 # *An aside on the causal mask.* A GPT decoder adds a causal mask (token $t$ sees tokens $0..t$ only), which does
-# break the full symmetry. But it does not give order back: the output at position $t$ still depends on the
-# **set** of earlier tokens, not on their order. (Haviv et al. 2022 show that a causal model can still infer *some*
-# position information, e.g. by counting how many tokens it sees.) Check it: *"to be or"* and *"be to or"* give the
-# same output at *"or"*.
+# break the full symmetry. But **one** attention layer still does not give order back: its output at position $t$
+# depends on the **set** of tokens $0..t$, not on their order. Check it with the thread's causal attention layer
+# (its two heads and $W_O$, as lesson 05 will build it; here through the NumPy reference `multi_head_attention`):
+# *"to be or"* and *"be to or"* give the same output at *"or"*.
+#
+# That holds for one layer only. Stack a second causal layer and the order shows. After the first layer,
+# position 0 has seen one token and position 1 two, so swapping tokens 0 and 1 changes *what* those two positions
+# hold, not only *where*: in *"to be or"* position 0 holds "to" alone, in *"be to or"* it holds "be" alone. The
+# second layer's output at position 2 reads those different vectors and changes. (This is how a causal model
+# without any positional encoding can still infer position information; Haviv et al. 2022 show that it does, e.g.
+# by counting how many tokens it sees.)
+
 
 # %%
-mask = state["mask"][:3, :3]  # causal mask for 3 tokens (True = may attend)
+def causal_attention(x):
+    """The thread's causal multi-head self-attention layer (2 heads, W_O), in NumPy."""
+    out, _ = multi_head_attention(
+        x, w["W_Q"], w["W_K"], w["W_V"], w["W_O"], thread.NUM_HEADS, mask=causal_mask(len(x))
+    )
+    return out
+
+
 x_a, x_b = emb[[0, 1, 2]], emb[[1, 0, 2]]  # "to be or" vs "be to or"
-out_a, _ = scaled_dot_product_attention(x_a @ w["W_Q"], x_a @ w["W_K"], x_a @ w["W_V"], mask=mask)
-out_b, _ = scaled_dot_product_attention(x_b @ w["W_Q"], x_b @ w["W_K"], x_b @ w["W_V"], mask=mask)
-print("output at 'or':", np.round(out_a[2], 3), "vs", np.round(out_b[2], 3))
-assert np.allclose(out_a[2], out_b[2])
+one_a, one_b = causal_attention(x_a), causal_attention(x_b)
+two_a, two_b = causal_attention(one_a), causal_attention(one_b)
+change_one = np.linalg.norm(one_a[2] - one_b[2])
+change_two = np.linalg.norm(two_a[2] - two_b[2])
+print("one layer,  output at 'or':", np.round(one_a[2], 3), "vs", np.round(one_b[2], 3))
+print("two layers, output at 'or':", np.round(two_a[2], 3), "vs", np.round(two_b[2], 3))
+print(
+    f"|change| at 'or' after swapping 'to' and 'be': one layer {change_one:.3f}, two layers {change_two:.2f}"
+)
+assert np.allclose(one_a[2], one_b[2])  # one layer: the set of tokens 0..2 is all that counts
+assert not np.allclose(
+    one_a[:2], one_b[[1, 0]]
+)  # ... but positions 0, 1 now hold different vectors
+assert round(change_two, 2) == 1.15  # two layers: the order shows
 
 # %% [markdown]
 # ## 2 · The sinusoidal encoding
@@ -141,8 +167,12 @@ assert np.allclose(out_a[2], out_b[2])
 # $$
 #
 # Columns come in (sin, cos) pairs, **interleaved**: even columns sine, odd columns cosine, pair $i$ turning at
-# angular frequency $\omega_i$. The first pair turns fast ($\omega_0 = 1$ radian per position, a wavelength of
-# $2\pi \approx 6.3$ positions); each next pair turns slower, down to a wavelength of $10000 \cdot 2\pi$ for the last.
+# angular frequency $\omega_i$, with the wavelength $2\pi/\omega_i = 2\pi \cdot 10000^{2i/d_\text{model}}$ positions.
+# The first pair turns fast ($\omega_0 = 1$ radian per position, a wavelength of $2\pi \approx 6.3$ positions); each
+# next pair turns slower. The last pair, $i = d_\text{model}/2 - 1$, has the longest wavelength,
+# $2\pi \cdot 10000^{(d_\text{model}-2)/d_\text{model}}$: always **below** $2\pi \cdot 10000 \approx 62\,832$, and the
+# further below the smaller $d_\text{model}$ is (the cell below computes it: about 47 000 positions for the
+# $d_\text{model} = 64$ of our plots, 628 for the thread).
 # Like the hands of a clock — seconds, minutes, hours — the fast pairs tell neighbouring positions apart and the slow
 # ones tell where we are on a large scale. Every value lies in $[-1, 1]$, and since $\sin^2 + \cos^2 = 1$ every position
 # vector has the same length $\sqrt{d_\text{model}/2}$.
@@ -162,12 +192,32 @@ pe_hand = np.array(
         for p in range(T)
     ]
 )
-print("PE for positions 0..5:")
-print(np.round(pe_hand, 3))
+show("PE for positions 0..5", pe_hand)
 
 assert np.allclose(pe_hand, sinusoidal_positional_encoding(T, d))
 assert np.allclose(pe_hand, state["positions"])
+assert np.round(pe_hand[1], 3).tolist() == [0.841, 0.54, 0.01, 1.0]
 print("== sinusoidal_positional_encoding(6, 4) == thread.forward()['positions']")
+
+# the longest wavelength, that of the last pair, 2π · 10000^((d − 2)/d), against 2π · 10000
+longest = {dm: 2 * np.pi / (10000.0 ** (-(dm - 2) / dm)) for dm in (4, 64, 512)}
+for dm, wavelength in longest.items():
+    print(
+        f"d_model = {dm:3d}: longest wavelength {wavelength:9,.1f} positions (2π · 10000 = {2 * np.pi * 1e4:,.1f})"
+    )
+assert all(wavelength < 2 * np.pi * 1e4 for wavelength in longest.values())
+assert round(longest[4], 1) == 628.3 and round(longest[64], -3) == 47_000
+assert np.isclose(longest[4], 2 * np.pi / omega[-1])
+
+# %% [markdown]
+# ### The code
+#
+# `sinusoidal_positional_encoding` (docstring left out) is the equation above in a few lines: `frequencies` gives
+# $\omega_i = 10000^{-2i/d_\text{model}}$, `angles[pos, i]` is $pos\,\omega_i$ (a broadcast outer product), and the
+# sines and cosines fill the even and odd columns.
+
+# %%
+show_source(sinusoidal_positional_encoding, docstring=False)
 
 # %% [markdown]
 # An independent check in TensorFlow (float32), written differently: compute sine and cosine blocks, then interleave
@@ -222,8 +272,8 @@ for k in [1, 5, 17, 40]:
     assert np.allclose(R @ R.T, np.eye(64))  # a rotation: orthogonal, keeps lengths
     print(f"k = {k:2d}: PE[pos + k] == R_k PE[pos] for all {64 - k} positions; R_k is orthogonal")
 
-print("\nthe thread's R_1 (d_model = 4):")
-print(np.round(sinusoidal_shift_matrix(1, 4), 3))
+print()
+show("the thread's R_1 (d_model = 4)", sinusoidal_shift_matrix(1, 4))
 assert np.allclose(sinusoidal_shift_matrix(1, 4) @ state["positions"][2], state["positions"][3])
 
 # %% [markdown]
@@ -235,8 +285,8 @@ assert np.allclose(sinusoidal_shift_matrix(1, 4) @ state["positions"][2], state[
 # $$
 #
 # the same for every $pos$, largest ($d_\text{model}/2$) at $k = 0$, symmetric in $k$ (it cannot tell *before* from
-# *after*), and falling off, with ripples, as the distance grows (it stays well above zero here: the slow pairs
-# hardly turn in 32 positions, so their cosines stay close to 1).
+# *after*), and falling off, with ripples, as the distance grows (it stays well above zero here, its smallest value is
+# printed below: the slow pairs hardly turn in 32 positions, so their cosines stay close to 1).
 #
 # Left: the encoding itself, 64 positions × 64 dimensions — fast stripes on the left (small $i$), slow on the right.
 # Right: $PE_{32} \cdot PE_{32+k}$ against the offset $k$.
@@ -249,6 +299,9 @@ assert np.allclose(
 )
 assert np.allclose(pe64[10] @ pe64[15], pe64[40] @ pe64[45])  # same distance, same dot product
 assert dots.argmax() == 32 and np.isclose(dots.max(), 32.0)  # offset 0, value d_model / 2
+assert np.allclose(dots[1:], dots[1:][::-1])  # symmetric: k and -k give the same
+print(f"PE[32] · PE[32 + k] for |k| <= 32: from {dots.min():.2f} to {dots.max():.2f}")
+assert dots.min() > 10  # well above zero
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
 im = ax1.imshow(pe64, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
@@ -285,8 +338,14 @@ explorer
 
 # %%
 assert np.allclose(explorer.dot_products(32), pe64[32] @ pe64.T)
-print("wavelengths of dims 0, 10, 40:", [round(explorer.wavelength(d), 1) for d in (0, 10, 40)])
+print(
+    "wavelengths of dims 0, 10, 40, 63:",
+    [round(explorer.wavelength(d), 1) for d in (0, 10, 40, 63)],
+)
 assert np.isclose(explorer.wavelength(0), 2 * np.pi)
+assert np.isclose(
+    explorer.wavelength(63), longest[64]
+)  # the last pair: the longest, below 2π · 10000
 
 # %% [markdown]
 # ## 4 · Learned positions, and their limit
@@ -379,6 +438,39 @@ print(
 # RoFormer paper (several codebases pair dimension $i$ with $i + d/2$ instead; that is the same thing up to a fixed
 # reordering of the features).
 #
+# **Two sign conventions.** The two rotation matrices of this lesson have opposite signs. This $R(\theta)$ is the
+# standard one, which turns a pair written $(x, y)$ counter-clockwise by $\theta$. The $2 \times 2$ block of $R_k$ in
+# section 3, $\begin{pmatrix} \cos k\omega_i & \sin k\omega_i \\ -\sin k\omega_i & \cos k\omega_i \end{pmatrix}$, is
+# $R(-k\omega_i)$ in this notation. Both advance the angle by $k\omega_i$. The difference is the order of the pair:
+# section 3 writes it $(\sin, \cos)$, i.e. $(y, x)$, and swapping the two coordinates flips the sign of a rotation.
+# Written as $(\cos, \sin)$, the shift of section 3 is $R(+k\omega_i)$, the very matrix RoPE uses. Checked with one
+# pair ($d_\text{model} = 2$, so $\omega_0 = 1$) and $k = 3$:
+
+
+# %%
+def rotation(theta):
+    """R(θ), the standard rotation used by RoPE: counter-clockwise on a pair (x, y)."""
+    return np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+
+
+k_shift, p0 = 3, 5
+block = sinusoidal_shift_matrix(k_shift, 2)  # section 3's R_k, acting on (sin, cos)
+swap = np.array([[0.0, 1.0], [1.0, 0.0]])  # (sin, cos) <-> (cos, sin)
+show("section 3's R_3 (pair (sin, cos))", block)
+show("R(3) of RoPE (pair (x, y))", rotation(k_shift))
+assert np.allclose(block, rotation(-k_shift))  # opposite signs ...
+assert np.allclose(swap @ block @ swap, rotation(k_shift))  # ... because of the order of the pair
+
+
+def sin_cos(p):
+    return np.array([np.sin(p), np.cos(p)])
+
+
+assert np.allclose(block @ sin_cos(p0), sin_cos(p0 + k_shift))  # both move position 5 to 8
+assert np.allclose(rotation(k_shift) @ sin_cos(p0)[::-1], sin_cos(p0 + k_shift)[::-1])
+print("R_3 (section 3) = R(-3) in RoPE's convention; with the pair reordered it is R(+3)")
+
+# %% [markdown]
 # First, `apply_rope` against an independent implementation with NumPy complex numbers:
 
 
@@ -458,12 +550,9 @@ embeddings = state["embeddings"]  # from lesson 02
 positions = sinusoidal_positional_encoding(len(state["ids"]), thread.D_MODEL)
 x = embeddings + positions
 
-print("embeddings (lesson 02):")
-print(np.round(embeddings, 2))
-print("+ positions:")
-print(np.round(positions, 2))
-print("= x:")
-print(np.round(x, 2))
+show("embeddings (lesson 02)", embeddings, decimals=2)
+show("+ positions", positions, decimals=2)
+show("= x", x, decimals=2)
 
 assert np.allclose(x, state["x"])
 assert not np.allclose(x[0], x[4])  # the two "to"s are different inputs now
@@ -521,7 +610,12 @@ check(
     sinusoidal_pe,
     sinusoidal_positional_encoding,
     inputs=[(6, 4), (64, 64), (10, 8), (1, 2)],
-    hint="angles = np.arange(length)[:, None] * omega[None, :]; pe[:, 0::2] = sin, pe[:, 1::2] = cos",
+    hint=(
+        "every entry is sin or cos of pos · ω_i: a [length, d_model/2] table of angles, one row per position "
+        "and one column per pair, gives all of them at once",
+        "omega = 10000.0 ** (-np.arange(0, d_model, 2) / d_model); angles = np.arange(length)[:, None] * "
+        "omega[None, :]; pe[:, 0::2] = np.sin(angles); pe[:, 1::2] = np.cos(angles)",
+    ),
 )
 
 
@@ -544,7 +638,9 @@ assert check(
 #
 # Section 3 derived $PE_{pos}\cdot PE_{pos+k} = \sum_i \cos(k\,\omega_i)$. Write `pe_dot(k, d_model)` that computes
 # this closed form **without** building any positional encoding. The check compares it with the dot product of two
-# rows of the real encoding, 7 and $7 + k$ apart.
+# rows of the real encoding, 7 and $7 + k$ apart, and holds you to the rule: its last case has $k = 100\,000$, where
+# the encoding table up to position $7 + k$ takes about 50 MiB but the closed form needs a few hundred bytes, and it
+# refuses an answer that allocated more than 1 MiB.
 
 
 # %%
@@ -559,11 +655,44 @@ def pe_dot_reference(k, d_model):
     return float(pe[7] @ pe[7 + k])
 
 
+class TooMuchMemory(Exception):
+    pass
+
+
+def without_encoding_table(fn, limit=2**20):
+    """fn, refused when NumPy allocated more than `limit` bytes while it ran (measured with tracemalloc)."""
+
+    def measured(k, d_model):
+        tracemalloc.start()
+        try:
+            value = fn(k, d_model)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        if peak > limit:
+            raise TooMuchMemory(
+                f"it allocated {peak / 2**20:,.0f} MiB at its peak; the closed form needs only the "
+                f"{d_model // 2} frequencies: did it build the encoding?"
+            )
+        return value
+
+    measured.__name__ = fn.__name__
+    return measured
+
+
+dot_cases = [(0, 4), (1, 4), (5, 64), (100, 512), (100_000, 64)]
+table_MiB = (7 + 100_000 + 1) * 64 * 8 / 2**20  # the float64 encoding up to position 7 + k
+print(f"last case: the encoding table up to position 7 + k would take {table_MiB:.0f} MiB")
+assert round(table_MiB) == 49
 check(
-    pe_dot,
+    without_encoding_table(pe_dot),
     pe_dot_reference,
-    inputs=[(0, 4), (1, 4), (5, 64), (100, 512)],
-    hint="omega = 10000.0 ** (-np.arange(0, d_model, 2) / d_model); return the sum of np.cos(k * omega)",
+    inputs=dot_cases,
+    hint=(
+        "each (sin, cos) pair contributes sin(a)·sin(b) + cos(a)·cos(b) = cos(a − b) = cos(k · ω_i): the "
+        "positions drop out, only the offset k and the frequencies remain",
+        "omega = 10000.0 ** (-np.arange(0, d_model, 2) / d_model); return float(np.sum(np.cos(k * omega)))",
+    ),
 )
 
 
@@ -573,7 +702,15 @@ def pe_dot(k, d_model):
     return float(np.sum(np.cos(k * omega)))
 
 
-assert check(pe_dot, pe_dot_reference, inputs=[(0, 4), (1, 4), (5, 64), (100, 512)])
+assert check(without_encoding_table(pe_dot), pe_dot_reference, inputs=dot_cases)
+# ... and the check refuses the dot product of two rows of the full encoding
+built_table = check(
+    without_encoding_table(lambda k, d_model: pe_dot_reference(k, d_model)),
+    pe_dot_reference,
+    inputs=dot_cases,
+    name="PE[7] · PE[7 + k] from the table",
+)
+assert built_table is False
 
 # %% [markdown]
 # ### Exercise 3 — RoPE with rotation matrices
@@ -596,7 +733,12 @@ check(
     rope,
     apply_rope,
     inputs=rope_cases,
-    hint="new_even = x_even * cos - x_odd * sin;  new_odd = x_even * sin + x_odd * cos",
+    hint=(
+        "R(θ) (x_even, x_odd) = (cos θ · x_even − sin θ · x_odd, sin θ · x_even + cos θ · x_odd), with "
+        "one angle per (position, pair): positions[t] · ω_i",
+        "angles = positions[:, None] * omega[None, :]; even, odd = x[:, 0::2], x[:, 1::2]; "
+        "out[:, 0::2] = even * cos - odd * sin; out[:, 1::2] = even * sin + odd * cos",
+    ),
 )
 
 
@@ -620,6 +762,8 @@ assert check(rope, apply_rope, inputs=rope_cases)
 #
 # * Without positions, attention is **permutation-equivariant**: $\mathrm{Attn}(PX) = P\,\mathrm{Attn}(X)$ (proved
 #   with $P^\top P = I$, checked on NumPy, `lessons_lib` and Keras attention). Identical tokens get identical outputs.
+# * A causal mask does not give order back to **one** attention layer (its output at $t$ depends on the set of tokens
+#   $0..t$), but a stack of two causal layers does see order: swapping two tokens changes the second layer's output.
 # * The **sinusoidal** encoding adds $PE_{pos} = (\sin pos\,\omega_0, \cos pos\,\omega_0, \sin pos\,\omega_1, \dots)$,
 #   $\omega_i = 10000^{-2i/d_\text{model}}$: fast and slow "clock hands", every vector of length
 #   $\sqrt{d_\text{model}/2}$.

@@ -33,21 +33,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
 
-from lessons_lib import causal_mask, scaled_dot_product_attention, softmax, thread
-from lessons_lib.checks import check
-
-np.set_printoptions(precision=3, suppress=True)
-# Recent NVIDIA GPUs may run float32 matrix products in TensorFloat-32 (about 3 significant digits), which would
-# break the 1e-5 agreement checks below; full float32 costs nothing at this size. (No effect on a CPU.)
-tf.config.experimental.enable_tensor_float_32_execution(False)
-
-
-def show(name, value, decimals=3):
-    """Print a named array, rounded, with its shape."""
-    value = np.asarray(value)
-    print(f"{name}  shape {value.shape}")
-    print(np.round(value, decimals), end="\n\n")
-
+from lessons_lib import (
+    MultiHeadAttention,
+    causal_mask,
+    check,
+    copy_to_keras_mha,
+    multi_head_attention,
+    scaled_dot_product_attention,
+    show,
+    show_source,
+    softmax,
+    thread,
+)
 
 # %% tags=["parameters"]
 # Sizes of the random experiments in the "why sqrt(d_k)" section (papermill may override them).
@@ -178,6 +175,13 @@ assert np.allclose(A_stable, A, atol=1e-15)
 print("same weights after subtracting the row maximum:", np.allclose(A_stable, A, atol=1e-15))
 
 # %% [markdown]
+# This is the course's `softmax`, which every later lesson imports. Its last three lines are the two cells above:
+# `z = x - max(x)` is the shift, and `e / sum(e)` divides each row by its sum (`axis=-1`: over the keys).
+
+# %%
+show_source(softmax)
+
+# %% [markdown]
 # ### Step 5 — weights times values
 #
 # Each output row is a weighted average of the rows of $V$. Token 1:
@@ -201,13 +205,25 @@ print("column minima of V:", V.min(axis=0), " column maxima of V:", V.max(axis=0
 print("every output column lies in that range:", True)
 
 # %% [markdown]
+# ### The code: `scaled_dot_product_attention`
+#
+# Steps 2–5 are the library's NumPy reference. Most of it checks the shapes and says what was expected; the
+# equations are the last lines: `_scores(q, k)` is steps 2–3, `q @ swapaxes(k, -1, -2) / np.sqrt(d_k)` (the
+# transpose of the last two axes, so it works over any leading batch or head axes), `softmax(scores)` is step 4
+# and `weights @ v` step 5. The two mask lines in between are section 4.
+
+# %%
+show_source(scaled_dot_product_attention)
+
+# %% [markdown]
 # ### Checking the hand computation three independent ways
 #
 # 1. `lessons_lib.scaled_dot_product_attention` (the course's NumPy reference);
 # 2. plain TensorFlow ops (`tf.matmul`, `tf.nn.softmax`) in float32;
-# 3. `keras.layers.MultiHeadAttention(num_heads=1, key_dim=3)` with our matrices copied into it. Keras stores the
-#    projection kernels as `[d_model, heads, key_dim]` and the output projection as `[heads, key_dim, d_model]`;
-#    we set the output projection to the identity (and switch biases off) so that the layer returns $AV$ itself.
+# 3. `keras.layers.MultiHeadAttention(num_heads=1, key_dim=3)` with our matrices copied into it. We put them in a
+#    one-head `lessons_lib.MultiHeadAttention`, with the identity as its output projection and no biases (so that
+#    the layer returns $AV$ itself), and `copy_to_keras_mha` copies them into Keras, which stores the kernels in a
+#    head-aware layout, `[d_model, heads, key_dim]` (lesson 05 §8 explains the copy).
 
 # %%
 TOL = 1e-5
@@ -220,13 +236,20 @@ tf_A = tf.nn.softmax(
 )
 tf_out = tf.matmul(tf_A, tV)
 
-mha = keras.layers.MultiHeadAttention(num_heads=1, key_dim=3, use_bias=False)
 x_batch = X[None].astype("float32")  # [batch=1, T=3, d_model=3]
+one_head = MultiHeadAttention(d_model=3, num_heads=1, use_bias=False)
+one_head.build(x_batch.shape)
+for dense, matrix in (
+    (one_head.wq, W_Q),
+    (one_head.wk, W_K),
+    (one_head.wv, W_V),
+    (one_head.wo, np.eye(3)),
+):
+    dense.kernel.assign(matrix)
+mha = keras.layers.MultiHeadAttention(num_heads=1, key_dim=3, use_bias=False)
 mha(x_batch, x_batch)  # build the layer once, then overwrite its weights
-mha.query_dense.kernel.assign(W_Q.reshape(3, 1, 3))
-mha.key_dense.kernel.assign(W_K.reshape(3, 1, 3))
-mha.value_dense.kernel.assign(W_V.reshape(3, 1, 3))
-mha.output_dense.kernel.assign(np.eye(3).reshape(1, 3, 3))
+copy_to_keras_mha(one_head, mha)
+assert np.array_equal(np.asarray(mha.query_dense.kernel)[:, 0], W_Q)  # [d_model, heads=1, key_dim]
 keras_out, keras_A = mha(x_batch, x_batch, return_attention_scores=True)
 
 for name, (got_out, got_A) in {
@@ -394,8 +417,8 @@ plt.show()
 #
 # * untick **divide by √d_k**: the softmax saturates (one bar takes everything) and the entropy drops to about 0;
 # * move the **d_k** slider: a larger divisor flattens the weights, a smaller one sharpens them;
-# * move the **temperature** $	au$, a second divisor that you will meet again when sampling text from a language
-#   model: $	au < 1$ sharpens, $	au > 1$ flattens, $	au 	o \infty$ gives the uniform distribution.
+# * move the **temperature** $\tau$, a second divisor that you will meet again when sampling text from a language
+#   model: $\tau < 1$ sharpens, $\tau > 1$ flattens, $\tau \to \infty$ gives the uniform distribution.
 #
 # The readout gives the **entropy** $H(p) = -\sum_i p_i \log p_i$ (0 for a one-hot row, $\log 8 \approx 2.079$ for
 # a uniform one), the top weight, and the size of the Jacobian $\|\mathrm{diag}(p) - pp^\top\|_F$ — the gradient
@@ -474,13 +497,15 @@ print(
 # Back to the course's running example, the sentence *"to be or not to be"* with $d_{\text{model}} = 4$. Lesson 03
 # ended with $x$ = embeddings + positions. The thread's block has **2 heads** of size $d_k = 2$: each head uses
 # its own 2 columns of $Q = xW_Q$, $K = xW_K$, $V = xW_V$. Here we compute **head 0** (columns 0–1) by hand, with
-# the causal mask; in lesson 05 this turns out to be head 1 of 2, and we will add the second head and $W_O$.
+# the causal mask. Heads are counted from 0: in lesson 05 this is head 0 of the thread's two heads, and we will add
+# head 1 (columns 2–3) and $W_O$.
 
 # %%
 state = thread.forward()
 w = thread.weights()
 words = thread.SENTENCE.split()
 x = state["x"]
+assert thread.NUM_HEADS == 2 and thread.D_K == 2 and thread.D_MODEL == 4  # quoted above
 show("x (from lesson 03)", x)
 show("W_Q", w["W_Q"], 1)
 show("W_K", w["W_K"], 1)
@@ -652,6 +677,7 @@ for i, p in enumerate(true_w_43):
         f"largest entry of |diag(p) - p p^T| = {np.abs(softmax_jacobian(p)).max():.1e}"
     )
 assert all(np.abs(softmax_jacobian(p)).max() < 1e-100 for p in true_w_43)
+assert round(gap) == 435 and round(np.log10(np.exp(-gap))) == -189  # quoted above
 show("true output = softmax(...) V: every token copies the last value", true_w_43 @ article_V, 1)
 
 # %% [markdown]
@@ -707,6 +733,11 @@ print(
     "of 9",
 )
 assert np.all(claimed_out_43[:, 2] < col_min[2])
+assert article_V[:, 2].tolist() == [18, 51, 82] and claimed_out_43[:, 2].tolist() == [
+    10.5,
+    15.1,
+    6.9,
+]
 
 # %% [markdown]
 # The last check is the convex-combination argument of section 2: every output must lie between the smallest and
@@ -824,29 +855,29 @@ print("first 4 numbers of each token's output:")
 print(np.round(output[:, :4], 3))
 
 # %% [markdown]
-# And the usual independent check: the same weights copied into `keras.layers.MultiHeadAttention(num_heads=8,
-# key_dim=16)` (kernels reshaped to Keras' `[d_model, heads, key_dim]` / `[heads, key_dim, d_model]` layout) and into
-# `lessons_lib.MultiHeadAttention`.
+# And the usual independent checks: the same weights in `lessons_lib.MultiHeadAttention`, copied from it into
+# `keras.layers.MultiHeadAttention(num_heads=8, key_dim=16)` by `copy_to_keras_mha`, and given to the course's
+# NumPy reference `multi_head_attention` (lesson 05 derives it).
 
 # %%
 x_52 = X_52[None].astype("float32")
-keras_mha = keras.layers.MultiHeadAttention(num_heads=n_heads, key_dim=d_head, use_bias=False)
-keras_mha(x_52, x_52)
-keras_mha.query_dense.kernel.assign(W_Q.reshape(d_model, n_heads, d_head))
-keras_mha.key_dense.kernel.assign(W_K.reshape(d_model, n_heads, d_head))
-keras_mha.value_dense.kernel.assign(W_V.reshape(d_model, n_heads, d_head))
-keras_mha.output_dense.kernel.assign(W_O.reshape(n_heads, d_head, d_model))
-
-lib_mha = lessons_lib.MultiHeadAttention(d_model, n_heads, use_bias=False)
+lib_mha = MultiHeadAttention(d_model, n_heads, use_bias=False)
 lib_mha(x_52)
 for dense, matrix in ((lib_mha.wq, W_Q), (lib_mha.wk, W_K), (lib_mha.wv, W_V), (lib_mha.wo, W_O)):
     dense.kernel.assign(matrix)
+keras_mha = keras.layers.MultiHeadAttention(num_heads=n_heads, key_dim=d_head, use_bias=False)
+keras_mha(x_52, x_52)
+copy_to_keras_mha(lib_mha, keras_mha)
 
 for name, layer_out in (
-    ("keras.layers.MultiHeadAttention", keras_mha(x_52, x_52)),
-    ("lessons_lib.MultiHeadAttention", lib_mha(x_52)),
+    ("keras.layers.MultiHeadAttention", keras_mha(x_52, x_52).numpy()[0]),
+    ("lessons_lib.MultiHeadAttention", lib_mha(x_52).numpy()[0]),
+    (
+        "lessons_lib.multi_head_attention",
+        multi_head_attention(X_52, W_Q, W_K, W_V, W_O, n_heads)[0],
+    ),
 ):
-    diff = np.max(np.abs(layer_out.numpy()[0] - output))
+    diff = np.max(np.abs(layer_out - output))
     assert diff <= TOL, (name, diff)
     print(f"{name}: agrees with the corrected NumPy code (max abs diff <= {TOL:g})")
 
@@ -880,7 +911,11 @@ check(
     stable_softmax,
     lambda x: softmax(x, axis=-1),
     inputs=softmax_cases,
-    hint="subtract the maximum of each row (x.max(axis=-1, keepdims=True)) before np.exp",
+    hint=(
+        "Subtracting the same number from every score of a row does not change its softmax; choose the "
+        "number that keeps every exponent at or below 0.",
+        "e = np.exp(x - x.max(axis=-1, keepdims=True)), then divide e by e.sum(axis=-1, keepdims=True)",
+    ),
 )
 
 
@@ -918,7 +953,12 @@ check(
     attention,
     lambda q, k, v: scaled_dot_product_attention(q, k, v),
     inputs=attention_cases,
-    hint="scores = q @ k.T / np.sqrt(q.shape[-1]); softmax over axis=-1; return (weights @ v, weights)",
+    hint=(
+        "Score every query against every key, divide by the square root of the key width, turn each row "
+        "into weights with a softmax over the keys, and average the values with those weights.",
+        "scores = q @ k.T / np.sqrt(q.shape[-1]); weights = softmax(scores, axis=-1); "
+        "return weights @ v, weights",
+    ),
 )
 
 
@@ -938,7 +978,8 @@ assert check(
 #
 # Write `causal_weights(scores)`: given a square matrix of (already scaled) scores, return the attention weights
 # with the causal mask applied — weights above the diagonal must be **exactly** 0 and every row must sum to 1.
-# Hint: `np.tril`, `np.where` and $-\infty$.
+# The check includes large scores, blocked ones and allowed ones (a row whose allowed scores are 1000 and 1001), so
+# the softmax must not overflow.
 
 
 # %%
@@ -953,14 +994,24 @@ def reference_causal_weights(scores):
     return softmax(np.where(causal_mask(t), scores, -np.inf), axis=-1)
 
 
-causal_cases = [S_scaled, S0_scaled, np.array([[0.0, 1e4], [3.0, -2.0]])]
+causal_cases = [
+    S_scaled,
+    S0_scaled,
+    np.array([[0.0, 1e4], [3.0, -2.0]]),  # a large blocked score
+    np.array([[1000.0, 1e4], [1000.0, 1001.0]]),  # large allowed scores: exp(1000) overflows
+]
 check(
     causal_weights,
     reference_causal_weights,
     inputs=causal_cases,
     atol=0.0,
     rtol=1e-9,
-    hint="blocked = ~np.tril(np.ones((T, T), dtype=bool)); set those scores to -np.inf, then a stable softmax",
+    hint=(
+        "A blocked score must become minus infinity before the softmax, so that its weight is exactly 0; "
+        "and the softmax must be the stable one of exercise 1, because allowed scores can be large too.",
+        "allowed = np.tril(np.ones((T, T), dtype=bool)); masked = np.where(allowed, scores, -np.inf); "
+        "subtract masked.max(axis=-1, keepdims=True) before np.exp",
+    ),
 )
 
 
@@ -975,6 +1026,21 @@ def causal_weights(scores):
 
 assert check(causal_weights, reference_causal_weights, inputs=causal_cases, atol=0.0, rtol=1e-9)
 assert np.all(causal_weights(S0_scaled)[~causal_mask(6)] == 0.0)
+assert np.allclose(causal_weights(causal_cases[3])[1], [0.269, 0.731], atol=5e-4)
+
+
+# the check refuses a softmax that skips the row maximum: exp(1000) = inf, and inf / inf = nan
+def naive_causal_weights(scores):
+    t = scores.shape[-1]
+    e = np.exp(np.where(np.tril(np.ones((t, t), dtype=bool)), scores, -np.inf))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+with np.errstate(over="ignore", invalid="ignore"):
+    refused = check(
+        naive_causal_weights, reference_causal_weights, inputs=causal_cases, atol=0.0, rtol=1e-9
+    )
+assert refused is False
 
 # %% [markdown]
 # ## Summary

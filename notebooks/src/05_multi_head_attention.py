@@ -30,20 +30,17 @@ import numpy as np
 from lessons_lib import (
     MultiHeadAttention,
     causal_mask,
+    check,
+    copy_to_keras_mha,
+    merge_heads,
+    multi_head_attention,
     scaled_dot_product_attention,
+    show,
+    show_source,
     softmax,
+    split_heads,
     thread,
 )
-from lessons_lib.checks import check
-
-np.set_printoptions(precision=3, suppress=True)
-
-
-def show(name, a, decimals=3):
-    """Print an array rounded (``+ 0.0`` turns a rounded ``-0.0`` into ``0.0``)."""
-    a = np.asarray(a)
-    print(f"{name}  shape {a.shape}\n{np.round(a, decimals) + 0.0}")
-
 
 # %% [markdown]
 # ## 1 · Why more than one head?
@@ -148,10 +145,10 @@ show("V", V)
 # %% [markdown]
 # ### 3.1 Split into heads
 #
-# Head 0 takes columns 0–1, head 1 takes columns 2–3. `thread.split_heads` does the reshape + transpose of §2:
+# Head 0 takes columns 0–1, head 1 takes columns 2–3. `split_heads` does the reshape + transpose of §2:
 
 # %%
-Q_heads, K_heads, V_heads = (thread.split_heads(a, h) for a in (Q, K, V))
+Q_heads, K_heads, V_heads = (split_heads(a, h) for a in (Q, K, V))
 show("Q_heads", Q_heads)
 assert Q_heads.shape == (h, T, d_k)
 for i in range(h):
@@ -159,7 +156,7 @@ for i in range(h):
     assert np.array_equal(Q_heads[i], Q[:, cols]) and np.array_equal(K_heads[i], K[:, cols])
     assert np.array_equal(V_heads[i], V[:, cols])
 # a reshape alone would cut the rows instead: its "head 0" would be tokens 0-2 with all 4 columns, folded
-print("plain reshape, 'head 0':\n", np.round(Q.reshape(h, T, d_k)[0], 3) + 0.0)
+show("plain reshape, 'head 0'", Q.reshape(h, T, d_k)[0])
 assert not np.array_equal(Q.reshape(h, T, d_k), Q_heads)
 
 # %% [markdown]
@@ -199,7 +196,7 @@ print("head 0 = lesson 04's attention output; both heads = thread.forward()['hea
 # ### 3.3 Concatenate and project with $W_O$
 
 # %%
-concat = thread.merge_heads(head_outputs)  # [h, T, d_k] -> [T, h*d_k]
+concat = merge_heads(head_outputs)  # [h, T, d_k] -> [T, h*d_k]
 show("concat = [head 0 | head 1]", concat)
 assert np.array_equal(concat, np.concatenate([head_outputs[0], head_outputs[1]], axis=-1))
 W_O = w["W_O"]
@@ -208,6 +205,19 @@ attn_out = concat @ W_O
 show("attn_out = concat @ W_O", attn_out)
 assert np.allclose(attn_out, state["attn_out"])
 print("attn_out == thread.forward()['attn_out'] ✓")
+
+# %% [markdown]
+# Steps 3.1–3.3 are the course's NumPy reference `multi_head_attention` (project, split, attend, merge, $W_O$),
+# which the later lessons call instead of writing them out again. On the thread it gives the same numbers:
+
+# %%
+ref_out, ref_weights = multi_head_attention(
+    state["x"], w["W_Q"], w["W_K"], w["W_V"], W_O, num_heads=h, mask=mask
+)
+assert np.allclose(ref_out, attn_out, atol=1e-12) and np.allclose(
+    ref_weights, attn_weights, atol=1e-12
+)
+print("lessons_lib.multi_head_attention(x, W_Q, W_K, W_V, W_O, 2, mask) == attn_out, weights ✓")
 
 # %% [markdown]
 # That is the thread's attention sublayer. For example, `attn_out[0, 0]` is
@@ -400,12 +410,12 @@ for name in ("W_Q", "W_K", "W_V"):
     w_cut[name][:, d_k : 2 * d_k] = 0.0
 x = state["x"]
 heads_cut, _ = scaled_dot_product_attention(
-    *(thread.split_heads(x @ w_cut[n], h) for n in ("W_Q", "W_K", "W_V")), mask=mask
+    *(split_heads(x @ w_cut[n], h) for n in ("W_Q", "W_K", "W_V")), mask=mask
 )
 show("head outputs after zeroing head 1's columns", heads_cut)
 assert np.array_equal(heads_cut[0], head_outputs[0])  # bit for bit: head 0 never saw those columns
 assert np.all(heads_cut[1] == 0)
-attn_out_cut = thread.merge_heads(heads_cut) @ W_O
+attn_out_cut = merge_heads(heads_cut) @ W_O
 assert np.all(np.abs(attn_out_cut - attn_out).max(axis=0) > 0.1)  # every output column changed
 assert np.allclose(attn_out_cut, contrib[0])  # only head 0's contribution is left
 print("head 0 unchanged, head 1 zero; after W_O every column of attn_out changed ✓")
@@ -457,20 +467,35 @@ for use_bias in (True, False):
         assert n_ours == n_keras == mha_params(8, use_bias)
 assert build_ours(4, 2, (1, 6, 4)).count_params() == mha_params(4) == 80
 print("GPT-2 small, d_model=768:", f"{mha_params(768):,}")
+assert mha_params(768) == 2_362_368  # quoted above
 
 # %% [markdown]
 # ## 7 · The code: `lessons_lib.MultiHeadAttention`
 #
-# The library's layer does §2 for a batch: four `Dense` projections `.wq .wk .wv .wo` (kernels
-# $[d_{model}, d_{model}]$, head $i$ = columns $i d_k \dots$), the split to $[B, h, T, d_k]$, attention per head,
-# the merge and $W_O$. Loaded with the thread's weights (the thread has no biases: we set them to 0), it
-# reproduces `attn_out`:
+# The library's layer does §2 for a batch, with four `Dense` projections `.wq .wk .wv .wo` (kernels
+# $[d_{model}, d_{model}]$, head $i$ = columns $i d_k \dots$). Its `call` projects the input and hands the heads
+# to two methods. `split_heads` is §3.1 with a batch axis in front: reshape to $[B, T, h, d_k]$, then swap $T$
+# and $h$.
 
 # %%
-layer = build_ours(d_model, h, (1, T, d_model))
-for dense, name in ((layer.wq, "W_Q"), (layer.wk, "W_K"), (layer.wv, "W_V"), (layer.wo, "W_O")):
-    dense.kernel.assign(w[name])
-    dense.bias.assign(np.zeros(d_model))
+show_source(MultiHeadAttention.split_heads)
+
+# %% [markdown]
+# `attend` is §3.2–3.3 for all heads at once: the first line is $Q^{(i)} {K^{(i)}}^\top / \sqrt{d_k}$ (the
+# transpose swaps the last two axes, $T$ and $d_k$), `ops.where` applies the mask, the next two lines are the
+# stable row softmax of lesson 04, `matmul(weights, v)` gives the head outputs $[B, h, T_q, d_k]$, and
+# `self.wo(self.merge_heads(heads))` is the concatenation followed by $W_O$.
+
+# %%
+show_source(MultiHeadAttention.attend)
+
+# %% [markdown]
+# Loaded with the thread's weights by `thread.load_into` (the thread has no biases, so it sets them to 0), the
+# layer reproduces `attn_out`:
+
+# %%
+layer = thread.load_into(MultiHeadAttention(d_model, h))
+assert all(np.all(np.asarray(d.bias) == 0) for d in (layer.wq, layer.wk, layer.wv, layer.wo))
 out, wts = layer(x[None].astype("float32"), use_causal_mask=True, return_attention=True)
 print("output", tuple(out.shape), " weights", tuple(wts.shape), "  [batch, heads, T_q, T_k]")
 assert np.abs(np.asarray(out)[0] - attn_out).max() <= 1e-5
@@ -482,7 +507,9 @@ print("lessons_lib.MultiHeadAttention on the thread == attn_out ✓")
 #
 # Keras stores the same numbers in a head-aware layout: the query/key/value kernels are $[d_{model}, h, d_k]$,
 # their biases $[h, d_k]$, the output kernel $[h, d_k, d_{model}]$ and its bias $[d_{model}]$. Because head $i$ is
-# columns $i d_k \dots (i+1) d_k - 1$ in our kernels, a plain row-major `reshape` converts one layout into the other.
+# columns $i d_k \dots (i+1) d_k - 1$ in our kernels, a plain row-major `reshape` converts one layout into the other;
+# `copy_to_keras_mha(ours, theirs)` does that for the four projections, through Keras' public `query_dense`,
+# `key_dense`, `value_dense` and `output_dense`. The cell below also checks the reshape on one kernel.
 #
 # We test a random batch ($B = 2$, $T = 5$, $d_{model} = 8$, $h = 2$), with random biases so that the bias layout is
 # tested too, and compare outputs and attention weights.
@@ -492,16 +519,6 @@ rng = np.random.default_rng(5)
 B, T_r, D_r, H_r = 2, 5, 8, 2
 dk_r = D_r // H_r
 xb = rng.normal(size=(B, T_r, D_r)).astype("float32")
-
-
-def copy_to_keras(ours, theirs):
-    """Copy lessons_lib MultiHeadAttention weights into keras.layers.MultiHeadAttention."""
-    H, dk, D = ours.num_heads, ours.d_k, ours.d_model
-    new = []
-    for dense in (ours.wq, ours.wk, ours.wv):
-        new += [dense.kernel.numpy().reshape(D, H, dk), dense.bias.numpy().reshape(H, dk)]
-    new += [ours.wo.kernel.numpy().reshape(H, dk, D), ours.wo.bias.numpy()]
-    theirs.set_weights(new)
 
 
 def randomize_biases(layer):
@@ -520,7 +537,11 @@ def compare(name, ours_out, keras_out):
 ours = build_ours(D_r, H_r, xb.shape)
 randomize_biases(ours)
 theirs = build_keras(H_r, dk_r, xb.shape)
-copy_to_keras(ours, theirs)
+copy_to_keras_mha(ours, theirs)
+# head 1's query kernel in Keras' layout is columns dk_r..2*dk_r-1 of ours
+assert np.array_equal(
+    np.asarray(theirs.query_dense.kernel)[:, 1], np.asarray(ours.wq.kernel)[:, dk_r : 2 * dk_r]
+)
 
 compare("no mask", ours(xb, return_attention=True), theirs(xb, xb, return_attention_scores=True))
 compare(
@@ -568,7 +589,7 @@ ctx = rng.normal(size=(B, 7, D_r)).astype("float32")
 ours_x = build_ours(D_r, H_r, xb.shape, ctx.shape)
 randomize_biases(ours_x)
 theirs_x = build_keras(H_r, dk_r, xb.shape, ctx.shape)
-copy_to_keras(ours_x, theirs_x)
+copy_to_keras_mha(ours_x, theirs_x)
 compare(
     "cross-attention",
     ours_x(xb, ctx, return_attention=True),
@@ -616,17 +637,18 @@ assert cross_view.weights.shape == (1, H_r, T_r, 7) and np.all(cross_view.weight
 #
 # ### Exercise 1 — split and merge the heads
 #
-# Write `split_heads(x, num_heads)` ($[T, d_{model}] \to [h, T, d_k]$, head $i$ = columns $i d_k \dots$) and
-# `merge_heads(x)` ($[h, T, d_k] \to [T, h d_k]$, the heads side by side). Use only `reshape` and `transpose`.
+# Write `to_heads(x, num_heads)` ($[T, d_{model}] \to [h, T, d_k]$, head $i$ = columns $i d_k \dots$) and
+# `from_heads(x)` ($[h, T, d_k] \to [T, h d_k]$, the heads side by side): your own `split_heads` and
+# `merge_heads`. Each takes one `reshape` and one `transpose`; the check compares them with the library's.
 
 
 # %%
-def split_heads(x, num_heads):
+def to_heads(x, num_heads):
     # YOUR CODE HERE
     raise NotImplementedError
 
 
-def merge_heads(x):
+def from_heads(x):
     # YOUR CODE HERE
     raise NotImplementedError
 
@@ -635,53 +657,60 @@ def merge_heads(x):
 cases_split = [(Q, 2), (np.arange(30.0).reshape(5, 6), 3), (rng.normal(size=(4, 12)), 4)]
 cases_merge = [Q_heads, np.arange(24.0).reshape(3, 4, 2), rng.normal(size=(4, 3, 5))]
 check(
+    to_heads,
     split_heads,
-    thread.split_heads,
     inputs=cases_split,
-    hint="reshape to [T, h, d_k] first, then move the head axis to the front with transpose(1, 0, 2)",
+    hint=(
+        "A reshape keeps the numbers in row order, so cut each row (token) into h pieces first, and only "
+        "then bring the head axis to the front.",
+        "x.reshape(T, h, d_k) and then .transpose(1, 0, 2)",
+    ),
 )
 check(
+    from_heads,
     merge_heads,
-    thread.merge_heads,
     inputs=cases_merge,
-    hint="undo split_heads in reverse order: transpose(1, 0, 2), then reshape to [T, h*d_k]",
+    hint=(
+        "Undo to_heads in reverse order: put the token axis back in front, then join each token's h pieces.",
+        "x.transpose(1, 0, 2) and then .reshape(T, h * d_k)",
+    ),
 )
 
 
 # %% tags=["solution"]
-def split_heads(x, num_heads):
+def to_heads(x, num_heads):
     t, d = x.shape
     return x.reshape(t, num_heads, d // num_heads).transpose(1, 0, 2)
 
 
-def merge_heads(x):
+def from_heads(x):
     heads, t, dk = x.shape
     return x.transpose(1, 0, 2).reshape(t, heads * dk)
 
 
-assert check(split_heads, thread.split_heads, inputs=cases_split)
-assert check(merge_heads, thread.merge_heads, inputs=cases_merge)
+assert check(to_heads, split_heads, inputs=cases_split)
+assert check(from_heads, merge_heads, inputs=cases_merge)
 
 # %% [markdown]
 # ### Exercise 2 — the whole multi-head forward pass in NumPy
 #
-# Write `multi_head_attention(x, W_Q, W_K, W_V, W_O, num_heads, causal)`: project, split, scaled scores per head
+# Write `mha_forward(x, W_Q, W_K, W_V, W_O, num_heads, causal)`: project, split, scaled scores per head
 # (scale by $\sqrt{d_k}$, the head width!), causal mask if `causal`, row softmax, weights times values, merge,
-# $W_O$. Return the output $[T, d_{model}]$. Use NumPy (and your `split_heads`/`merge_heads` if you like); the
-# check tries the thread and a random case with 4 heads.
+# $W_O$. Return the output $[T, d_{model}]$. Use NumPy (and your `to_heads`/`from_heads` if you like); the
+# check compares it with the library's `multi_head_attention` on the thread and on a random case with 4 heads,
+# with and without the mask.
 
 
 # %%
-def multi_head_attention(x, W_Q, W_K, W_V, W_O, num_heads, causal=True):
+def mha_forward(x, W_Q, W_K, W_V, W_O, num_heads, causal=True):
     # YOUR CODE HERE
     raise NotImplementedError
 
 
 # %%
 def reference_mha(x, W_Q, W_K, W_V, W_O, num_heads, causal=True):
-    q, k, v = (thread.split_heads(x @ m, num_heads) for m in (W_Q, W_K, W_V))
-    out, _ = scaled_dot_product_attention(q, k, v, mask=causal_mask(len(x)) if causal else None)
-    return thread.merge_heads(out) @ W_O
+    mask = causal_mask(len(x)) if causal else None
+    return multi_head_attention(x, W_Q, W_K, W_V, W_O, num_heads, mask=mask)[0]  # the output only
 
 
 w8 = [rng.normal(0, 0.5, size=(8, 8)) for _ in range(4)]
@@ -692,34 +721,39 @@ cases_mha = [
 ]
 assert np.allclose(reference_mha(*cases_mha[0]), state["attn_out"])
 check(
-    multi_head_attention,
+    mha_forward,
     reference_mha,
     inputs=cases_mha,
-    hint="scale by sqrt(d_model // num_heads); mask with np.where(mask, scores, -np.inf) before the softmax",
+    hint=(
+        "Each head is lesson 04's attention on its own d_k columns, scaled by the square root of the head "
+        "width d_k (not of d_model); the mask blocks scores before the softmax.",
+        "q, k, v = (to_heads(x @ m, num_heads) for m in (W_Q, W_K, W_V)); scores = q @ k.transpose(0, 2, 1) "
+        "/ np.sqrt(d_model // num_heads); np.where(mask, scores, -np.inf); softmax; from_heads(weights @ v) @ W_O",
+    ),
 )
 
 
 # %% tags=["solution"]
-def multi_head_attention(x, W_Q, W_K, W_V, W_O, num_heads, causal=True):
+def mha_forward(x, W_Q, W_K, W_V, W_O, num_heads, causal=True):
     t, d = x.shape
     d_k = d // num_heads
-    q, k, v = (split_heads(x @ m, num_heads) for m in (W_Q, W_K, W_V))  # [h, T, d_k] each
+    q, k, v = (to_heads(x @ m, num_heads) for m in (W_Q, W_K, W_V))  # [h, T, d_k] each
     scores = q @ k.transpose(0, 2, 1) / np.sqrt(d_k)  # [h, T, T]
     if causal:
         scores = np.where(np.tril(np.ones((t, t), dtype=bool)), scores, -np.inf)
     scores = scores - scores.max(axis=-1, keepdims=True)
     weights = np.exp(scores)
     weights /= weights.sum(axis=-1, keepdims=True)
-    return merge_heads(weights @ v) @ W_O
+    return from_heads(weights @ v) @ W_O
 
 
-assert check(multi_head_attention, reference_mha, inputs=cases_mha)
+assert check(mha_forward, reference_mha, inputs=cases_mha)
 
 # %% [markdown]
 # ### Exercise 3 — switch a head off
 #
 # Write `without_head(head_outputs, W_O, i)`: the sublayer's output $\mathrm{Concat}(\mathrm{head}_0, \dots) W_O$
-# when head `i`'s output is replaced by zeros. Do it **without concatenating**, with the sum of §2:
+# when head `i`'s output is replaced by zeros. The sum of §2 gives it without any concatenation:
 # $\sum_{j \ne i} \mathrm{head}_j W_O^{(j)}$, where $W_O^{(j)}$ are the rows $j d_k \dots (j+1) d_k - 1$ of $W_O$.
 # (Switching heads off one at a time is how one asks "what does this head contribute?", e.g. Michel et al., 2019,
 # *Are Sixteen Heads Really Better than One?*)
@@ -735,7 +769,7 @@ def without_head(head_outputs, W_O, i):
 def reference_without_head(head_outputs, W_O, i):
     kept = head_outputs.copy()
     kept[i] = 0.0
-    return thread.merge_heads(kept) @ W_O
+    return merge_heads(kept) @ W_O
 
 
 cases_without = [
@@ -747,7 +781,12 @@ check(
     without_head,
     reference_without_head,
     inputs=cases_without,
-    hint="head j uses rows j*d_k:(j+1)*d_k of W_O; add up head_outputs[j] @ those rows for every j != i",
+    hint=(
+        "Each head writes into the output through its own block of d_k rows of W_O; leave out head i's "
+        "term and add up the others.",
+        "sum(head_outputs[j] @ W_O[j * d_k : (j + 1) * d_k] for j in range(h) if j != i), "
+        "with h, T, d_k = head_outputs.shape",
+    ),
 )
 
 
@@ -780,6 +819,7 @@ assert np.allclose(
 #   $[d_{model}, h, d_k]$ and $[h, d_k, d_{model}]$) within $10^{-5}$, with no mask, a causal mask, a padding mask and
 #   in cross-attention.
 # * The thread: both heads, concatenated and multiplied by $W_O$, give `attn_out`; head 0 is lesson 04's head.
+#   The library's NumPy reference `multi_head_attention` is the same computation in one call; later lessons use it.
 # * `lessons_lib.viz.AttentionExplorer` shows weights `[layers, heads, T_q, T_k]` interactively: heads side by side,
 #   a query's row on hover or click, the mask — also for cross-attention, where query and key tokens differ.
 #

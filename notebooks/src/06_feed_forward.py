@@ -23,6 +23,9 @@ import lessons_lib
 info = lessons_lib.setup(seed=0)
 
 # %%
+import contextlib
+import io
+
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
@@ -34,12 +37,15 @@ from lessons_lib import (
     MultiHeadAttention,
     TransformerBlock,
     block_param_count,
+    check,
     feed_forward,
+    gelu,
+    gpt_param_count,
+    relu,
+    show,
+    show_source,
+    thread,
 )
-from lessons_lib import gelu, gpt_param_count, relu, thread
-from lessons_lib.checks import check
-
-np.set_printoptions(precision=3, suppress=True, linewidth=120)
 
 # %% [markdown]
 # ## 1 · The formula
@@ -91,8 +97,7 @@ np.set_printoptions(precision=3, suppress=True, linewidth=120)
 # *residual connection* and *LayerNorm* that **lesson 07 derives**. For now take `h1` as given: it is the input of the
 # FFN, one 4-vector per token.
 #
-# The thread's FFN has $d_\text{ff} = 4 \cdot 4 = 16$ hidden units and uses ReLU, like the original paper. (In the
-# printed weights, `-0.` is a weight that rounded to zero from below: it is just 0.)
+# The thread's FFN has $d_\text{ff} = 4 \cdot 4 = 16$ hidden units and uses ReLU, like the original paper.
 
 # %%
 state = thread.forward()
@@ -100,12 +105,9 @@ w = thread.weights()
 h1 = state["h1"]
 W_1, b_1, W_2, b_2 = w["W_1"], w["b_1"], w["W_2"], w["b_2"]
 
-print("h1 (input of the FFN), shape", h1.shape)
-print(np.round(h1, 3))
-print("\nW_1", W_1.shape, "\n", W_1)
-print("b_1", b_1.shape, b_1)
-print("\nW_2", W_2.shape, "\n", W_2)
-print("b_2", b_2.shape, b_2)
+show("h1 (input of the FFN)", h1)
+for name in ("W_1", "b_1", "W_2", "b_2"):
+    show(name, w[name])
 
 # %% [markdown]
 # ### Step 1: expand and activate
@@ -130,8 +132,7 @@ print(
 
 z = h1 @ W_1 + b_1  # [6, 16] pre-activations
 ffn_hidden = np.maximum(z, 0.0)  # ReLU
-print("\nffn_hidden = ReLU(h1 @ W_1 + b_1), shape", ffn_hidden.shape)
-print(np.round(ffn_hidden, 3))
+show("ffn_hidden = ReLU(h1 @ W_1 + b_1)", ffn_hidden)
 n_zero = int((ffn_hidden == 0).sum())
 print(
     f"\n{n_zero} of {ffn_hidden.size} hidden values are exactly 0 (ReLU switched those units off)"
@@ -140,9 +141,17 @@ print(
 assert np.isclose(z_01, z[0, 1])
 assert np.allclose(ffn_hidden, state["ffn_hidden"])
 
+words = thread.SENTENCE.split()
+on = ffn_hidden > 0
+for t, word in enumerate(words):
+    print(f"token {t} {word!r:6}: units switched on {np.flatnonzero(on[t]).tolist()}")
+share_8_15 = on[:, 8:].sum(axis=1) / on.sum(axis=1)
+share_0_5 = on[:, :6].sum(axis=1) / on.sum(axis=1)
+assert (share_8_15[:2] > 0.5).all() and (share_0_5[2:4] > 0.5).all()
+
 # %% [markdown]
-# Each token switches on its own subset of the 16 units: *"to"* (row 0) and *"be"* (row 1) light up mostly units 8–15,
-# *"or"* and *"not"* (rows 2, 3) mostly units 0–5. With trained weights such patterns are what interpretability
+# Each token switches on its own subset of the 16 units: *"to"* (token 0) and *"be"* (token 1) light up mostly units
+# 8–15, *"or"* and *"not"* (tokens 2, 3) mostly units 0–5. With trained weights such patterns are what interpretability
 # research reads as "features" detected by the FFN; here the weights are random, so they mean nothing yet.
 #
 # ### Step 2: project back
@@ -151,12 +160,18 @@ assert np.allclose(ffn_hidden, state["ffn_hidden"])
 
 # %%
 ffn_out = ffn_hidden @ W_2 + b_2
-print("ffn_out = ffn_hidden @ W_2 + b_2, shape", ffn_out.shape)
-print(np.round(ffn_out, 3))
+show("ffn_out = ffn_hidden @ W_2 + b_2", ffn_out)
 
 assert np.allclose(ffn_out, state["ffn_out"])
 assert np.allclose(ffn_out, feed_forward(h1, W_1, b_1, W_2, b_2, activation="relu"))
 print("\nmatches thread.forward()['ffn_out'] and lessons_lib.feed_forward ✓")
+
+# %% [markdown]
+# The library's NumPy reference `feed_forward` is these two steps. Most of it checks the shapes; its last line is
+# the row form of §1, $\mathrm{act}(X W_1 + b_1)\,W_2 + b_2$, with nothing applied after $W_2$:
+
+# %%
+show_source(feed_forward)
 
 # %% [markdown]
 # ### The article's outer ReLU, on the thread
@@ -171,11 +186,9 @@ def article_ffn(x, w1, b1, w2, b2):
 
 
 wrong = article_ffn(h1, W_1, b_1, W_2, b_2)
-print("article's FFN:")
-print(np.round(wrong, 3))
-print("\ncorrect FFN:")
-print(np.round(ffn_out, 3))
-print("\nb_2 =", b_2)
+show("article's FFN", wrong)
+show("correct FFN", ffn_out)
+show("b_2", b_2)
 print(
     "negative entries: correct",
     int((ffn_out < 0).sum()),
@@ -192,10 +205,10 @@ print(
 )
 
 assert (wrong >= b_2 - 1e-12).all()  # never below the bias
-assert np.array_equal(
-    pinned, ffn_out <= b_2
-)  # clipped exactly where the correct FFN goes below b_2
+assert np.array_equal(pinned, ffn_out <= b_2)  # clipped exactly where the correct FFN is below b_2
 assert (ffn_out < 0).sum() == 7 and (wrong < 0).sum() == 0 and pinned.sum() == 10
+assert pinned[ffn_out < 0].all()  # every negative entry is among the clipped ones
+assert round(ffn_out[4, 0], 3) == -0.745 and pinned[:, 2].sum() == 4 and b_2[2] == 0.2
 
 # %% [markdown]
 # Wherever the correct FFN goes below $b_2$ — 10 of the 24 entries, including all 7 negative ones such as $-0.745$
@@ -206,16 +219,12 @@ assert (ffn_out < 0).sum() == 7 and (wrong < 0).sum() == 0 and pinned.sum() == 1
 # %% [markdown]
 # ## 3 · The same numbers three more ways: Keras
 #
-# An independent check: load the thread's weights into `lessons_lib.FeedForward` (a Keras layer) and into a plain
-# `keras.Sequential` of two `Dense` layers, which is all an FFN is. Keras computes in float32, so we allow $10^{-5}$.
+# An independent check: load the thread's weights into `lessons_lib.FeedForward` (a Keras layer; `thread.load_into`
+# copies them in) and into a plain `keras.Sequential` of two `Dense` layers, which is all an FFN is. Keras computes
+# in float32, so we allow $10^{-5}$.
 
 # %%
-ffn_layer = FeedForward(d_model=4, d_ff=16, activation="relu")
-ffn_layer.build((None, 6, 4))
-ffn_layer.w1.kernel.assign(W_1)
-ffn_layer.w1.bias.assign(b_1)
-ffn_layer.w2.kernel.assign(W_2)
-ffn_layer.w2.bias.assign(b_2)
+ffn_layer = thread.load_into(FeedForward(d_model=4, d_ff=16, activation="relu"))
 
 mlp = keras.Sequential(
     [keras.Input((4,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(4)]
@@ -232,6 +241,14 @@ for name, out in (
     diff = np.abs(out - ffn_out).max()
     print(f"{name:32s} max |diff| vs NumPy: {'<= 1e-5' if diff <= 1e-5 else diff}")
     assert diff <= 1e-5
+
+# %% [markdown]
+# The library's Keras layer, `FeedForward.call`, is one line of arithmetic: `self.w1` is a `Dense` layer with the
+# activation built in, $\mathrm{act}(x W_1 + b_1)$, and `self.w2` a `Dense` layer without one, $(\cdot)\,W_2 + b_2$
+# (the dropout acts only in training):
+
+# %%
+show_source(FeedForward.call)
 
 # %% [markdown]
 # And once more on a random batch, with GELU (the library's default activation), to make sure nothing in the check
@@ -264,8 +281,8 @@ assert diff <= 1e-5
 # $$
 #
 # It is smooth, close to ReLU for large $|z|$, and slightly negative for negative $z$ (minimum about $-0.17$ at
-# $z \approx -0.75$), so small negative inputs still pass a gradient. GPT-2's code and BERT's original code used the
-# **tanh approximation** from the same paper, which avoids `erf`:
+# $z \approx -0.75$, computed below), so small negative inputs still pass a gradient. The same paper gives a
+# **tanh approximation**, which avoids `erf`:
 #
 # $$
 # \mathrm{GELU}_\text{tanh}(z) = \frac z2\left(1 + \tanh u\right),\quad u = \sqrt{2/\pi}\,\left(z + 0.044715\,z^3\right),
@@ -273,13 +290,43 @@ assert diff <= 1e-5
 # \mathrm{GELU}_\text{tanh}'(z) = \frac{1 + \tanh u}{2} + \frac z2\,(1 - \tanh^2 u)\,\sqrt{2/\pi}\,(1 + 3\cdot 0.044715\,z^2).
 # $$
 #
-# We code the derivatives from these formulas and check them against TensorFlow's automatic differentiation of
+# Which one did the famous models use? Their code says:
+#
+# * **GPT-2** uses the tanh form: `gelu` in `src/model.py` of
+#   [openai/gpt-2](https://github.com/openai/gpt-2/blob/master/src/model.py) (from its first commit, February 2019) is
+#   `0.5*x*(1+tf.tanh(np.sqrt(2/np.pi)*(x+0.044715*tf.pow(x, 3))))`.
+# * **BERT**'s code first used the **exact** (erf) GELU and switched to the tanh approximation later: in
+#   [google-research/bert](https://github.com/google-research/bert/blob/master/modeling.py), `gelu` in `modeling.py`
+#   was `cdf = 0.5 * (1.0 + tf.erf(input_tensor / tf.sqrt(2.0)))` in the initial release (October 2018), and the
+#   commit "Adding TF Hub support" (February 2019) replaced it with
+#   `cdf = 0.5 * (1.0 + tf.tanh((np.sqrt(2 / np.pi) * (x + 0.044715 * tf.pow(x, 3)))))`.
+#
+# The next cell runs those three lines, transcribed to NumPy, and checks which GELU each one is. Then we code the
+# derivatives from the formulas above and check them against TensorFlow's automatic differentiation of
 # `keras.activations.gelu`.
 
 # %%
 zs = np.linspace(-4, 4, 801)
+erf_np = np.vectorize(erf)
+gpt2_gelu = 0.5 * zs * (1 + np.tanh(np.sqrt(2 / np.pi) * (zs + 0.044715 * zs**3)))
+bert_2018_gelu = zs * (0.5 * (1.0 + erf_np(zs / np.sqrt(2.0))))
+bert_2019_gelu = zs * (0.5 * (1.0 + np.tanh(np.sqrt(2 / np.pi) * (zs + 0.044715 * zs**3))))
+for name, values in (
+    ("GPT-2 (2019)", gpt2_gelu),
+    ("BERT, first release (2018)", bert_2018_gelu),
+    ("BERT, after Feb 2019", bert_2019_gelu),
+):
+    exact = np.allclose(values, gelu(zs), atol=1e-12)
+    tanh = np.allclose(values, gelu(zs, approximate=True), atol=1e-12)
+    print(f"{name:27s} exact GELU: {exact!s:5}  tanh approximation: {tanh}")
+assert np.allclose(gpt2_gelu, gelu(zs, approximate=True), atol=1e-12)
+assert np.allclose(bert_2018_gelu, gelu(zs), atol=1e-12)
+assert np.allclose(bert_2019_gelu, gelu(zs, approximate=True), atol=1e-12)
+assert not np.allclose(bert_2018_gelu, bert_2019_gelu, atol=1e-4)  # the switch changed the numbers
+
+# %%
 phi = np.exp(-(zs**2) / 2) / np.sqrt(2 * np.pi)
-Phi = 0.5 * (1 + np.vectorize(erf)(zs / np.sqrt(2)))
+Phi = 0.5 * (1 + erf_np(zs / np.sqrt(2)))
 u = np.sqrt(2 / np.pi) * (zs + 0.044715 * zs**3)
 
 d_relu = (zs > 0).astype(float)
@@ -305,6 +352,14 @@ print(
 gap = np.abs(gelu(zs) - gelu(zs, approximate=True))
 print(f"max |GELU - GELU_tanh| on [-4, 4]: {gap.max():.5f} at z = {zs[gap.argmax()]:.2f}")
 print(f"min of GELU: {gelu(zs).min():.3f} at z = {zs[gelu(zs).argmin()]:.2f}")
+crossing = zs[np.flatnonzero(np.diff(np.sign(d_gelu)))[0] + 1]  # where GELU' changes sign
+print(
+    f"max of GELU': {d_gelu.max():.3f} at z = {zs[d_gelu.argmax()]:.2f}; GELU' < 0 for z < {crossing:.2f}"
+)
+assert gap.max() < 5e-4
+assert round(gelu(zs).min(), 2) == -0.17 and round(zs[gelu(zs).argmin()], 2) == -0.75
+assert round(d_gelu.max(), 2) == 1.13 and round(zs[d_gelu.argmax()], 1) == 1.4
+assert round(crossing, 2) == -0.75 and (d_gelu[zs < crossing] < 0).all()
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -326,8 +381,9 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# On this scale the two GELU curves cannot be told apart (they differ by less than $5\cdot 10^{-4}$); a model trained
-# with one should still be run with the same one, but the choice barely matters. Note how GELU's derivative overshoots
+# On this scale the two GELU curves cannot be told apart (they differ by less than $5\cdot 10^{-4}$, printed above); a
+# model trained with one should still be run with the same one (BERT's switch changed its GELU by up to that much), but
+# the choice barely matters. Note how GELU's derivative overshoots
 # 1 a little (up to about 1.13 near $z \approx 1.4$) and dips below 0 left of $-0.75$ — GELU is not monotonic.
 #
 # For the thread we keep ReLU, as in the original paper. With GELU the same `h1` gives slightly different numbers:
@@ -427,6 +483,7 @@ print(
     f"embeddings {embed_total:,} ({embed_total / total:.1%})"
 )
 assert total == 124_439_808
+assert round(100 * ffn_total / total, 1) == 45.5 and embed_total > (total - ffn_total) / 2
 
 # %% [markdown]
 # ## Exercises
@@ -449,6 +506,33 @@ def reference_ffn_gelu_tanh(x, w1, b1, w2, b2):
     return feed_forward(x, w1, b1, w2, b2, activation="gelu_tanh")
 
 
+def names_used(code):
+    """Every global and attribute name a function's code (and the functions inside it) refers to."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= names_used(const)
+    return names
+
+
+def refusing(fn, forbidden):
+    """``fn`` for ``check``: it refuses to count an answer whose code uses one of the ``forbidden`` names."""
+
+    def candidate(*args):
+        result = fn(
+            *args
+        )  # an unfinished stub raises NotImplementedError here: "not attempted yet"
+        used = sorted(names_used(fn.__code__) & set(forbidden))
+        if used:
+            raise ValueError(f"the exercise asks for NumPy only, but {fn.__name__} uses {used}")
+        return result
+
+    candidate.__name__ = fn.__name__
+    return candidate
+
+
+LIBRARY_FFN = ("lessons_lib", "feed_forward", "gelu", "activation_fn", "FeedForward")
+
 ex_rng = np.random.default_rng(1)
 ex1_inputs = [
     (h1, W_1, b_1, W_2, b_2),
@@ -461,10 +545,15 @@ ex1_inputs = [
     ),
 ]
 check(
-    ffn_gelu_tanh,
+    refusing(ffn_gelu_tanh, LIBRARY_FFN),
     reference_ffn_gelu_tanh,
     inputs=ex1_inputs,
-    hint="0.5 * z * (1 + tanh(sqrt(2/pi) * (z + 0.044715 z^3))) with z = x @ w1 + b1; no activation after w2",
+    hint=(
+        "Expand with W_1 and b_1, apply the tanh form of GELU element by element, project back with W_2 and b_2; "
+        "nothing is applied after W_2.",
+        "z = x @ w1 + b1; hidden = 0.5 * z * (1 + np.tanh(np.sqrt(2 / np.pi) * (z + 0.044715 * z**3))); "
+        "return hidden @ w2 + b2",
+    ),
 )
 
 
@@ -475,7 +564,21 @@ def ffn_gelu_tanh(x, w1, b1, w2, b2):
     return hidden @ w2 + b2
 
 
-assert check(ffn_gelu_tanh, reference_ffn_gelu_tanh, inputs=ex1_inputs)
+assert check(refusing(ffn_gelu_tanh, LIBRARY_FFN), reference_ffn_gelu_tanh, inputs=ex1_inputs)
+
+
+# the check refuses the library's own FFN, which the exercise rules out
+def ffn_gelu_tanh_from_library(x, w1, b1, w2, b2):
+    return feed_forward(x, w1, b1, w2, b2, activation="gelu_tanh")
+
+
+with contextlib.redirect_stdout(io.StringIO()) as refused:
+    verdict = check(
+        refusing(ffn_gelu_tanh_from_library, LIBRARY_FFN),
+        reference_ffn_gelu_tanh,
+        inputs=ex1_inputs,
+    )
+assert verdict is False and "NumPy only" in refused.getvalue()
 
 # %% [markdown]
 # ### Exercise 2 · Count an FFN's parameters
@@ -503,7 +606,10 @@ check(
     ffn_param_count,
     reference_ffn_param_count,
     inputs=[(4, 16, True), (768, 3072, True), (512, 2048, False), (10, 7, True)],
-    hint="W_1 is d_model x d_ff, W_2 is d_ff x d_model; b_1 has d_ff numbers and b_2 has d_model",
+    hint=(
+        "Count the entries of each weight matrix and, only when use_bias is true, of each bias vector.",
+        "W_1 is d_model × d_ff, W_2 is d_ff × d_model; b_1 has d_ff numbers and b_2 has d_model",
+    ),
 )
 
 
@@ -531,7 +637,8 @@ print(
 #   $\mathrm{act}(X W_1 + b_1) W_2 + b_2$ — with **no** activation after $W_2$. The source article's outer ReLU would
 #   keep every output $\ge b_2$: on the thread it clipped 10 of 24 entries, all 7 negative ones among them.
 # * ReLU (original Transformer) is $\max(0,z)$; GELU $= z\,\Phi(z)$ (BERT, GPT-2, most LLMs) is smooth and lets small
-#   negative inputs through; its tanh approximation differs from it by less than $5 \cdot 10^{-4}$.
+#   negative inputs through; its tanh approximation differs from it by less than $5 \cdot 10^{-4}$. GPT-2's code uses
+#   the tanh form; BERT's code first used the exact (erf) GELU and switched to the tanh form in February 2019.
 # * Position-wise: the same MLP on every token, no mixing between tokens. Row by row equals all at once, and
 #   permuting tokens permutes the outputs. Mixing is attention's job.
 # * With $d_\text{ff} = 4d$ the FFN has $8d^2$ weights against attention's $4d^2$: **2/3 of a block's matrices**, and

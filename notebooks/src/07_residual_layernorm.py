@@ -14,7 +14,7 @@
 #
 # 1. derive LayerNorm and its gradient, and check both against Keras / TensorFlow and against finite differences;
 # 2. finish the thread's block by hand: `residual_1 → h1 → residual_2 → block_out`;
-# 3. watch a 50-layer stack without the glue lose (or blow up) its gradients, and keep them with it;
+# 3. watch a 50-layer stack without the glue lose its signal and gradients (or blow them up), and keep them with it;
 # 4. compare **post-norm** (the original paper, and the thread) with **pre-norm** (GPT-2, and `lessons_lib`'s default),
 #    and check that `TransformerBlock` computes exactly the formulas of both.
 
@@ -24,16 +24,28 @@ import lessons_lib
 info = lessons_lib.setup(seed=0)
 
 # %%
+import contextlib
+import io
+
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
 
-from lessons_lib import TransformerBlock, causal_mask, feed_forward, layer_norm, layer_norm_backward
-from lessons_lib import scaled_dot_product_attention, thread
-from lessons_lib.checks import check
-
-np.set_printoptions(precision=3, suppress=True, linewidth=120)
+from lessons_lib import (
+    TransformerBlock,
+    block_weights,
+    causal_mask,
+    check,
+    feed_forward,
+    layer_norm,
+    layer_norm_backward,
+    multi_head_attention,
+    show,
+    show_source,
+    thread,
+    transformer_block,
+)
 
 # %% [markdown]
 # ## 1 · Residual connections
@@ -151,15 +163,28 @@ assert diff <= 1e-5
 
 # What epsilon does: nothing visible for a vector of normal size, a lot for a nearly constant one.
 almost_constant = np.array([1.0, 1.01, 0.99, 1.0])
-for eps in (1e-5, 1e-3):
-    print(
-        f"eps={eps:g}: LN([1, 1.01, 0.99, 1]) = {np.round(layer_norm(almost_constant, eps=eps), 3)}"
-    )
+ln_eps = {eps: layer_norm(almost_constant, eps=eps) for eps in (1e-5, 1e-3)}
+for eps, out in ln_eps.items():
+    print(f"eps={eps:g}: LN([1, 1.01, 0.99, 1]) = {np.round(out, 3) + 0.0}")
+var_c = almost_constant.var()
+shrink = np.abs(ln_eps[1e-5]).max() / np.abs(ln_eps[1e-3]).max()
+print(f"σ² = {var_c:.1e}; eps=1e-3 makes the output {shrink:.2f}× smaller than eps=1e-5")
+assert np.isclose(var_c, 5e-5) and np.isclose(shrink, np.sqrt((var_c + 1e-3) / (var_c + 1e-5)))
+assert round(shrink, 1) == 4.2
 
 # %% [markdown]
-# With $\sigma^2 = 5\cdot10^{-5}$, $\epsilon = 10^{-3}$ dominates the denominator and shrinks the output about
-# 4.6×: another reason to match `epsilon` when you copy weights between frameworks.
+# With $\sigma^2 = 5\cdot10^{-5}$, $\epsilon = 10^{-3}$ dominates the denominator and shrinks the output by
+# $\sqrt{(\sigma^2 + 10^{-3}) / (\sigma^2 + 10^{-5})} \approx 4.2$×, as printed: another reason to match `epsilon`
+# when you copy weights between frameworks.
 #
+# The library's `layer_norm` is the formula above, line for line (the mean, the biased variance, then
+# $\gamma \odot (x - \mu)/\sqrt{\sigma^2 + \epsilon} + \beta$); `_params` only fills in $\gamma = 1$, $\beta = 0$
+# when they are not given and checks their shapes:
+
+# %%
+show_source(layer_norm)
+
+# %% [markdown]
 # ### Check 2 · the backward formula against `tf.GradientTape` and finite differences
 #
 # Take the loss $L = \sum G \odot \mathrm{LN}(x)$ for a fixed random $G$, so that $\partial L / \partial y = G$.
@@ -233,11 +258,11 @@ print(
 state = thread.forward()
 w = thread.weights()
 x, attn_out = state["x"], state["attn_out"]
-print("x (embeddings + positions)\n", np.round(x, 3))
-print("attn_out (lesson 05)\n", np.round(attn_out, 3))
+show("x (embeddings + positions)", x)
+show("attn_out (lesson 05)", attn_out)
 
 residual_1 = x + attn_out
-print("\nresidual_1 = x + attn_out\n", np.round(residual_1, 3))
+show("residual_1 = x + attn_out", residual_1)
 assert np.allclose(residual_1, state["residual_1"])
 
 # %% [markdown]
@@ -258,7 +283,7 @@ print("h1[0] = (x - μ) / σ =", np.round(h1_0, 3))
 
 # %%
 h1 = layer_norm(residual_1, w["gamma_1"], w["beta_1"], eps=thread.EPS)
-print("h1 = LN_1(residual_1)\n", np.round(h1, 3))
+show("h1 = LN_1(residual_1)", h1)
 print(
     "per-token mean:",
     np.round(h1.mean(axis=-1), 3) + 0.0,
@@ -274,23 +299,36 @@ print("\nthis is exactly the h1 that lesson 06 fed into the FFN ✓")
 
 # %%
 ffn_out = state["ffn_out"]
-print("ffn_out (lesson 06)\n", np.round(ffn_out, 3))
+show("ffn_out (lesson 06)", ffn_out)
 residual_2 = h1 + ffn_out
-print("\nresidual_2 = h1 + ffn_out\n", np.round(residual_2, 3))
+show("residual_2 = h1 + ffn_out", residual_2)
 block_out = layer_norm(residual_2, w["gamma_2"], w["beta_2"], eps=thread.EPS)
-print("\nblock_out = LN_2(residual_2)\n", np.round(block_out, 3))
+show("block_out = LN_2(residual_2)", block_out)
 
 assert np.allclose(residual_2, state["residual_2"])
 assert np.allclose(block_out, state["block_out"])
 
 # %% [markdown]
-# An independent check: the thread's Keras model (`thread.build_gpt()`, lesson 08) holds the same weights in a
-# `lessons_lib.TransformerBlock(norm_first=False)`. Called on `x` with the causal mask, its block must return
-# `block_out`:
+# Two independent checks. The library's NumPy reference of a whole block, `transformer_block` (the thread's weights,
+# 2 heads, post-norm, ReLU, causal mask), must give the same four intermediates; and the Keras layer
+# `lessons_lib.TransformerBlock(norm_first=False)`, loaded with the thread's weights by `thread.load_into`, must return
+# `block_out` when called on `x` with the causal mask:
 
 # %%
-gpt = thread.build_gpt()
-keras_block_out = gpt.blocks[0](x[None].astype("float32"), use_causal_mask=True).numpy()[0]
+reference = transformer_block(
+    x, w, num_heads=2, norm_first=False, activation="relu", mask=causal_mask(6), epsilon=thread.EPS
+)
+for name, ours in (
+    ("residual_1", residual_1),
+    ("h1", h1),
+    ("residual_2", residual_2),
+    ("block_out", block_out),
+):
+    assert np.allclose(ours, reference[name], atol=1e-12), name
+print("residual_1, h1, residual_2, block_out equal lessons_lib.transformer_block's ✓")
+
+post_thread = thread.load_into(TransformerBlock(4, 2, 16, norm_first=False, activation="relu"))
+keras_block_out = post_thread(x[None].astype("float32"), use_causal_mask=True).numpy()[0]
 diff = np.abs(keras_block_out - block_out).max()
 print("Keras post-norm block vs NumPy block_out: max |diff| <= 1e-5:", bool(diff <= 1e-5))
 assert diff <= 1e-5
@@ -394,32 +432,94 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# The figures the plot shows, computed from the runs above (each line is quoted below):
+
+# %%
+plain, res, post, pre = (results[v] for v in VARIANTS)
+
+
+def per_layer(rms):
+    """Geometric-mean factor by which the activation RMS changes from one layer to the next."""
+    return (rms[-1] / rms[0]) ** (1 / (len(rms) - 1))
+
+
+def spread(g):
+    return g.max() / g.min()
+
+
+# plain stack: the gradient of layer l's weights is (roughly) its input times the gradient arriving at its output
+inner = np.arange(
+    1, N_LAYERS - 1
+)  # layers with a previous layer (input) and a next layer (output gradient)
+input_size, output_grad = plain[0][inner - 1], plain[1][inner + 1]
+product = input_size * output_grad
+print(
+    f"plain        : activations ×{per_layer(plain[0]):.2f} per layer, {plain[0][-1]:.1e} at layer {N_LAYERS}"
+)
+print(
+    f"               |dL/dh| at layer 1 is {plain[1][0] / plain[1][-1]:.1e} of the one at layer {N_LAYERS}"
+)
+print(
+    f"               |dL/dW| between {plain[2].min():.1e} and {plain[2].max():.1e} at every layer "
+    f"(a factor {spread(plain[2]):.1f} apart)"
+)
+print(
+    f"               input RMS varies by {spread(input_size):.0e}, the gradient at the output by "
+    f"{spread(output_grad):.0e}, their product only by {spread(product):.1f}"
+)
+print(
+    f"residual only: activations ×{per_layer(res[0]):.2f} per layer, {res[0][-1]:.1e} at layer {N_LAYERS}; "
+    f"|dL/dh| at layer 1 is {res[1][0] / res[1][-1]:.1e}× the one at layer {N_LAYERS}"
+)
+print(
+    f"post-norm    : activation RMS {post[0].min():.2f}–{post[0].max():.2f}; |dL/dh| varies by {spread(post[1]):.1f}; "
+    f"|dL/dW| at layer {N_LAYERS} / layer 1 = {post[2][-1] / post[2][0]:.1f}"
+)
+print(
+    f"pre-norm     : activation RMS from {pre[0][0]:.1f} to {pre[0][-1]:.1f}; |dL/dh| varies by {spread(pre[1]):.1f}, "
+    f"|dL/dW| by {spread(pre[2]):.1f}; |dL/dW| at layer {N_LAYERS} / layer 1 = {pre[2][-1] / pre[2][0]:.2f}"
+)
+
+if (N_LAYERS, D, N_TOKENS) == (50, 64, 32):  # the figures quoted below, for the default sizes
+    assert (
+        round(per_layer(plain[0]), 1) == 0.5 and 1e-16 < plain[0][-1] < 1e-14
+    )  # the signal vanishes
+    assert 1e-16 < plain[1][0] / plain[1][-1] < 1e-14  # so does dL/dh, towards the input
+    assert (
+        plain[2].max() < 1e-12 and spread(plain[2]) < 10
+    )  # every weight gradient ~1e-14, no trend
+    assert spread(input_size) > 1e10 and spread(output_grad) > 1e10 and spread(product) < 3
+    assert round(per_layer(res[0]), 1) == 1.2 and 1e3 < res[0][-1] < 1e5  # exploding
+    assert res[1][0] / res[1][-1] > 1e3
+    assert np.allclose(post[0], 1.0, atol=1e-3) and round(spread(post[1])) == 3
+    assert post[2][-1] > post[2][0]  # post-norm: larger weight gradients near the output
+    assert round(pre[0][0]) == 1 and round(pre[0][-1]) == 5 and round(spread(pre[1])) == 6
+    assert spread(pre[2]) < 10 and pre[2][-1] < pre[2][0]  # pre-norm: not larger at the top
+    print(
+        "\nthe signal dies without glue, explodes with residuals alone, stays put with residual + LayerNorm ✓"
+    )
+
+# %% [markdown]
 # What the numbers say:
 #
 # * **plain**: each layer shrinks its input by about half (GELU halves small inputs, and the weights do not make up for
-#   it), so after 50 layers the activations are $\sim 10^{-15}$, and the gradient reaching the first layer is
-#   $10^{-15}$ of the one at the top: it has **vanished**. No optimizer can train the early layers with that.
+#   it), so after 50 layers the activations are $\sim 10^{-15}$: the **forward signal itself vanishes**. The gradient
+#   reaching a layer's input vanishes in the other direction: at layer 1 it is $\sim 10^{-15}$ of the one at the top.
+#   The third panel is what the optimizer sees, and it is flat: the gradient of a layer's weights is its input times
+#   the gradient arriving at its output, $\partial L/\partial W_{1,l} = h_l^\top\big[(\partial L/\partial h_{l+1})
+#   W_{2,l}^\top \odot \mathrm{GELU}'(h_l W_{1,l})\big]$. Near the input the first factor is fine and the second has
+#   vanished; near the output it is the other way round; their product is about the same everywhere (each factor
+#   varies by $10^{14}$, the product by less than 3). So every weight gradient, early or late, is $\sim 10^{-14}$:
+#   no layer of this stack can learn, not just the early ones.
 # * **residual only**: the identity path keeps everything alive, but each layer *adds* a vector to the stream, so the
-#   activations grow by a constant factor per layer to $\sim 10^4$, and the gradients grow with them as they flow back:
+#   activations grow by about 1.2× per layer to $\sim 10^4$, and the gradients grow with them as they flow back:
 #   they **explode**.
 # * **post-norm**: LayerNorm resets every layer's output to RMS 1; the gradient reaching a layer changes by only about a
-#   factor of 3 over the 50 layers. The weight gradients are somewhat larger near the output than near the input — Xiong et al. (2020)
-#   found exactly this for post-norm Transformers and traced to it the need for a learning-rate warm-up.
+#   factor of 3 over the 50 layers. The weight gradients are larger near the output than near the input — Xiong et al.
+#   (2020) found exactly this for post-norm Transformers and traced to it the need for a learning-rate warm-up.
 # * **pre-norm**: the stream is never normalized, so it grows, but slowly (its RMS goes from about 1 to about 5 over 50
 #   layers: each layer adds a vector computed from a *normalized* input, so of bounded size, instead of one proportional
 #   to the stream); the gradients stay within a small factor (about 6) everywhere, and are not larger at the top.
-
-# %%
-if N_LAYERS >= 30:  # the facts above, for the default sizes
-    plain, res, post, pre = (results[v] for v in VARIANTS)
-    assert plain[1][0] / plain[1][-1] < 1e-10 and plain[0][-1] < 1e-10  # vanishing
-    assert res[1][0] / res[1][-1] > 1e3 and res[0][-1] > 1e3  # exploding
-    for rms, g_h, g_w in (post, pre):  # well behaved
-        assert g_h.max() / g_h.min() < 10 and g_w.max() / g_w.min() < 10 and rms.max() < 10
-    assert post[2][-1] > post[2][0] and pre[2][-1] < pre[2][0]
-    print(
-        "vanishing without glue, exploding with residuals alone, stable with residual + LayerNorm ✓"
-    )
 
 # %% [markdown]
 # ## 5 · Post-norm or pre-norm?
@@ -444,40 +544,22 @@ if N_LAYERS >= 30:  # the facts above, for the default sizes
 #
 # We build both variants with random weights — *including* random LayerNorm $\gamma, \beta$ and random biases, so that
 # nothing hides behind a 1 or a 0 — and recompute each from NumPy pieces of `lessons_lib` (`layer_norm`,
-# `scaled_dot_product_attention`, `feed_forward`) using the block's own weights.
+# `multi_head_attention` of lesson 05, `feed_forward` of lesson 06) using the block's own weights, read out under the
+# thread's names by `block_weights`. The two formulas above are the last four lines of `block_numpy`.
 
 
 # %%
-def numpy_weights(layer):
-    return {v.path.split("/", 1)[1]: np.asarray(v.numpy(), dtype=np.float64) for v in layer.weights}
-
-
-def mha_numpy(x, p, num_heads):
-    """Multi-head self-attention with a causal mask, x [batch, T, d], weights p from a TransformerBlock."""
-    b, t, d = x.shape
-    split = lambda m: m.reshape(b, t, num_heads, d // num_heads).transpose(
-        0, 2, 1, 3
-    )  # [b, heads, T, d_k]
-    q, k, v = (split(x @ p[f"attn/{n}/kernel"] + p[f"attn/{n}/bias"]) for n in ("wq", "wk", "wv"))
-    heads, _ = scaled_dot_product_attention(q, k, v, mask=causal_mask(t))
-    concat = heads.transpose(0, 2, 1, 3).reshape(b, t, d)
-    return concat @ p["attn/wo/kernel"] + p["attn/wo/bias"]
-
-
-def block_numpy(x, block):
-    p = numpy_weights(block)
-    ln1 = lambda t: layer_norm(t, p["ln1/gamma"], p["ln1/beta"], eps=block.epsilon)
-    ln2 = lambda t: layer_norm(t, p["ln2/gamma"], p["ln2/beta"], eps=block.epsilon)
-    mha = lambda t: mha_numpy(t, p, block.num_heads)
-    ffn = lambda t: feed_forward(
-        t,
-        p["ffn/w1/kernel"],
-        p["ffn/w1/bias"],
-        p["ffn/w2/kernel"],
-        p["ffn/w2/bias"],
-        activation=block.activation,
-    )
-    if block.norm_first:  # pre-norm
+def block_numpy(x, p, num_heads, norm_first, activation, eps):
+    """One block from NumPy pieces, with a causal mask; p: the weights under the thread's names."""
+    mask = causal_mask(x.shape[-2])
+    biases = {f"b_{c.lower()}": p[f"b_{c}"] for c in "QKVO"}
+    ln1 = lambda t: layer_norm(t, p["gamma_1"], p["beta_1"], eps=eps)
+    ln2 = lambda t: layer_norm(t, p["gamma_2"], p["beta_2"], eps=eps)
+    mha = lambda t: multi_head_attention(
+        t, p["W_Q"], p["W_K"], p["W_V"], p["W_O"], num_heads, mask=mask, biases=biases
+    )[0]
+    ffn = lambda t: feed_forward(t, p["W_1"], p["b_1"], p["W_2"], p["b_2"], activation=activation)
+    if norm_first:  # pre-norm
         h = x + mha(ln1(x))
         return h + ffn(ln2(h))
     h = ln1(x + mha(x))  # post-norm
@@ -493,18 +575,33 @@ for norm_first in (True, False):
     for var in block.weights:
         base = 1.0 if var.path.endswith("gamma") else 0.0
         var.assign(base + 0.4 * r.normal(size=var.shape))
+    p = block_weights(block)
     y_keras = block(x_rand.astype("float32"), use_causal_mask=True).numpy()
-    y_numpy = block_numpy(x_rand, block)
+    y_numpy = block_numpy(x_rand, p, block.num_heads, norm_first, block.activation, block.epsilon)
+    y_reference = transformer_block(
+        x_rand, p, block.num_heads, norm_first, block.activation, causal_mask(5), block.epsilon
+    )["block_out"]
     diff = np.abs(y_keras - y_numpy).max()
     name = "pre-norm " if norm_first else "post-norm"
     print(f"{name} TransformerBlock vs NumPy formula: max |diff| <= 1e-5: {bool(diff <= 1e-5)}")
-    assert diff <= 1e-5
+    assert diff <= 1e-5 and np.allclose(y_numpy, y_reference, atol=1e-12)
     outputs[name.strip()] = y_numpy
 
 print(
     "the two variants give different outputs:",
     not np.allclose(outputs["pre-norm"], outputs["post-norm"]),
 )
+print(
+    "block_numpy equals the library's NumPy reference lessons_lib.transformer_block (both variants) ✓"
+)
+
+# %% [markdown]
+# In the library both formulas are one method, `TransformerBlock.sublayer`, which the block calls once around
+# attention and once around the FFN: `norm_first` picks `x + fn(norm(x))` (pre-norm) or `norm(x + fn(x))`
+# (post-norm); `self.drop` is dropout, active only in training:
+
+# %%
+show_source(TransformerBlock.sublayer)
 
 # %% [markdown]
 # A visible difference between the two: a post-norm block's output is a LayerNorm output (with $\gamma=1, \beta=0$ every
@@ -512,31 +609,7 @@ print(
 # growing from block to block — hence the final LayerNorm of GPT-2-style models. On the thread:
 
 # %%
-pre_thread = TransformerBlock(4, 2, 16, norm_first=True, activation="relu")
-pre_thread.build((None, None, 4))
-
-
-def load_thread_weights(block):
-    """Copy the thread's weights into a TransformerBlock(4, 2, 16, activation='relu') (attention has no biases)."""
-    tw = thread.weights()
-    for dense, name in (
-        (block.attn.wq, "W_Q"),
-        (block.attn.wk, "W_K"),
-        (block.attn.wv, "W_V"),
-        (block.attn.wo, "W_O"),
-    ):
-        dense.kernel.assign(tw[name])
-        dense.bias.assign(np.zeros(4))
-    block.ffn.w1.kernel.assign(tw["W_1"])
-    block.ffn.w1.bias.assign(tw["b_1"])
-    block.ffn.w2.kernel.assign(tw["W_2"])
-    block.ffn.w2.bias.assign(tw["b_2"])
-    for ln, s in ((block.ln1, "1"), (block.ln2, "2")):
-        ln.gamma.assign(tw[f"gamma_{s}"])
-        ln.beta.assign(tw[f"beta_{s}"])
-
-
-load_thread_weights(pre_thread)
+pre_thread = thread.load_into(TransformerBlock(4, 2, 16, norm_first=True, activation="relu"))
 pre_out = pre_thread(x[None].astype("float32"), use_causal_mask=True).numpy()[0]
 print("post-norm block_out: per-token std", np.round(block_out.std(axis=-1), 3))
 print("pre-norm  output   : per-token std", np.round(pre_out.std(axis=-1), 3))
@@ -546,8 +619,9 @@ print("pre-norm  output   : per-token std", np.round(pre_out.std(axis=-1), 3))
 #
 # ### Exercise 1 · LayerNorm from scratch
 #
-# Write `my_layer_norm(x, gamma, beta, eps)` for `x` of shape `[..., d]`, normalizing over the last axis, NumPy only.
-# Careful: the variance is the *biased* one (divide by $d$, not $d-1$), as in `np.var`'s default.
+# Write `my_layer_norm(x, gamma, beta, eps)` for `x` of shape `[..., d]`, normalizing over the last axis, NumPy only
+# (the check refuses `lessons_lib`'s `layer_norm` and Keras' `LayerNormalization`). Careful: the variance is the
+# *biased* one (divide by $d$, not $d-1$), as in `np.var`'s default.
 
 
 # %%
@@ -557,16 +631,46 @@ def my_layer_norm(x, gamma, beta, eps=1e-5):
 
 
 # %%
+def names_used(code):
+    """Every global and attribute name a function's code (and the functions inside it) refers to."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= names_used(const)
+    return names
+
+
+def refusing(fn, forbidden):
+    """``fn`` for ``check``: it refuses to count an answer whose code uses one of the ``forbidden`` names."""
+
+    def candidate(*args):
+        result = fn(
+            *args
+        )  # an unfinished stub raises NotImplementedError here: "not attempted yet"
+        used = sorted(names_used(fn.__code__) & set(forbidden))
+        if used:
+            raise ValueError(f"the exercise asks you not to use {used} in {fn.__name__}")
+        return result
+
+    candidate.__name__ = fn.__name__
+    return candidate
+
+
+LIBRARY_LN = ("lessons_lib", "layer_norm", "LayerNormalization")
 ex_rng = np.random.default_rng(3)
 ex1_inputs = [
     (state["residual_1"], w["gamma_1"], w["beta_1"], 1e-5),
     (ex_rng.normal(size=(2, 3, 5)) * 4, ex_rng.normal(size=5), ex_rng.normal(size=5), 1e-3),
 ]
 check(
-    my_layer_norm,
+    refusing(my_layer_norm, LIBRARY_LN),
     layer_norm,
     inputs=ex1_inputs,
-    hint="mean and variance over axis=-1 with keepdims=True; divide by sqrt(var + eps); then gamma * ... + beta",
+    hint=(
+        "Each vector on its own: subtract its mean, divide by its standard deviation (with eps inside the square "
+        "root), then scale by gamma and shift by beta.",
+        "mean and variance over axis=-1 with keepdims=True; (x - mu) / np.sqrt(var + eps); then gamma * ... + beta",
+    ),
 )
 
 
@@ -577,14 +681,19 @@ def my_layer_norm(x, gamma, beta, eps=1e-5):
     return gamma * (x - mu) / np.sqrt(var + eps) + beta
 
 
-assert check(my_layer_norm, layer_norm, inputs=ex1_inputs)
+assert check(refusing(my_layer_norm, LIBRARY_LN), layer_norm, inputs=ex1_inputs)
+with contextlib.redirect_stdout(io.StringIO()):  # the check refuses the library's own LayerNorm
+    assert (
+        check(refusing(lambda *a: layer_norm(*a), LIBRARY_LN), layer_norm, inputs=ex1_inputs)
+        is False
+    )
 
 # %% [markdown]
 # ### Exercise 2 · LayerNorm's backward pass
 #
 # Write `my_layer_norm_backward(x, grad_out, gamma, eps)` returning $\partial L / \partial x$ from the boxed formula of
-# section 2. It is checked against `lessons_lib.layer_norm_backward` (which section 2 checked against TensorFlow and
-# finite differences).
+# section 2, NumPy only. It is checked against `lessons_lib.layer_norm_backward` (which section 2 checked against
+# TensorFlow and finite differences); the check refuses that function and `tf.GradientTape`.
 
 
 # %%
@@ -598,12 +707,17 @@ ex2_inputs = [
     (state["residual_2"], ex_rng.normal(size=(6, 4)), w["gamma_2"], 1e-5),
     (ex_rng.normal(size=(2, 3, 5)) * 4, ex_rng.normal(size=(2, 3, 5)), ex_rng.normal(size=5), 1e-3),
 ]
+LIBRARY_BACKWARD = ("lessons_lib", "layer_norm_backward", "GradientTape", "gradient")
 check(
-    my_layer_norm_backward,
+    refusing(my_layer_norm_backward, LIBRARY_BACKWARD),
     layer_norm_backward,
     inputs=ex2_inputs,
-    hint="g = gamma * grad_out; x_hat = (x - mu) / sigma; (g - mean(g) - x_hat * mean(g * x_hat)) / sigma, "
-    "means over axis=-1 with keepdims=True",
+    hint=(
+        "Scale the incoming gradient by gamma, remove its mean and its component along x_hat, and divide by the "
+        "input's standard deviation sigma_eps.",
+        "g = gamma * grad_out; x_hat = (x - mu) / sigma; (g - mean(g) - x_hat * mean(g * x_hat)) / sigma, "
+        "means over axis=-1 with keepdims=True",
+    ),
 )
 
 
@@ -618,15 +732,18 @@ def my_layer_norm_backward(x, grad_out, gamma, eps=1e-5):
     ) / sigma
 
 
-assert check(my_layer_norm_backward, layer_norm_backward, inputs=ex2_inputs)
+assert check(
+    refusing(my_layer_norm_backward, LIBRARY_BACKWARD), layer_norm_backward, inputs=ex2_inputs
+)
 
 # %% [markdown]
 # ### Exercise 3 · The thread's block, pre-norm
 #
 # Write `thread_pre_norm(x)` that computes the thread's block **pre-norm** in NumPy, with the thread's weights
 # (`thread.weights()`: `W_Q, W_K, W_V, W_O` without biases, 2 heads, causal mask; FFN `W_1, b_1, W_2, b_2` with ReLU;
-# LayerNorms `gamma_1, beta_1, gamma_2, beta_2`, $\epsilon = 10^{-5}$), for `x` of shape `[T, 4]`. You may use any
-# `lessons_lib` function and `thread.split_heads` / `thread.merge_heads`. It is checked against the Keras
+# LayerNorms `gamma_1, beta_1, gamma_2, beta_2`, $\epsilon = 10^{-5}$), for `x` of shape `[T, 4]`. You may use
+# `lessons_lib`'s pieces (`layer_norm`, `multi_head_attention`, `feed_forward`, `causal_mask`), but not a whole block:
+# the check refuses `transformer_block`, `TransformerBlock` and `pre_thread`. It is checked against the Keras
 # `TransformerBlock(norm_first=True)` loaded with the same weights (`pre_thread` above).
 
 
@@ -641,12 +758,24 @@ def reference_thread_pre_norm(x):
     return pre_thread(x[None].astype("float32"), use_causal_mask=True).numpy()[0].astype("float64")
 
 
+WHOLE_BLOCK = (
+    "transformer_block",
+    "TransformerBlock",
+    "pre_thread",
+    "reference_thread_pre_norm",
+    "sublayer",
+)
 check(
-    thread_pre_norm,
+    refusing(thread_pre_norm, WHOLE_BLOCK),
     reference_thread_pre_norm,
     inputs=[x, state["block_out"]],
     atol=1e-5,
-    hint="h = x + attention(LN_1(x)); y = h + FFN(LN_2(h)) — the sums are NOT normalized",
+    hint=(
+        "Pre-norm: each sublayer reads a normalized copy of the stream, and its output is added to the stream "
+        "itself; the sums are never normalized.",
+        "h = x + MHA(LN_1(x)) with multi_head_attention(..., num_heads=2, mask=causal_mask(len(x)))[0]; "
+        "return h + feed_forward(LN_2(h), ..., activation='relu')",
+    ),
 )
 
 
@@ -654,14 +783,20 @@ check(
 def thread_pre_norm(x):
     tw = thread.weights()
     a = layer_norm(x, tw["gamma_1"], tw["beta_1"], eps=1e-5)
-    q, k, v = (thread.split_heads(a @ tw[n]) for n in ("W_Q", "W_K", "W_V"))
-    heads, _ = scaled_dot_product_attention(q, k, v, mask=causal_mask(len(x)))
-    h = x + thread.merge_heads(heads) @ tw["W_O"]
+    attn_out, _ = multi_head_attention(
+        a, tw["W_Q"], tw["W_K"], tw["W_V"], tw["W_O"], num_heads=2, mask=causal_mask(len(x))
+    )
+    h = x + attn_out
     f = layer_norm(h, tw["gamma_2"], tw["beta_2"], eps=1e-5)
     return h + feed_forward(f, tw["W_1"], tw["b_1"], tw["W_2"], tw["b_2"], activation="relu")
 
 
-assert check(thread_pre_norm, reference_thread_pre_norm, inputs=[x, state["block_out"]], atol=1e-5)
+assert check(
+    refusing(thread_pre_norm, WHOLE_BLOCK),
+    reference_thread_pre_norm,
+    inputs=[x, state["block_out"]],
+    atol=1e-5,
+)
 
 # %% [markdown]
 # ## Summary
@@ -672,8 +807,9 @@ assert check(thread_pre_norm, reference_thread_pre_norm, inputs=[x, state["block
 #   $\frac1{\sigma_\epsilon}(g - \bar g - \hat x\,\overline{g\odot\hat x})$ removes the mean and $\hat x$ directions and
 #   divides by the input's scale. Checked against Keras (with `epsilon` matched: Keras' default is $10^{-3}$),
 #   `tf.GradientTape` and finite differences.
-# * **Measured** on 50 layers: plain → gradients vanish ($10^{-15}$); residual only → activations and gradients
-#   explode ($10^4$); residual + LayerNorm (post- or pre-norm) → everything stays within a small factor.
+# * **Measured** on 50 layers: plain → the signal dies ($10^{-15}$) and so does the gradient flowing back, which
+#   leaves every layer's weight gradient at $\sim 10^{-14}$; residual only → activations and gradients explode
+#   ($10^4$); residual + LayerNorm (post- or pre-norm) → everything stays within a small factor.
 # * **Post-norm** $\mathrm{LN}(x + F(x))$ is the original paper's and the thread's; **pre-norm** $x + F(\mathrm{LN}(x))$
 #   keeps a clean residual stream and trains without warm-up (Xiong et al., 2020): GPT-2 and `lessons_lib`'s default
 #   (`norm_first=True`). `TransformerBlock` matches both formulas.

@@ -31,6 +31,9 @@ import lessons_lib
 info = lessons_lib.setup(seed=0)
 
 # %%
+import contextlib
+import io
+
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
@@ -40,14 +43,18 @@ from lessons_lib import (
     GPT,
     TransformerBlock,
     block_param_count,
+    block_weights,
+    causal_mask,
+    check,
+    copy_to_keras_mha,
     gpt_param_count,
     layer_norm,
+    show,
+    show_source,
     softmax,
     thread,
+    transformer_block,
 )
-from lessons_lib.checks import check
-
-np.set_printoptions(precision=3, suppress=True)
 
 # %% [markdown]
 # ## 1. The model in five equations
@@ -75,7 +82,8 @@ np.set_printoptions(precision=3, suppress=True)
 # * **The final LayerNorm.** In a *pre-norm* block, $y = h + \mathrm{FFN}(\mathrm{LN}(h))$: the output of the last
 #   block is an un-normalized sum of residuals whose size grows with depth. GPT-2 therefore added one more
 #   LayerNorm after the last block (Radford et al., 2019, sec. 2.3). In a *post-norm* block (the original paper, and
-#   our thread) the block already ends with a LayerNorm, so $\mathrm{LN}_f$ is almost the identity — we will see it.
+#   our thread) the block already ends with a LayerNorm; while that LayerNorm still has $\gamma = 1$, $\beta = 0$
+#   (untrained, as in the thread) $\mathrm{LN}_f$ is almost the identity, and otherwise it is not — we will see both.
 # * **Tied embeddings.** The output layer needs a matrix $W_{out}$ of shape $[d_{model}, V]$ that scores every word.
 #   The embedding table $E$ has shape $[V, d_{model}]$, so $E^\top$ fits, and using it saves $V \cdot d_{model}$
 #   parameters (Press & Wolf, 2017; Inan et al., 2017; GPT-2 does this). Then
@@ -105,8 +113,7 @@ W = thread.weights()
 words = thread.SENTENCE.split()
 print("vocabulary:", thread.VOCAB)
 print("ids       :", s["ids"])
-print("block_out (where lesson 07 stopped), shape", s["block_out"].shape)
-print(np.round(s["block_out"], 3))
+show("block_out (where lesson 07 stopped)", s["block_out"])
 
 # %% [markdown]
 # **Step 1: the final LayerNorm** (with the thread's $\gamma_f = 1$, $\beta_f = 0$, $\epsilon = 10^{-5}$):
@@ -119,17 +126,48 @@ var = x.var(axis=-1, keepdims=True)
 final = W["gamma_f"] * (x - mu) / np.sqrt(var + thread.EPS) + W["beta_f"]
 print("mean of each row    :", np.round(mu.ravel(), 3) + 0.0)  # + 0.0 turns -0.0 into 0.0
 print("variance of each row:", np.round(var.ravel(), 3))
-print("final =")
-print(np.round(final, 3))
+show("final", final)
 assert np.allclose(final, s["final"], atol=1e-12)
-print("max |final - block_out| =", f"{np.abs(final - x).max():.1e}")
-assert np.abs(final - x).max() < 1e-5
+change = np.abs(final - x).max()
+print(f"max |final - block_out| = {change:.1e}")
+assert change < 5e-6 and round(change * 1e6) == 3
 
 # %% [markdown]
 # The rows of `block_out` already have mean 0 and variance $\approx 1$: the thread's block is post-norm, so it ends
-# with a LayerNorm, and normalizing a normalized vector changes it only through $\epsilon$ (by about $10^{-6}$).
-# The final LayerNorm earns its keep in **pre-norm** models like GPT-2, the library's default, whose blocks end
-# with an un-normalized residual sum. We keep it in the thread so the thread has the same structure as every GPT.
+# with a LayerNorm, and normalizing a normalized vector changes it only through $\epsilon$ (by the
+# $3 \cdot 10^{-6}$ printed above).
+#
+# That holds only because the thread's $\mathrm{LN}_2$ still has its initial $\gamma_2 = 1$, $\beta_2 = 0$ (the
+# weights are untrained). A post-norm block really ends with $\gamma_2 \odot \hat x + \beta_2$, and as soon as
+# $\gamma_2 \ne 1$ or $\beta_2 \ne 0$ its rows no longer have mean 0 and variance 1. Give $\mathrm{LN}_2$ other
+# values, as training does, and the final LayerNorm normalizes them away:
+
+# %%
+residual_2 = s["residual_2"]
+gamma_2 = np.array([1.5, 0.5, 1.0, 2.0])  # any values other than 1 and 0 will do
+beta_2 = np.array([0.3, -0.2, 0.0, 0.1])
+block_out_trained = layer_norm(residual_2, gamma_2, beta_2, eps=thread.EPS)
+final_trained = layer_norm(block_out_trained, W["gamma_f"], W["beta_f"], eps=thread.EPS)
+print(
+    "per-row mean of block_out with these γ₂, β₂:",
+    np.round(block_out_trained.mean(axis=-1), 3) + 0.0,
+)
+print("per-row std                               :", np.round(block_out_trained.std(axis=-1), 3))
+change_trained = np.abs(final_trained - block_out_trained).max()
+print(
+    f"max |LN_f(block_out) - block_out| = {change_trained:.3f}   (with γ₂ = 1, β₂ = 0: {change:.1e})"
+)
+assert round(change_trained, 2) == 0.95 and change < 5e-6
+# only gamma_2 = 1 and beta_2 = 0 make LN_f the identity: a uniform scale alone already breaks it
+scaled = layer_norm(residual_2, 2 * np.ones(4), np.zeros(4), eps=thread.EPS)
+assert np.abs(layer_norm(scaled, eps=thread.EPS) - scaled).max() > 0.5
+
+# %% [markdown]
+# So "the final LayerNorm is nearly the identity after post-norm blocks" is a fact about *untrained* post-norm
+# blocks, whose last LayerNorm has $\gamma = 1$, $\beta = 0$; with other values (even $\gamma_2 = 2$ everywhere, which
+# it scales back down) $\mathrm{LN}_f$ changes the vectors. The final LayerNorm earns its keep above all in
+# **pre-norm** models like GPT-2, the library's default, whose blocks end with an un-normalized residual sum. We keep
+# it in the thread so the thread has the same structure as every GPT.
 #
 # **Step 2: the output layer**, tied to the embedding table: $\text{logits} = \text{final}\;E^\top$, shape
 # $[6, 4] \times [4, 6] = [6, 6]$ — one row per position, one column per word of the vocabulary. Here is $E$ again
@@ -140,8 +178,8 @@ E = W["E"]
 for word, row in zip(thread.VOCAB, E):
     print(f"E[{word!r:6}] = {row}")
 logits = final @ E.T
-print("\nlogits = final @ E.T   (rows: positions, columns:", " ".join(thread.VOCAB) + ")")
-print(np.round(logits, 3))
+print("\ncolumns:", " ".join(thread.VOCAB))
+show("logits = final @ E.T   (rows: positions)", logits)
 assert np.allclose(logits, s["logits"], atol=1e-12)
 
 # %% [markdown]
@@ -160,8 +198,7 @@ assert np.isclose(terms.sum(), logits[t, v])
 
 # %%
 probs = softmax(logits, axis=-1)
-print("probs (rows sum to 1):")
-print(np.round(probs, 3))
+show("probs (rows sum to 1)", probs)
 assert np.allclose(probs.sum(axis=-1), 1.0)
 assert np.allclose(probs, s["probs"], atol=1e-12)
 print("✓ final, logits and probs equal thread.forward()['final'], ['logits'], ['probs']")
@@ -186,6 +223,17 @@ print("max |Keras probs  - NumPy probs | < 1e-5:", bool(diff_probs < 1e-5))
 assert diff_logits < 1e-5 and diff_probs < 1e-5
 
 # %% [markdown]
+# The model's forward pass is `GPT.call`: the first equation of §1 (`self.embed`: $E[\text{ids}] + P$), the loop
+# over the blocks (the second, each with the causal mask), then `self.logits`, which holds the last two steps we just
+# did by hand — the final LayerNorm `ln_f` and the product with $E^\top$ (or with a separate matrix when untied):
+
+# %%
+show_source(GPT.call)
+
+# %%
+show_source(GPT.logits)
+
+# %% [markdown]
 # ### What does the thread predict?
 #
 # Each row of `probs` is a guess for the *next* word, given the words up to that position:
@@ -195,7 +243,7 @@ for t in range(len(words)):
     best = int(probs[t].argmax())
     print(f"{' '.join(words[: t + 1]):>20} → {thread.VOCAB[best]!r:7} (p = {probs[t, best]:.3f})")
 next_word = thread.VOCAB[int(probs[-1].argmax())]
-assert next_word == "be"
+assert next_word == "be" and round(100 * probs[-1].max()) == 92
 repeats = [t for t in range(len(words)) if probs[t].argmax() == s["ids"][t]]
 print("positions whose prediction is the word just read:", repeats)
 assert repeats == [1, 4, 5]
@@ -228,7 +276,9 @@ plt.show()
 # **several** blocks. Let us follow one batch through a small model — batch $B = 2$, $T = 8$ tokens, a vocabulary
 # of $V = 65$ (the characters of Tiny Shakespeare), $d_{model} = 32$, $h = 4$ heads ($d_k = 8$),
 # $d_{ff} = 4\,d_{model} = 128$, $N = 2$ pre-norm blocks — and record the shape of every intermediate tensor.
-# We compute each stage with the model's own sublayers and check at the end that we reproduced `model(ids)`.
+# The embeddings and the output layer come from the model's own sublayers; each block runs through the library's
+# NumPy reference `transformer_block` (lesson 07's block, which returns every intermediate) with that block's
+# weights (`block_weights`). At the end we check that we reproduced `model(ids)`.
 
 # %%
 B, T, V, D, H, N = 2, 8, 65, 32, 4, 2
@@ -238,16 +288,10 @@ tiny = GPT(
 )  # pre-norm, GELU, learned positions
 ids = np.random.default_rng(0).integers(0, V, size=(B, T))
 tiny.build(ids.shape)  # create all the weights
-print("ids =")
-print(ids)
+show("ids", ids)
 
 
 # %%
-def split_heads(t):
-    """[B, T, d_model] -> [B, h, T, d_k]: head i takes columns i*d_k .. (i+1)*d_k - 1."""
-    return ops.transpose(ops.reshape(t, (B, T, H, D // H)), (0, 2, 1, 3))
-
-
 rows = []  # (stage, symbolic shape, tensor)
 SUP = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
@@ -261,44 +305,27 @@ tok = tiny.embed.token_embedding(ids)
 record("token embeddings E[ids]", "B, T, d_model", tok)
 pos = tiny.embed.position_embedding(ops.arange(T))
 record("position embeddings P[0:T]", "T, d_model", pos)
-x = tok + pos[None]
+x = ops.convert_to_numpy(tok + pos[None]).astype("float64")
 record("x⁽⁰⁾ = E[ids] + P", "B, T, d_model", x)
 for l, block in enumerate(tiny.blocks, start=1):
-    a = block.ln1(x)
-    q, k, v = (
-        split_heads(block.attn.wq(a)),
-        split_heads(block.attn.wk(a)),
-        split_heads(block.attn.wv(a)),
-    )
-    weights = ops.softmax(
-        ops.where(
-            ops.tril(ops.ones((T, T), "bool")),
-            ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / np.sqrt(D // H),
-            -1e9,
-        )
-    )
-    heads = ops.matmul(weights, v)
-    concat = ops.reshape(ops.transpose(heads, (0, 2, 1, 3)), (B, T, D))
-    attn_out = block.attn.wo(concat)
-    h1 = x + attn_out
-    hidden = block.ffn.w1(block.ln2(h1))
-    ffn_out = block.ffn.w2(hidden)
-    y = h1 + ffn_out
+    # lesson 07's block, as the library's NumPy reference: every intermediate, with this block's weights
+    steps = transformer_block(x, block_weights(block), H, norm_first=True, mask=causal_mask(T))
+    y = steps["block_out"]
     assert np.allclose(y, block(x, use_causal_mask=True), atol=1e-5)  # we reproduced the block
     if l == 1:  # show every step of the first block; the others have the same shapes
-        for stage, sym, ten in (
-            ("LN₁(x)", "B, T, d_model", a),
-            ("Q = LN₁(x) W_Q (K, V alike)", "B, T, d_model", block.attn.wq(a)),
-            ("Q, K, V split into heads", "B, h, T, d_k", q),
-            ("attention weights (causal)", "B, h, T, T", weights),
-            ("head outputs = weights · V", "B, h, T, d_k", heads),
-            ("concat of the heads", "B, T, d_model", concat),
-            ("attention output = concat W_O", "B, T, d_model", attn_out),
-            ("x + attention", "B, T, d_model", h1),
-            ("FFN hidden act(LN₂(·) W₁ + b₁)", "B, T, d_ff", hidden),
-            ("FFN output", "B, T, d_model", ffn_out),
+        for stage, sym, key in (
+            ("LN₁(x)", "B, T, d_model", "attn_in"),
+            ("Q = LN₁(x) W_Q (K, V alike)", "B, T, d_model", "Q"),
+            ("Q, K, V split into heads", "B, h, T, d_k", "Q_heads"),
+            ("attention weights (causal)", "B, h, T, T", "weights"),
+            ("head outputs = weights · V", "B, h, T, d_k", "head_outputs"),
+            ("concat of the heads", "B, T, d_model", "concat"),
+            ("attention output = concat W_O", "B, T, d_model", "attn_out"),
+            ("x + attention", "B, T, d_model", "residual_1"),
+            ("FFN hidden act(LN₂(·) W₁ + b₁)", "B, T, d_ff", "ffn_hidden"),
+            ("FFN output", "B, T, d_model", "ffn_out"),
         ):
-            record(f"  block 1: {stage}", sym, ten)
+            record(f"  block 1: {stage}", sym, steps[key])
     record(f"x⁽{str(l).translate(SUP)}⁾ = block {l} output", "B, T, d_model", y)
     x = y
 h_final = tiny.ln_f(x)
@@ -335,6 +362,14 @@ print(markdown_table(("stage", "shape (symbols)", "shape (actual)"), table))
 # * only two places leave it: the heads ($[B, h, T, d_k]$, with $h \cdot d_k = d_{model}$) and the FFN's hidden
 #   layer ($d_{ff}$); the attention weights are the only $T \times T$ tensor;
 # * the output layer turns $d_{model}$ into $V$: one score per vocabulary entry, at every position of every sequence.
+#
+# The library's block, whose steps we just traced, is `TransformerBlock.call`. After checking its input it calls
+# `_sublayer` twice (lesson 07 derived that one): once with self-attention, once with the FFN, each wrapped in a
+# residual and a LayerNorm (before the sublayer when `norm_first`, after it otherwise); a cross-attention sublayer
+# sits between them only in an encoder–decoder block.
+
+# %%
+show_source(TransformerBlock.call)
 
 # %% [markdown]
 # ## 4. Counting parameters
@@ -510,6 +545,7 @@ assert counts["GPT-2 small"] == 124_439_808
 # Where the parameters live differs a lot between a small and a large model:
 
 # %%
+shares = {}  # model -> {term: percent}
 for name, V_, T_, d_, L_, bias in (
     ("baby GPT", 65, 64, 128, 4, False),
     ("GPT-2 small", 50257, 1024, 768, 12, True),
@@ -519,9 +555,45 @@ for name, V_, T_, d_, L_, bias in (
     print(f"{name} ({total:,} parameters)")
     for term, n in terms.items():
         print(f"  {term:16} {n:>12,}  {100 * n / total:5.1f} %")
-    assert block_param_count(d_, 4 * d_, bias) * L_ == terms["attention"] + terms[
-        "FFN"
-    ] + 2 * L_ * (2 * d_ if bias else d_)
+    per_block_ln = 2 * d_ if bias else d_  # one LayerNorm
+    blocks = terms["attention"] + terms["FFN"] + 2 * L_ * per_block_ln
+    assert block_param_count(d_, 4 * d_, bias) * L_ == blocks
+    shares[name] = {term: 100 * n / total for term, n in terms.items()}
+    shares[name]["in the blocks"] = 100 * blocks / total
+
+untied_extra = 50257 * 768  # an untied output matrix [d_model, V]
+print(
+    f"\nin the blocks: baby GPT {shares['baby GPT']['in the blocks']:.1f} %, GPT-2 small "
+    f"{shares['GPT-2 small']['in the blocks']:.1f} %; an untied GPT-2 head: {untied_extra / 1e6:.1f} M more"
+)
+assert round(shares["baby GPT"]["in the blocks"]) == 98
+assert round(shares["GPT-2 small"]["token embedding"]) == 31 and round(untied_extra / 1e5) == 386
+
+# %% [markdown]
+# The same shares as a stacked bar, one bar per model (the LayerNorms are too thin to see):
+
+# %%
+fig, ax = plt.subplots(figsize=(8, 2.6))
+models = list(shares)
+left = np.zeros(len(models))
+for i, term in enumerate(("token embedding", "positions", "attention", "FFN", "LayerNorms")):
+    widths = np.array([shares[m][term] for m in models])
+    bars = ax.barh(models, widths, left=left, color=f"C{i}", label=term)
+    ax.bar_label(
+        bars,
+        labels=[f"{w:.0f} %" if w >= 4 else "" for w in widths],
+        label_type="center",
+        fontsize=8,
+    )
+    left += widths
+assert np.allclose(left, 100)  # the five terms are the whole (tied) model
+ax.set_xlim(0, 100)
+ax.set_xlabel("share of the parameters (%)")
+ax.invert_yaxis()
+ax.legend(ncol=5, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+ax.set_title("Where the parameters live (tied embeddings)", pad=24)
+plt.tight_layout()
+plt.show()
 
 # %% [markdown]
 # In the baby GPT almost everything (98 %) is in the blocks: 65 characters need a tiny embedding table. In GPT-2
@@ -538,7 +610,8 @@ for name, V_, T_, d_, L_, bias in (
 # * Keras' `LayerNormalization` uses $\epsilon = 10^{-3}$ by default; ours (like PyTorch and GPT-2) uses $10^{-5}$.
 # * Keras' `MultiHeadAttention` stores each projection per head: the query kernel has shape $[d, h, d_k]$ instead of
 #   $[d, d]$, the output kernel $[h, d_k, d]$. Since head $i$ is columns $i d_k \dots (i+1) d_k - 1$ of our
-#   $W_Q$ (and rows of our $W_O$), a plain `reshape` converts one into the other.
+#   $W_Q$ (and rows of our $W_O$), a plain `reshape` converts one into the other; `lessons_lib.copy_to_keras_mha`
+#   (lesson 05) does exactly that.
 
 
 # %%
@@ -583,16 +656,7 @@ class KerasLayersBlock(keras.layers.Layer):
 
 def copy_weights(ours, ref):
     """Copy every weight of a lessons_lib.TransformerBlock into a KerasLayersBlock."""
-    h, d_k, d = ours.num_heads, ours.d_model // ours.num_heads, ours.d_model
-    for mine, theirs in (
-        (ours.attn.wq, ref.mha.query_dense),
-        (ours.attn.wk, ref.mha.key_dense),
-        (ours.attn.wv, ref.mha.value_dense),
-    ):
-        theirs.kernel.assign(ops.reshape(mine.kernel, (d, h, d_k)))
-        theirs.bias.assign(ops.reshape(mine.bias, (h, d_k)))
-    ref.mha.output_dense.kernel.assign(ops.reshape(ours.attn.wo.kernel, (h, d_k, d)))
-    ref.mha.output_dense.bias.assign(ours.attn.wo.bias)
+    copy_to_keras_mha(ours.attn, ref.mha)  # the reshapes above, through Keras' public sublayers
     for mine, theirs in ((ours.ln1, ref.ln1), (ours.ln2, ref.ln2)):
         theirs.gamma.assign(mine.gamma)
         theirs.beta.assign(mine.beta)
@@ -686,7 +750,8 @@ assert move_unmasked.min() > 1e-3
 # ## 7. Attention in every layer and head
 #
 # `GPT(...)(ids, return_attention=True)` also returns the attention weights of every block, shape
-# $[B, L, h, T, T]$. Here they are for the first sequence of the tiny (random, untrained) GPT.
+# $[B, L, h, T, T]$. Here they are for the first sequence of the tiny (random, untrained) GPT. Layers and heads are
+# counted from 0, as everywhere in the course (the code's `blocks[0]` is block 1 of the equations in §1).
 
 # %%
 _, attention = tiny(ids, return_attention=True)
@@ -701,7 +766,7 @@ for l in range(N):
     for head in range(H):
         ax = axes[l, head]
         im = ax.imshow(attention[0, l, head], cmap="viridis", vmin=0, vmax=1)
-        ax.set_title(f"layer {l + 1}, head {head + 1}", fontsize=9)
+        ax.set_title(f"layer {l}, head {head}", fontsize=9)
         ax.set_xticks(range(T))
         ax.set_yticks(range(T))
         ax.tick_params(labelsize=7)
@@ -721,7 +786,7 @@ plt.show()
 # The same weights, interactively: `AttentionExplorer.from_model(model, ids)` calls `model(ids,
 # return_attention=True)` and shows one sequence of the batch. Pick a **layer**, switch **heads** on and off (they
 # are drawn side by side), hover over or click a query position to see the keys it attends to, and toggle the causal
-# mask. The tokens are the random ids themselves. (The explorer counts layers and heads from 0, the plot above from 1.)
+# mask. The tokens are the random ids themselves. Like the plot above, the explorer counts layers and heads from 0.
 
 # %% tags=["nbval-ignore-output"]
 from lessons_lib.viz import AttentionExplorer
@@ -757,8 +822,8 @@ assert gpt_view.mask_kind == "causal" and np.allclose(gpt_view.weights, attentio
 # ### Exercise 1 — count the parameters yourself
 #
 # Write `my_gpt_param_count(vocab_size, max_len, d_model, num_layers, d_ff=None, use_bias=True,
-# tie_embeddings=True, positional="learned")` from the table of section 4, without calling `gpt_param_count`
-# or `block_param_count`. Remember: `d_ff` defaults to `4 * d_model`; without biases each LayerNorm keeps only
+# tie_embeddings=True, positional="learned")` from the table of section 4, without calling `gpt_param_count`,
+# `block_param_count` or Keras' `count_params` (the check refuses them). Remember: `d_ff` defaults to `4 * d_model`; without biases each LayerNorm keeps only
 # $\gamma$; sinusoidal positions have no parameters; an untied output layer is a $d \times V$ matrix without bias.
 
 
@@ -786,12 +851,44 @@ param_cases = [
     (50257, 1024, 768, 12),
     (50257, 1024, 768, 12, None, True, False),
 ]
+COUNTERS = ("gpt_param_count", "block_param_count", "count_params")
+
+
+def names_used(code):
+    """Every global and attribute name a function's code (and the functions inside it) refers to."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= names_used(const)
+    return names
+
+
+def refusing(fn, forbidden):
+    """``fn`` for ``check``: it refuses to count an answer whose code uses one of the ``forbidden`` names."""
+
+    def candidate(*args):
+        result = fn(
+            *args
+        )  # an unfinished stub raises NotImplementedError here: "not attempted yet"
+        used = sorted(names_used(fn.__code__) & set(forbidden))
+        if used:
+            raise ValueError(f"the exercise asks you not to use {used} in {fn.__name__}")
+        return result
+
+    candidate.__name__ = fn.__name__
+    return candidate
+
+
 check(
-    my_gpt_param_count,
+    refusing(my_gpt_param_count, COUNTERS),
     gpt_param_count,
     inputs=param_cases,
-    hint="per block: 4d² (+4d) for attention, 2·d·d_ff (+d_ff+d) for the FFN, 2 LayerNorms of 2d (or d); "
-    "then the embeddings, the final LayerNorm and, if untied, the output matrix",
+    hint=(
+        "Go down the table of section 4: the embeddings, then one block's attention, FFN and two LayerNorms "
+        "(times the number of blocks), the final LayerNorm, and the output matrix only when it is not tied.",
+        "per block: 4d² (+4d) for attention, 2·d·d_ff (+d_ff+d) for the FFN, 2 LayerNorms of 2d (or d); "
+        "positions add max_len·d only when learned; an untied head adds d·V",
+    ),
 )
 
 
@@ -816,15 +913,16 @@ def my_gpt_param_count(
     return embeddings + num_layers * block + layer_norm_size + head
 
 
-_ = check(my_gpt_param_count, gpt_param_count, inputs=param_cases)
+assert check(refusing(my_gpt_param_count, COUNTERS), gpt_param_count, inputs=param_cases)
 
 # %% [markdown]
 # ### Exercise 2 — the thread's output layer from `block_out`
 #
 # Write `output_layer(block_out, E, gamma, beta, eps=1e-5)` that returns the pair `(logits, probs)`: the final
 # LayerNorm (written out with `mean` and `var`, not `lessons_lib.layer_norm`), the tied output layer and a row-wise
-# softmax (subtract each row's maximum before `np.exp`). The check runs it on the thread and on a random case with
-# non-trivial $\gamma$ and $\beta$.
+# softmax (subtract each row's maximum before `np.exp`; not `lessons_lib.softmax`). The check refuses the library's
+# `layer_norm` and `softmax`, and runs it on the thread, on a random case with non-trivial $\gamma$ and $\beta$, and on
+# one whose logits are in the thousands (where an `np.exp` without the maximum subtracted overflows).
 
 
 # %%
@@ -848,12 +946,19 @@ output_cases = [
         1 + 0.5 * case_rng.normal(size=5),
         case_rng.normal(size=5),
     ),
+    (s["block_out"], 500 * W["E"], W["gamma_f"], W["beta_f"]),  # logits up to about 2,000
 ]
+LIBRARY_LN_SOFTMAX = ("lessons_lib", "layer_norm", "softmax", "LayerNormalization")
 check(
-    output_layer,
+    refusing(output_layer, LIBRARY_LN_SOFTMAX),
     reference_output_layer,
     inputs=output_cases,
-    hint="LN over the last axis (keepdims=True), then @ E.T (shape [T, V]), then softmax over axis=-1",
+    hint=(
+        "Three steps, each row on its own: normalize (mean and variance over the features), score every word "
+        "with the tied embedding table, and turn each row of scores into probabilities without overflowing.",
+        "mu, var over axis=-1 with keepdims=True; logits = h @ E.T ([T, V]); "
+        "e = np.exp(logits - logits.max(axis=-1, keepdims=True)); probs = e / e.sum(axis=-1, keepdims=True)",
+    ),
 )
 
 
@@ -867,7 +972,29 @@ def output_layer(block_out, E, gamma, beta, eps=1e-5):
     return logits, e / e.sum(axis=-1, keepdims=True)
 
 
-_ = check(output_layer, reference_output_layer, inputs=output_cases)
+assert check(
+    refusing(output_layer, LIBRARY_LN_SOFTMAX), reference_output_layer, inputs=output_cases
+)
+
+
+# the check refuses an overflowing softmax and the library's own functions, which the exercise rules out
+def output_layer_naive_softmax(block_out, E, gamma, beta, eps=1e-5):
+    mu, var = block_out.mean(axis=-1, keepdims=True), block_out.var(axis=-1, keepdims=True)
+    logits = (gamma * (block_out - mu) / np.sqrt(var + eps) + beta) @ E.T
+    return logits, np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+
+
+def output_layer_from_library(block_out, E, gamma, beta, eps=1e-5):
+    logits = layer_norm(block_out, gamma, beta, eps) @ E.T
+    return logits, softmax(logits, axis=-1)
+
+
+for wrong in (output_layer_naive_softmax, output_layer_from_library):
+    with np.errstate(over="ignore", invalid="ignore"), contextlib.redirect_stdout(io.StringIO()):
+        verdict = check(
+            refusing(wrong, LIBRARY_LN_SOFTMAX), reference_output_layer, inputs=output_cases
+        )
+    assert verdict is False
 
 # %% [markdown]
 # ## Summary
@@ -895,7 +1022,9 @@ _ = check(output_layer, reference_output_layer, inputs=output_cases)
 # ```
 #
 # * A GPT is embedding + positions, $N$ causal Transformer blocks, a final LayerNorm and a tied output layer.
-#   With post-norm blocks the final LayerNorm is nearly the identity; with pre-norm (GPT-2) it is essential.
+#   After post-norm blocks the final LayerNorm is nearly the identity only while the last block's $\mathrm{LN}_2$
+#   has $\gamma = 1$, $\beta = 0$ (the thread's untrained weights; with other values it changed the thread's vectors
+#   by up to 0.95); with pre-norm (GPT-2) it is essential.
 # * Tying $W_{out} = E^\top$ makes each logit a dot product between the model's vector and a word's embedding, and
 #   saves $V\,d_{model}$ parameters — 38.6 M of GPT-2 small's 124.4 M.
 # * Parameters: $(V + T_{max})\,d + L\,(12 d^2 + 13 d) + 2d$ with biases and $d_{ff} = 4d$; checked against

@@ -1,5 +1,6 @@
-# The notebook that tests/test_browser.py opens in JupyterLab and Notebook 7 (percent format; the test writes it
-# as an .ipynb into a temporary server root). It shows the three views of lessons_lib.viz.
+# The notebook that tests/test_browser.py opens in JupyterLab and Notebook 7 (percent format; the
+# test writes it as an .ipynb into a temporary server root). It shows the three views of
+# lessons_lib.viz.
 
 # %%
 import numpy as np
