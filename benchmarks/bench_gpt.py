@@ -21,9 +21,10 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
-import lessons_lib  # noqa: E402  (first: it imports TensorFlow without the load-time oneDNN notice)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+import lessons_lib  # noqa: E402  (first: it imports TensorFlow without the load-time oneDNN notice)
 from lessons_lib.generation import Generator  # noqa: E402
 from lessons_lib.training import (
     BABY_GPT,

@@ -26,7 +26,10 @@ _EXPORTS: dict[str, str] = {
     # lesson 01
     "BPETokenizer": "tokenizers",
     "CharTokenizer": "tokenizers",
+    "count_pairs": "tokenizers",
+    "merge_pair": "tokenizers",
     "pad_and_truncate": "tokenizers",
+    "pretokenize": "tokenizers",
     "load_tiny_shakespeare": "data",
     "train_val_split": "data",
     # lessons 02-03
@@ -59,6 +62,33 @@ _EXPORTS: dict[str, str] = {
     "load_block_weights": "block",
     "GPT": "gpt",
     "gpt_param_count": "gpt",
+    # lesson 09
+    "BABY_CHECKPOINT": "training",
+    "BABY_GPT": "training",
+    "BABY_TRAIN": "training",
+    "Trainer": "training",
+    "WarmupCosine": "training",
+    "encode_corpus": "training",
+    "evaluate_loss": "training",
+    "evaluation_windows": "training",
+    "lm_loss": "training",
+    "load_checkpoint": "training",
+    "make_optimizer": "training",
+    "random_windows": "training",
+    "save_checkpoint": "training",
+    "train_step_function": "training",
+    "window_losses": "training",
+    # lesson 10
+    "Generator": "generation",
+    "generate_text": "generation",
+    "next_token_distribution": "generation",
+    "sample_next": "generation",
+    "top_k_filter": "generation",
+    "top_p_filter": "generation",
+    # interactive views (lessons 03, 04, 05, 08, 09)
+    "AttentionExplorer": "viz",
+    "PositionalExplorer": "viz",
+    "SoftmaxExplorer": "viz",
     # exercises
     "check": "checks",
 }

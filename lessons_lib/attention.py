@@ -18,9 +18,9 @@ Mask convention (the same as Keras'): ``True``/1 means "this query **may attend*
 ``False``/0 blocks it. Blocked scores are replaced by a large negative number before the softmax, so
 they get exactly zero weight.
 
-NumPy references: :func:`softmax`, :func:`causal_mask`, :func:`scaled_dot_product_attention`,
-:func:`split_heads`, :func:`merge_heads`, :func:`multi_head_attention`. The Keras layer
-:class:`MultiHeadAttention` computes the same in TensorFlow; :func:`copy_to_keras_mha` copies its
+NumPy references: `softmax`, `causal_mask`, `scaled_dot_product_attention`,
+`split_heads`, `merge_heads`, `multi_head_attention`. The Keras layer
+`MultiHeadAttention` computes the same in TensorFlow; `copy_to_keras_mha` copies its
 weights into ``keras.layers.MultiHeadAttention`` so that the two can be compared.
 """
 
@@ -161,7 +161,7 @@ def split_heads(x: Any, num_heads: int) -> np.ndarray:
 
 
 def merge_heads(x: Any) -> np.ndarray:
-    """``[..., h, T, d_k] → [..., T, h·d_k]``: the heads side by side (undoes :func:`split_heads`).
+    """``[..., h, T, d_k] → [..., T, h·d_k]``: the heads side by side (undoes `split_heads`).
 
     Derived in lesson 05 §2 and §3.3; a learner writes it in lesson 05's exercise 1.
     """
@@ -232,13 +232,13 @@ def attention_steps(
     mask: Any = None,
     biases: Mapping[str, Any] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Every intermediate of :func:`multi_head_attention`, in order, as a dict of NumPy arrays.
+    """Every intermediate of `multi_head_attention`, in order, as a dict of NumPy arrays.
 
     The keys are ``"Q" "K" "V"`` (projections ``[..., T, d_model]``), ``"Q_heads" "K_heads"
     "V_heads"`` (``[..., h, T, d_k]``), ``"scores"`` (Q Kᵀ / √d_k per head, before the mask),
     ``"weights"`` (after the mask and the softmax), ``"head_outputs"`` (``[..., h, T_q, d_k]``),
     ``"concat"`` (``[..., T_q, d_model]``) and ``"attn_out"`` (concat · W_O + b_O). The arguments
-    are those of :func:`multi_head_attention`. Each step is derived in lesson 05 §2 and run on the
+    are those of `multi_head_attention`. Each step is derived in lesson 05 §2 and run on the
     thread in §3.
     """
     x = float_array(x, "x", min_rank=2)
@@ -300,7 +300,7 @@ def multi_head_attention(
     Project (Q = X W_Q + b_Q, K = C W_K + b_K, V = C W_V + b_V), split into h heads, attend in each
     head (softmax(Q⁽ⁱ⁾ K⁽ⁱ⁾ᵀ / √d_k) V⁽ⁱ⁾, scaled by the head width d_k = d_model / h), merge and
     project with W_O. Derived in lesson 05 §2, run on the thread in §3; a learner writes it in
-    lesson 05's exercise 2. :func:`attention_steps` returns every intermediate.
+    lesson 05's exercise 2. `attention_steps` returns every intermediate.
 
     Args:
         x: queries' input ``[T_q, d_model]`` or ``[batch, T_q, d_model]``.
@@ -374,7 +374,7 @@ class MultiHeadAttention(keras.layers.Layer):
     """Multi-head attention, written out: project, split heads, attend, concatenate, times W_O.
 
     The layer of lesson 05 §7 (derived in §2; checked against ``keras.layers.MultiHeadAttention`` in
-    §8, through :func:`copy_to_keras_mha`). Call as ``layer(x)`` for self-attention or ``layer(x,
+    §8, through `copy_to_keras_mha`). Call as ``layer(x)`` for self-attention or ``layer(x,
     context)`` for cross-attention. Its weights: four ``Dense`` layers ``.wq .wk .wv .wo`` with
     ``[d_model, d_model]`` kernels (head i = columns i·d_k … of ``wq``, ``wk``, ``wv``).
 
@@ -427,12 +427,12 @@ class MultiHeadAttention(keras.layers.Layer):
                 dense.build(shape)
 
     def split_heads(self, t):
-        """``[B, T, d_model] → [B, h, T, d_k]``, the twin of :func:`split_heads`; lesson 05 §3.1."""
+        """``[B, T, d_model] → [B, h, T, d_k]``, the twin of `split_heads`; lesson 05 §3.1."""
         b, n = ops.shape(t)[0], ops.shape(t)[1]
         return ops.transpose(ops.reshape(t, (b, n, self.num_heads, self.d_k)), (0, 2, 1, 3))
 
     def merge_heads(self, t):
-        """``[B, h, T, d_k] → [B, T, d_model]``, the twin of :func:`merge_heads`; lesson 05 §3.3."""
+        """``[B, h, T, d_k] → [B, T, d_model]``, the twin of `merge_heads`; lesson 05 §3.3."""
         b, n = ops.shape(t)[0], ops.shape(t)[2]
         return ops.reshape(ops.transpose(t, (0, 2, 1, 3)), (b, n, self.d_model))
 
@@ -445,7 +445,7 @@ class MultiHeadAttention(keras.layers.Layer):
         return_attention=False,
         training=None,
     ):
-        """Project ``x`` (and ``context``), split the heads, :meth:`attend`; lesson 05 §7.
+        """Project ``x`` (and ``context``), split the heads, `attend`; lesson 05 §7.
 
         ``mask``: ``True``/1 = may attend (see the class docstring for its shapes). Returns ``out
         [B, T_q, d_model]``, and the weights ``[B, h, T_q, T_k]`` too when ``return_attention``.
@@ -558,7 +558,7 @@ def _require_built(layer: Any, what: str, how: str) -> None:
 
 
 def copy_to_keras_mha(ours: MultiHeadAttention, theirs: Any) -> Any:
-    """Copy our :class:`MultiHeadAttention`'s weights into a ``keras.layers.MultiHeadAttention``.
+    """Copy our `MultiHeadAttention`'s weights into a ``keras.layers.MultiHeadAttention``.
 
     Keras keeps the same numbers in a head-aware layout, read and written here through its public
     ``query_dense``/``key_dense``/``value_dense``/``output_dense`` layers: query/key/value kernels

@@ -14,10 +14,10 @@ so gradients reach early layers directly; the course's default is pre-norm (``no
 With ``cross_attention=True`` the block also attends to a context sequence between the two sublayers
 (the decoder block of an encoder–decoder model).
 
-:func:`transformer_block` is the NumPy reference of one block, on a dict of weights named like the
+`transformer_block` is the NumPy reference of one block, on a dict of weights named like the
 thread's (``W_Q W_K W_V W_O W_1 b_1 W_2 b_2 gamma_1 beta_1 gamma_2 beta_2``, optionally ``b_Q b_K
-b_V b_O``); :func:`block_weights` reads a Keras :class:`TransformerBlock` into that dict and
-:func:`load_block_weights` writes one into it.
+b_V b_O``); `block_weights` reads a Keras `TransformerBlock` into that dict and
+`load_block_weights` writes one into it.
 """
 
 from __future__ import annotations
@@ -120,9 +120,9 @@ def transformer_block(
 
     Post-norm: h = LN₁(x + MHA(x)), y = LN₂(h + FFN(h)).
     Pre-norm:  h = x + MHA(LN₁(x)), y = h + FFN(LN₂(h)).
-    MHA is :func:`~lessons_lib.attention.multi_head_attention`, FFN is
-    :func:`~lessons_lib.feedforward.feed_forward` and LN is
-    :func:`~lessons_lib.normalization.layer_norm`. Derived in lesson 07 §3 (the thread's post-norm
+    MHA is `multi_head_attention`, FFN is
+    `feed_forward` and LN is
+    `layer_norm`. Derived in lesson 07 §3 (the thread's post-norm
     block) and §5 (pre-norm); lesson 08 §1 stacks it.
 
     Args:
@@ -132,17 +132,17 @@ def transformer_block(
             optionally ``b_1`` ``[d_ff]``, ``b_2 beta_1 beta_2 b_Q b_K b_V b_O`` ``[d_model]``
             (absent = 0). The model-level keys ``E P gamma_f beta_f`` are ignored (so
             ``thread.weights()`` can be passed as it is); any other key is refused.
-            :func:`block_weights` reads a Keras block into this form.
+            `block_weights` reads a Keras block into this form.
         num_heads: h; it must divide d_model.
         norm_first: pre-norm if True, post-norm (the original paper, the thread) if False.
         activation: the FFN's ``"gelu"``, ``"gelu_tanh"`` or ``"relu"``.
         mask: optional attention mask (``True``/1 = may attend), e.g. ``causal_mask(T)``; shapes as
-            for :func:`~lessons_lib.attention.multi_head_attention`.
+            for `multi_head_attention`.
         epsilon: LayerNorm's ε.
 
     Returns:
         A dict of float64 arrays, in this order: ``"attn_in"`` (what attention reads: LN₁(x)
-        pre-norm, x post-norm); the steps of :func:`~lessons_lib.attention.attention_steps` (``"Q"
+        pre-norm, x post-norm); the steps of `attention_steps` (``"Q"
         … "scores" "head_outputs" "weights" "concat" "attn_out"``); ``"residual_1"`` (x +
         attn_out); ``"h1"`` (the stream the second sublayer reads: residual_1 pre-norm,
         LN₁(residual_1) post-norm); ``"ffn_in"`` (LN₂(h1) pre-norm, h1 post-norm);
@@ -193,7 +193,7 @@ class TransformerBlock(keras.layers.Layer):
 
     Derived in lesson 07 (§3 post-norm on the thread, §5 pre-norm, where the block is checked
     against its formulas); lesson 08 §5 checks it against a block built from ``keras.layers``. Its
-    NumPy reference is :func:`transformer_block`.
+    NumPy reference is `transformer_block`.
 
     Args:
         d_model: model width.
@@ -289,7 +289,7 @@ class TransformerBlock(keras.layers.Layer):
         return_attention=False,
         training=None,
     ):
-        """Self-attention, (cross-attention,) FFN, each a :meth:`sublayer`; lesson 07 §5, 08 §1.
+        """Self-attention, (cross-attention,) FFN, each a `sublayer`; lesson 07 §5, 08 §1.
 
         ``mask`` and ``context_mask``: ``True``/1 = may attend. Returns ``y [batch, T, d_model]``,
         and the attention weights too when ``return_attention`` (see the class docstring).
@@ -396,7 +396,7 @@ def _check_block(block: Any, what: str) -> None:
 
 
 def block_weights(block: TransformerBlock) -> dict[str, np.ndarray]:
-    """A built :class:`TransformerBlock`'s weights, as the dict :func:`transformer_block` takes.
+    """A built `TransformerBlock`'s weights, as the dict `transformer_block` takes.
 
     The arrays are float64 copies. Keys ``W_Q W_K W_V W_O W_1 b_1 W_2 b_2 gamma_1 beta_1 gamma_2
     beta_2 b_Q b_K b_V b_O``; without biases (``use_bias=False``) only ``W_Q W_K W_V W_O W_1 W_2
@@ -411,7 +411,7 @@ def block_weights(block: TransformerBlock) -> dict[str, np.ndarray]:
 
 
 def load_block_weights(block: TransformerBlock, weights: Mapping[str, Any]) -> TransformerBlock:
-    """Write a dict of weights, named as for :func:`transformer_block`, into a TransformerBlock.
+    """Write a dict of weights, named as for `transformer_block`, into a TransformerBlock.
 
     An unbuilt block is built first. Every weight the block has must be given, with its exact shape,
     except the biases and LayerNorm shifts (``b_…``, ``beta_…``), which default to 0 (the thread's

@@ -19,7 +19,7 @@ Every exercise in the course follows the same three-cell pattern::
         return e / e.sum(axis=-1, keepdims=True)
     check(softmax, reference_softmax, inputs=[...])
 
-:func:`check` compares the candidate with the reference and prints
+`check` compares the candidate with the reference and prints
 
 * ``✓ softmax: all 2 cases match`` when every case agrees, and returns ``True``;
 * ``… softmax: not attempted yet — fill in the cell above and re-run`` while the stub still raises
@@ -40,7 +40,7 @@ when rounded are never printed alike: ``expected -1.24203, got -1.24198 (differs
 The three-cell pattern and the ✓ / … / ✗ verdicts are introduced in lesson 00 §4; every lesson's
 exercises use it.
 
-Numbers are compared the way :func:`numpy.isclose` does: element ``got`` matches ``expected`` when
+Numbers are compared the way `numpy.isclose` does: element ``got`` matches ``expected`` when
 ``|got - expected| <= atol + rtol * |expected|`` (NaN matches NaN). Integers, booleans and strings
 must be equal. ``tf.Tensor``/Keras variables are converted with ``.numpy()`` and may stand in for
 NumPy arrays (and vice versa); lists and tuples are interchangeable and compared item by item, dicts
@@ -57,7 +57,7 @@ import numpy as np
 
 from ._validate import non_negative_float
 
-__all__ = ["check"]
+__all__ = ["check", "names_used"]
 
 #: Numbers shown in messages are rounded to this many significant digits.
 SIGNIFICANT_DIGITS = 4
@@ -82,9 +82,10 @@ def check(
     reference: Any,
     inputs: Sequence[Any] | None = None,
     name: str | None = None,
-    hint: str | None = None,
+    hint: str | Sequence[str] | None = None,
     atol: float = 1e-6,
     rtol: float = 1e-6,
+    forbid: Sequence[str] = (),
 ) -> bool | None:
     """Compare a learner's answer with a reference, print one verdict line, and return it.
 
@@ -99,9 +100,14 @@ def check(
             arguments. A single argument that is itself a tuple must be wrapped: ``[((3, 4),)]``.
         name: what to call the candidate in the message; defaults to its ``__name__`` (else
             ``"result"``).
-        hint: printed as ``Hint: ...`` after a failure.
+        hint: printed as ``Hint: ...`` after a failure. A tuple of hints is given one at a time:
+            the first (the idea) after the first failure, the next (closer to the code) after the
+            next failure of the same exercise, and so on.
         atol: absolute tolerance for floating-point values.
         rtol: relative tolerance for floating-point values (relative to the reference).
+        forbid: names the exercise asks the learner not to use (e.g. the library function it
+            re-derives). A candidate whose code refers to one of them, directly or in a function
+            or lambda it defines, fails without being run.
 
     Returns:
         ``True`` when everything matches, ``False`` when something differs or the candidate raised,
@@ -119,7 +125,14 @@ def check(
             "inputs must be a list of argument tuples or single arguments, "
             f"got {type(inputs).__name__}"
         )
+    hints = _hint_list(hint)
+    if isinstance(forbid, str) or not all(isinstance(f, str) for f in forbid):
+        raise ValueError(f"forbid must be a list of names, got {forbid!r}")
     label = name if name is not None else _default_name(candidate)
+    used = sorted(names_used(candidate) & set(forbid))
+    if used:
+        listed = ", ".join(f"`{u}`" for u in used)
+        return _fail(label, "", f"the exercise asks you not to use {listed}", hints)
 
     if inputs is None:
         cases: list[tuple[Any, ...] | None] = [None]
@@ -151,7 +164,7 @@ def check(
             detail = f"raised {_one_line_exception(exc)}"
             if expected_exc is not None:
                 detail = f"expected {type(expected_exc).__name__} to be raised, but it {detail}"
-            return _fail(label, where, detail, hint)
+            return _fail(label, where, detail, hints)
 
         if expected_exc is not None:
             return _fail(
@@ -159,11 +172,11 @@ def check(
                 where,
                 f"expected {_one_line_exception(expected_exc)} to be raised, "
                 f"but it returned {_describe(got)}",
-                hint,
+                hints,
             )
         problem = compare(expected, got, atol=atol, rtol=rtol)
         if problem is not None:
-            return _fail(label, where, problem, hint)
+            return _fail(label, where, problem, hints)
 
     if inputs is None:
         print(f"✓ {label}: matches")
@@ -179,7 +192,7 @@ def compare(
 ) -> str | None:
     """Describe the first difference between ``expected`` and ``got``; ``None`` when they match.
 
-    The comparison behind :func:`check` (lesson 00 §4): it returns the message ``check`` prints.
+    The comparison behind `check` (lesson 00 §4): it returns the message ``check`` prints.
 
     Recurses into lists/tuples and dicts; ``path`` (e.g. ``"[1]['k']"``) says where inside the
     output the difference sits and is prefixed to the message.
@@ -267,12 +280,52 @@ def _safe_copy(value: Any) -> Any:
         return value
 
 
-def _fail(label: str, where: str, detail: str, hint: str | None) -> bool:
+def names_used(fn: Any) -> set[str]:
+    """Every global and attribute name the code of ``fn`` refers to, nested functions included.
+
+    What ``check(..., forbid=...)`` looks at: ``lambda x: layer_norm(x)`` uses ``{"layer_norm"}``,
+    ``lambda x: lessons_lib.layer_norm(x)`` uses ``{"lessons_lib", "layer_norm"}``. A value that is
+    not a Python function (an array, a built-in) uses no names.
+    """
+    target = getattr(fn, "func", fn)  # functools.partial
+    code = getattr(target, "__code__", None)
+    if code is None:
+        return set()
+
+    def walk(c: Any) -> set[str]:
+        names = set(c.co_names)
+        for const in c.co_consts:
+            if hasattr(const, "co_names"):
+                names |= walk(const)
+        return names
+
+    return walk(code)
+
+
+#: How many times each exercise (by its label) has failed in this kernel: picks the next hint.
+_FAILURES: dict[str, int] = {}
+
+
+def _hint_list(hint: str | Sequence[str] | None) -> tuple[str, ...]:
+    if hint is None:
+        return ()
+    if isinstance(hint, str):
+        return (hint,)
+    if isinstance(hint, Sequence) and all(isinstance(h, str) for h in hint):
+        return tuple(hint)
+    raise ValueError(f"hint must be a string or a tuple of strings, got {hint!r}")
+
+
+def _fail(label: str, where: str, detail: str, hints: tuple[str, ...]) -> bool:
     head = f"✗ {label}: {where} failed" if where else f"✗ {label}: does not match"
     print(head)
     print(f"  {detail}")
-    if hint:
-        print(f"  Hint: {hint}")
+    if hints:
+        n = _FAILURES.get(label, 0)
+        _FAILURES[label] = n + 1
+        print(f"  Hint: {hints[min(n, len(hints) - 1)]}")
+        if n + 1 < len(hints):
+            print("  (Still stuck? Run the check again for a closer hint.)")
     return False
 
 

@@ -1,6 +1,6 @@
 """Course data sets: download once, verify, cache — and work offline once cached.
 
-A data set is described by a :class:`Dataset` (file name, URL, size, sha256). :func:`fetch` returns
+A data set is described by a `Dataset` (file name, URL, size, sha256). `fetch` returns
 the path of a verified local copy, downloading it only when the cache holds no good copy:
 
 1. The cache folder is ``cache_dir`` if given, else ``$LESSONS_DATA_DIR`` if set, else
@@ -11,9 +11,9 @@ the path of a verified local copy, downloading it only when the cache holds no g
    ``os.replace`` moves it into place, and is discarded if it does not match. The cache therefore
    only ever holds verified files.
 
-The one data set the course trains on is Tiny Shakespeare (:data:`TINY_SHAKESPEARE`, 1,115,394 bytes
+The one data set the course trains on is Tiny Shakespeare (`TINY_SHAKESPEARE`, 1,115,394 bytes
 of public-domain Shakespeare from karpathy/char-rnn; lesson 01 §1 introduces it).
-:func:`load_tiny_shakespeare` returns it as a ``str`` and :func:`train_val_split` splits it the way
+`load_tiny_shakespeare` returns it as a ``str`` and `train_val_split` splits it the way
 nanoGPT does (lesson 01 §1, lesson 09 §1): with n characters, the first ⌊0.9 · n⌋ are for training
 and the rest for validation (1,003,854 / 111,540 characters).
 """
@@ -56,7 +56,7 @@ _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-    """A downloadable file, pinned by size and sha256 (what :func:`fetch` downloads; lesson 01 §1
+    """A downloadable file, pinned by size and sha256 (what `fetch` downloads; lesson 01 §1
     uses one).
 
     Attributes:
@@ -102,8 +102,8 @@ TINY_SHAKESPEARE = Dataset(
 
 
 class DatasetError(Exception):
-    """Base class of the errors raised by :func:`fetch` (behind lesson 01 §1's
-    :func:`load_tiny_shakespeare`)."""
+    """Base class of the errors raised by `fetch` (behind lesson 01 §1's
+    `load_tiny_shakespeare`)."""
 
 
 class DatasetChecksumError(DatasetError, ValueError):
@@ -149,10 +149,10 @@ def default_cache_dir() -> Path:
 
 
 def cache_path(dataset: Dataset, cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Where ``dataset`` lives in the cache: ``cache_dir`` (or :func:`default_cache_dir`) /
+    """Where ``dataset`` lives in the cache: ``cache_dir`` (or `default_cache_dir`) /
     ``dataset.filename``.
 
-    The download machinery behind :func:`load_tiny_shakespeare` (lesson 01 §1).
+    The download machinery behind `load_tiny_shakespeare` (lesson 01 §1).
     """
     if not isinstance(dataset, Dataset):
         given = f"{type(dataset).__name__} {dataset!r}"[:160]
@@ -196,8 +196,8 @@ def _download(
 ) -> tuple[str, int]:
     """Stream ``url`` into the open binary file ``out``; return (sha256, bytes written).
 
-    Network failures become :class:`DatasetUnavailableError`; reading stops early (and the size
-    check in :func:`fetch` refuses the file) if the server sends more than ``dataset.size`` bytes.
+    Network failures become `DatasetUnavailableError`; reading stops early (and the size
+    check in `fetch` refuses the file) if the server sends more than ``dataset.size`` bytes.
     """
     from tqdm import tqdm
 
@@ -257,12 +257,12 @@ def fetch(
 ) -> Path:
     """Return the path of a verified local copy of ``dataset``, downloading it if needed.
 
-    What :func:`load_tiny_shakespeare` (lesson 01 §1) calls; the module docstring describes the
+    What `load_tiny_shakespeare` (lesson 01 §1) calls; the module docstring describes the
     cache.
 
     Args:
-        dataset: what to fetch (e.g. :data:`TINY_SHAKESPEARE`).
-        cache_dir: the folder to look in and download to; default :func:`default_cache_dir`
+        dataset: what to fetch (e.g. `TINY_SHAKESPEARE`).
+        cache_dir: the folder to look in and download to; default `default_cache_dir`
             (``$LESSONS_DATA_DIR``, else the per-user cache folder). Created if missing.
         url: download from here instead of ``dataset.url`` (a mirror); the file is still checked
             against ``dataset.sha256``.
@@ -332,7 +332,7 @@ def load_tiny_shakespeare(
 
     Introduced in lesson 01 §1; lessons 00 §3, 02 §3, 09 §1 and 10 §0 load it too.
 
-    Downloads and caches the file on first use (see :func:`fetch` for the cache folder and the
+    Downloads and caches the file on first use (see `fetch` for the cache folder and the
     checks).
 
     Args:

@@ -1,5 +1,5 @@
-"""What a lesson shows: named, rounded arrays (:func:`show`) and the library's own code
-(:func:`show_source`).
+"""What a lesson shows: named, rounded arrays (`show`) and the library's own code
+(`show_source`).
 
 ``show_source`` reads the code from the installed file each time it is called, so what a lesson
 displays is always the code that runs; the notebook's stored output is re-checked by nbval, so a
@@ -126,7 +126,7 @@ def _current_start(lines: list[str], qualname: str, old_start: int | None) -> in
     it is now.
 
     Line numbers stored in a function's code object go stale when its file is edited after the
-    import; looking the definition up by name keeps :func:`show_source` showing what the file says
+    import; looking the definition up by name keeps `show_source` showing what the file says
     now. ``None`` if it is not found (a nested function, a file that does not parse).
     """
     if "<locals>" in qualname:

@@ -1,13 +1,13 @@
 """Reproducible, quiet start for every notebook: ``lessons_lib.setup(seed=0)``.
 
-The first code cell of each lesson calls :func:`setup`. It
+The first code cell of each lesson calls `setup`. It
 
 * seeds Python's ``random``, NumPy and TensorFlow (through ``keras.utils.set_random_seed``),
-* imports TensorFlow without its load-time notice (see :func:`import_tensorflow_quietly`) and
+* imports TensorFlow without its load-time notice (see `import_tensorflow_quietly`) and
   silences its C++ log lines (both would otherwise appear as ``stderr`` cell output),
 * sets NumPy's print options for the lessons (3 decimals, no scientific notation, 120 columns),
 * finds the accelerator: the GPU if TensorFlow sees one, else the CPU,
-* prints a one-line banner and returns a :class:`DeviceInfo`.
+* prints a one-line banner and returns a `DeviceInfo`.
 
 Mixed precision is *recommended* (not switched on) for GPUs only: on a CPU it was measured slower,
 and the hand-worked examples need float32 everywhere. Training code reads ``info.mixed_precision``
@@ -67,7 +67,7 @@ def import_tensorflow_quietly() -> None:
 
 @dataclasses.dataclass(frozen=True)
 class DeviceInfo:
-    """What :func:`setup` found.
+    """What `setup` found.
 
     Attributes:
         device: ``"GPU"`` or ``"CPU"``.
@@ -113,7 +113,7 @@ def setup(seed: int = 0, verbose: bool = True) -> DeviceInfo:
         verbose: print the banner (``"Running on CPU (no GPU found) (seed 0)"``).
 
     Returns:
-        A :class:`DeviceInfo` describing the device. GPU cells need no edits: TensorFlow places
+        A `DeviceInfo` describing the device. GPU cells need no edits: TensorFlow places
         operations on the GPU when there is one and on the CPU otherwise.
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:

@@ -82,7 +82,7 @@ class FeedForward(keras.layers.Layer):
     """Keras layer for FFN(x) = act(x W_1 + b_1) W_2 + b_2, the same MLP applied at every position.
 
     Derived in lesson 06 §1; lesson 06 §3 checks it against ``keras.layers.Dense`` and
-    :func:`feed_forward`. Its weights: ``.w1`` (kernel ``[d_model, d_ff]``, with the activation) and
+    `feed_forward`. Its weights: ``.w1`` (kernel ``[d_model, d_ff]``, with the activation) and
     ``.w2`` (``[d_ff, d_model]``).
 
     Args:

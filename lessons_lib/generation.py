@@ -9,7 +9,7 @@ which part of p = softmax(z / τ) they keep before drawing:
 * **top-p / nucleus** (Holtzman et al., 2020): keep the smallest set of most likely tokens whose
   probability reaches ``p``, renormalize.
 
-:class:`Generator` runs each path as one XLA-compiled loop, with sampling done in TensorFlow; the
+`Generator` runs each path as one XLA-compiled loop, with sampling done in TensorFlow; the
 NumPy functions here are the readable reference of the same strategies (lesson 10 §1.5 compares
 them).
 
@@ -117,7 +117,7 @@ def sample_next(
 ) -> np.ndarray:
     """Draw one token id per row of ``logits [B, vocab]`` (argmax when ``greedy``).
 
-    Lesson 10 §1.5: ``rng.choice(vocab, p=q)`` with q = :func:`next_token_distribution` of each row.
+    Lesson 10 §1.5: ``rng.choice(vocab, p=q)`` with q = `next_token_distribution` of each row.
     """
     z = np.asarray(logits, dtype=np.float64)
     if greedy:
@@ -127,7 +127,7 @@ def sample_next(
 
 
 def _tf_sample(logits, seed, step, temperature, top_k, top_p, greedy):
-    """The strategies of :func:`next_token_distribution` in TensorFlow, for the compiled loops.
+    """The strategies of `next_token_distribution` in TensorFlow, for the compiled loops.
 
     Sampling then runs inside the compiled generation loop (lesson 10 §1.5 checks it against the
     NumPy reference). ``top_k = 0`` and ``top_p = 1`` switch those filters off. Draws are
@@ -158,7 +158,7 @@ def _set_column(t, col, values):
 
 
 class Generator:
-    """Compiled generation for a :class:`~lessons_lib.gpt.GPT`, with or without a KV cache.
+    """Compiled generation for a `GPT`, with or without a KV cache.
 
     Lesson 10 §5 (the cache) and §6 (texts longer than the window).
 
@@ -168,8 +168,8 @@ class Generator:
     each path compiles once.
 
     * ``use_cache=False``: every step runs the model on the window of the last ``max_len`` tokens.
-    * ``use_cache=True``: :meth:`GPT.prefill` fills the cache from the window, then every step runs
-      :meth:`GPT.decode_step` on one token (:meth:`_cached_loop_fn`, shown in lesson 10 §5). The
+    * ``use_cache=True``: `GPT.prefill` fills the cache from the window, then every step runs
+      `GPT.decode_step` on one token (`_cached_loop_fn`, shown in lesson 10 §5). The
       re-fill rule beyond ``max_len`` is in the module docstring (lesson 10 §6).
     """
 
@@ -365,10 +365,10 @@ class Generator:
 
 
 def generate_text(model, tokenizer, prompt: str, max_new_tokens: int = 200, **kwargs) -> str:
-    """Encode ``prompt``, continue it with :meth:`Generator.generate`, decode the new tokens.
+    """Encode ``prompt``, continue it with `Generator.generate`, decode the new tokens.
 
     Used for the samples of lesson 09 §5 and lesson 10 §3–§4; ``generator`` (a keyword) reuses a
-    :class:`Generator` and its compiled loops, the other keywords go to :meth:`Generator.generate`.
+    `Generator` and its compiled loops, the other keywords go to `Generator.generate`.
     """
     if not isinstance(prompt, str):
         raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")

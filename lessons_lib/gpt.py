@@ -21,7 +21,7 @@ from lessons_lib.positional import TokenAndPositionEmbedding
 class GPT(keras.Model):
     """Decoder-only Transformer language model: ``ids [batch, T] → logits [batch, T, vocab_size]``.
 
-    Derived in lesson 08 §1; its parameters are counted in §4 (:func:`gpt_param_count`), its
+    Derived in lesson 08 §1; its parameters are counted in §4 (`gpt_param_count`), its
     causality is checked in §6 and its attention in every layer and head is shown in §7.
 
     Args:
@@ -105,7 +105,7 @@ class GPT(keras.Model):
                 layer.build(shape)
 
     def call(self, ids, return_attention=False, training=None):
-        """Embed, run the blocks (each with a causal mask), then :meth:`logits`; lesson 08 §1.
+        """Embed, run the blocks (each with a causal mask), then `logits`; lesson 08 §1.
 
         ``ids [batch, T]`` integer token ids (T ≤ max_len). Returns ``logits [batch, T,
         vocab_size]``, and the attention weights of every block ``[batch, layers, heads, T, T]`` too
@@ -197,10 +197,10 @@ def gpt_param_count(
     tie_embeddings: bool = True,
     positional: str = "learned",
 ) -> int:
-    """Parameters of :class:`GPT`: V·d + max_len·d + L·block + LN_f (+ d·V untied).
+    """Parameters of `GPT`: V·d + max_len·d + L·block + LN_f (+ d·V untied).
 
     V·d is the token table, max_len·d the learned positions (none when sinusoidal), ``block`` is
-    :func:`~lessons_lib.block.block_param_count`, LN_f has 2d parameters (d without biases) and an
+    `block_param_count`, LN_f has 2d parameters (d without biases) and an
     untied output layer adds d·V. Derived in lesson 08 §4; tying is discussed in lesson 02 §5.
     """
     for name, value in (

@@ -7,7 +7,7 @@ lesson 07 §2 "The gradient"):
 
     ∂L/∂x = (g − mean(g) − x̂ · mean(g ⊙ x̂)) / √(σ² + ε)
 
-where mean is taken over the features (:func:`layer_norm_backward`).
+where mean is taken over the features (`layer_norm_backward`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def layer_norm(x: Any, gamma: Any = None, beta: Any = None, eps: float = 1e-5) -
 
 
 def layer_norm_backward(x: Any, grad_out: Any, gamma: Any = None, eps: float = 1e-5) -> np.ndarray:
-    """The gradient ∂L/∂x through :func:`layer_norm`, given ``grad_out`` = ∂L/∂y.
+    """The gradient ∂L/∂x through `layer_norm`, given ``grad_out`` = ∂L/∂y.
 
     ∂L/∂x = (g − mean(g) − x̂ · mean(g ⊙ x̂)) / √(σ² + ε) with g = γ ⊙ ∂L/∂y, means over the
     features. Derived in lesson 07 §2 ("The gradient", checked against ``tf.GradientTape``); a

@@ -7,11 +7,11 @@ the odd columns:
 
 Because (sin, cos) of (pos + k)·ωᵢ is a rotation of (sin, cos) of pos·ωᵢ by the angle k·ωᵢ, PE[pos +
 k] = R_k PE[pos] for a block-diagonal rotation R_k that depends on the offset k only (lesson 03 §3,
-:func:`sinusoidal_shift_matrix`).
+`sinusoidal_shift_matrix`).
 
 RoPE (Su et al., 2021, "RoFormer"; lesson 03 §5) rotates each pair of query/key features by pos·ωᵢ
-instead of adding anything, so that ⟨R_m q, R_n k⟩ depends on m − n only (:func:`apply_rope`).
-Learned positions (GPT-2) are a second table (lesson 03 §4); :class:`TokenAndPositionEmbedding` adds
+instead of adding anything, so that ⟨R_m q, R_n k⟩ depends on m − n only (`apply_rope`).
+Learned positions (GPT-2) are a second table (lesson 03 §4); `TokenAndPositionEmbedding` adds
 either kind to the token embedding (lesson 02 §1, lesson 03 §6).
 """
 
@@ -41,7 +41,7 @@ def frequencies(d_model: int, base: float = 10000.0) -> np.ndarray:
 def sinusoidal_positional_encoding(length: int, d_model: int, base: float = 10000.0) -> np.ndarray:
     """The ``[length, d_model]`` encoding: PE[pos, 2i] = sin(pos ωᵢ), PE[pos, 2i+1] = cos(pos ωᵢ).
 
-    ωᵢ = base^(−2i / d_model) (:func:`frequencies`), so the wavelengths 2π/ωᵢ grow geometrically
+    ωᵢ = base^(−2i / d_model) (`frequencies`), so the wavelengths 2π/ωᵢ grow geometrically
     from 2π towards base·2π. Derived in lesson 03 §2; a learner writes it in lesson 03's exercise 1.
     """
     length = positive_int(length, "length")
@@ -58,7 +58,7 @@ def sinusoidal_shift_matrix(k: int, d_model: int, base: float = 10000.0) -> np.n
 
     Block i (rows and columns 2i, 2i+1) is [[cos kωᵢ, sin kωᵢ], [−sin kωᵢ, cos kωᵢ]], acting on
     (sin pos·ωᵢ, cos pos·ωᵢ): the angle-addition formulas. Note the order, sine first and cosine
-    second: this is the transpose of the rotation that :func:`apply_rope` applies to a pair
+    second: this is the transpose of the rotation that `apply_rope` applies to a pair
     (x₂ᵢ, x₂ᵢ₊₁). Derived in lesson 03 §3.
     """
     w = frequencies(d_model, base)

@@ -5,10 +5,10 @@ Lessons 02–08 follow the same numbers: token ids → embeddings (lesson 02 §1
 (lesson 05 §3) → residual → LayerNorm (lesson 07 §3) → FFN (lesson 06 §2) → residual → LayerNorm
 (lesson 07 §3) → final LayerNorm → logits over the vocabulary → probabilities (lesson 08 §2). Every
 weight is drawn once from a seeded generator and rounded to one decimal, so a learner can redo any
-step on paper. :func:`forward` computes every intermediate with the NumPy references of
-``lessons_lib`` (:func:`lessons_lib.block.transformer_block` for the block); :func:`load_into` loads
-the same weights into the Keras layers and :func:`build_gpt` into a whole
-:class:`~lessons_lib.gpt.GPT`, which must agree (lesson 08 §2).
+step on paper. `forward` computes every intermediate with the NumPy references of
+``lessons_lib`` (`lessons_lib.block.transformer_block` for the block); `load_into` loads
+the same weights into the Keras layers and `build_gpt` into a whole
+`GPT`, which must agree (lesson 08 §2).
 
 The thread's block is **post-norm** and uses ReLU, like the original Transformer (Vaswani et al.,
 2017) that the source article describes; its attention has no biases and a causal mask (``True`` =
@@ -61,7 +61,7 @@ SEED = 2017
 
 
 def tokenize(sentence: str = SENTENCE) -> list[int]:
-    """Split on spaces and look each word up in :data:`VOCAB` (a word-level tokenizer, enough here).
+    """Split on spaces and look each word up in `VOCAB` (a word-level tokenizer, enough here).
 
     The thread's ids, used from lesson 02 §1 on (lesson 01 builds real tokenizers).
     """
@@ -106,7 +106,7 @@ def weights() -> dict[str, np.ndarray]:
     ``E`` (lesson 02 §1; also the tied output matrix, lesson 08 §2), ``W_Q W_K W_V`` (lesson 04 §5),
     ``W_O`` (lesson 05 §3), ``W_1 b_1 W_2 b_2`` (lesson 06 §2), ``gamma_1 beta_1 gamma_2 beta_2``
     (lesson 07 §3) and ``gamma_f beta_f`` (lesson 08 §2); the names
-    :func:`lessons_lib.block.transformer_block` takes.
+    `lessons_lib.block.transformer_block` takes.
     """
     return {k: w.copy() for k, w in _weights().items()}
 
@@ -114,7 +114,7 @@ def weights() -> dict[str, np.ndarray]:
 def split_heads(x: np.ndarray, num_heads: int = NUM_HEADS) -> np.ndarray:
     """``[T, d_model] → [heads, T, d_k]``, with the thread's 2 heads unless told otherwise.
 
-    :func:`lessons_lib.split_heads` with a default: head i takes columns i·d_k … (i+1)·d_k − 1.
+    `lessons_lib.split_heads` with a default: head i takes columns i·d_k … (i+1)·d_k − 1.
     Derived in lesson 05 §2 and §3.1.
     """
     return _split_heads(x, num_heads)
@@ -128,8 +128,8 @@ def forward(sentence: str = SENTENCE) -> dict[str, np.ndarray]:
     mask head_outputs weights concat attn_out`` (lesson 05 §3; head 0 in lesson 04 §5), ``residual_1
     h1`` (lesson 07 §3), ``ffn_hidden ffn_out`` (lesson 06 §2), ``residual_2 block_out`` (lesson 07
     §3), ``final logits probs`` (lesson 08 §2). The block is
-    :func:`lessons_lib.block.transformer_block` (post-norm, ReLU, causal mask ``True`` = may
-    attend), on the weights of :func:`weights`.
+    `lessons_lib.block.transformer_block` (post-norm, ReLU, causal mask ``True`` = may
+    attend), on the weights of `weights`.
     """
     w = _weights()
     s: dict[str, np.ndarray] = {}
@@ -165,15 +165,15 @@ def _check_size(layer: Any, what: str, **expected: Any) -> None:
 
 
 def load_into(obj: Any) -> Any:
-    """Load the thread's weights (:func:`weights`) into a ``lessons_lib`` layer or model; return it.
+    """Load the thread's weights (`weights`) into a ``lessons_lib`` layer or model; return it.
 
-    Accepts a :class:`~lessons_lib.attention.MultiHeadAttention` (``d_model=4, num_heads=2``; its
-    biases are set to 0: the thread has none), a :class:`~lessons_lib.feedforward.FeedForward`
-    (``d_model=4, d_ff=16``), a :class:`~lessons_lib.block.TransformerBlock` (``4, 2, 16``,
-    self-attention) or a :class:`~lessons_lib.gpt.GPT` (``vocab_size=6, d_model=4, num_heads=2,
+    Accepts a `MultiHeadAttention` (``d_model=4, num_heads=2``; its
+    biases are set to 0: the thread has none), a `FeedForward`
+    (``d_model=4, d_ff=16``), a `TransformerBlock` (``4, 2, 16``,
+    self-attention) or a `GPT` (``vocab_size=6, d_model=4, num_heads=2,
     d_ff=16, num_layers=1``, sinusoidal positions, tied embeddings); anything else is refused. An
     unbuilt layer is built first. The thread's numbers come out with ReLU and post-norm
-    (``activation="relu", norm_first=False``), as in :func:`build_gpt`; other settings load the same
+    (``activation="relu", norm_first=False``), as in `build_gpt`; other settings load the same
     weights into a different computation (lesson 07 §5 loads them into a pre-norm block).
     """
     w = _weights()
@@ -221,11 +221,11 @@ def load_into(obj: Any) -> Any:
 
 
 def build_gpt() -> GPT:
-    """The thread as a Keras :class:`~lessons_lib.gpt.GPT` with the thread's weights loaded.
+    """The thread as a Keras `GPT` with the thread's weights loaded.
 
     One post-norm block, ReLU, sinusoidal positions, tied embeddings, ``max_len=8``;
     ``model(ids[None])`` gives the thread's logits, ``forward()["logits"]``. Lesson 08 §2 checks it
-    against :func:`forward`.
+    against `forward`.
     """
     model = GPT(
         len(VOCAB),

@@ -5,10 +5,10 @@ the round trip
 
     decode(encode(s)) == s        for every string s made of characters the tokenizer knows.
 
-* :class:`CharTokenizer` -- one id per character (lesson 01 §3; the tokenizer of lessons 09 and 10).
+* `CharTokenizer` -- one id per character (lesson 01 §3; the tokenizer of lessons 09 and 10).
   The vocabulary is the sorted set of distinct characters of a text (65 for Tiny Shakespeare), so
   without special tokens the ids follow sorted order: ``"\\n"`` is 0.
-* :class:`BPETokenizer` -- byte-pair encoding (Sennrich, Haddow & Birch, 2016, "Neural Machine
+* `BPETokenizer` -- byte-pair encoding (Sennrich, Haddow & Birch, 2016, "Neural Machine
   Translation of Rare Words with Subword Units", ACL; https://arxiv.org/abs/1508.07909), derived
   step by step in lesson 01 §4. Start from single characters and repeatedly merge the most frequent
   adjacent pair of symbols. With the corpus summarised as word frequencies ``f(w)`` and each word
@@ -24,7 +24,7 @@ the round trip
   The count of the chosen pair never increases from one merge to the next (a pair (ab, y) created by
   a merge occurs at most as often as (b, y) did, which was at most count(a, b)), and ties are
   common.
-* :func:`pad_and_truncate` -- make a batch of id sequences rectangular and return the attention mask
+* `pad_and_truncate` -- make a batch of id sequences rectangular and return the attention mask
   (``True`` = real token, ``False`` = padding; the course-wide mask convention; lesson 01 §7).
 
 Choices made for readability: the base alphabet is the *characters* of the training text. GPT-2
@@ -408,7 +408,7 @@ class _Tokenizer:
 class CharTokenizer(_Tokenizer):
     """One id per character (lesson 01 §3; lessons 09 and 10 model Tiny Shakespeare with it).
 
-    Build it from a text with :meth:`from_text`. Without special tokens (the default) the ids are
+    Build it from a text with `from_text`. Without special tokens (the default) the ids are
     the positions of the characters in sorted order; special tokens, when given, take the first ids.
 
     >>> tok = CharTokenizer.from_text("hello")
@@ -462,7 +462,7 @@ class BPETokenizer(_Tokenizer):
     """Byte-pair encoding over characters (lesson 01 §4; the module docstring states the training
     rule).
 
-    Train one with :meth:`train`. Ids: special tokens first, then the sorted characters, then one id
+    Train one with `train`. Ids: special tokens first, then the sorted characters, then one id
     per merged token in the order the merges were learned.
 
     Attributes:
@@ -485,7 +485,7 @@ class BPETokenizer(_Tokenizer):
     ) -> None:
         """Rebuild a tokenizer from its parts (``alphabet``, ``merges``, special tokens).
 
-        :meth:`train` learns them.
+        `train` learns them.
         """
         merges = [tuple(m) for m in merges]
         known = set(alphabet)

@@ -15,7 +15,7 @@ clipping by global norm.
 
 The reference ("baby GPT") configuration — 4 layers, 4 heads, d_model 128, context max_len 64,
 batch 12, no biases, tied embeddings, dropout 0, lr 1e-3 → 1e-4 over 2,000 steps with 100 warm-up
-steps — is :data:`BABY_GPT` and :data:`BABY_TRAIN`. ``python -m lessons_lib.training`` trains it and
+steps — is `BABY_GPT` and `BABY_TRAIN`. ``python -m lessons_lib.training`` trains it and
 writes the shipped checkpoint (lesson 09 §6).
 """
 
@@ -43,7 +43,7 @@ BABY_CHECKPOINT = CHECKPOINT_DIR / "baby_gpt_shakespeare.weights.h5"
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Sizes of a :class:`~lessons_lib.gpt.GPT` (lesson 09 §2; ``BABY_GPT`` is the reference)."""
+    """Sizes of a `GPT` (lesson 09 §2; ``BABY_GPT`` is the reference)."""
 
     vocab_size: int = 65
     max_len: int = 64
@@ -55,7 +55,7 @@ class ModelConfig:
     tie_embeddings: bool = True
 
     def build(self, seed: int = 0) -> GPT:
-        """A new GPT of this configuration, initialised by :func:`gpt2_init` with ``seed``.
+        """A new GPT of this configuration, initialised by `gpt2_init` with ``seed``.
 
         Lesson 09 §2 builds the baby GPT with it: pre-norm blocks, GELU, learned positions.
         """
@@ -258,14 +258,14 @@ def train_step_function(
     """One optimisation step, compiled: returns ``step(x, y) -> loss`` (lesson 09 §5).
 
     ``step`` runs the forward pass on a batch of windows ``x [B, T]``, the loss against the targets
-    ``y [B, T]`` (:func:`lm_loss`, §3), the gradients by backpropagation (``tf.GradientTape``), and
+    ``y [B, T]`` (`lm_loss`, §3), the gradients by backpropagation (``tf.GradientTape``), and
     the optimiser's update (§4: clipping by global norm, the AdamW step with weight decay, the
     learning-rate schedule). It returns the batch's loss before the update. With mixed precision
     (§2) ``optimizer`` is a ``LossScaleOptimizer``: the loss is scaled up before the gradients
     (float16 gradients would underflow) and the optimiser scales them back.
 
     The step is one ``tf.function``, compiled with XLA when ``jit_compile`` (faster on CPUs: see
-    ``benchmarks/bench_gpt.py``). :class:`Trainer` and the benchmark both use it.
+    ``benchmarks/bench_gpt.py``). `Trainer` and the benchmark both use it.
     """
     variables = model.trainable_variables
     scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
@@ -288,9 +288,9 @@ class Trainer:
     ``step()`` does one optimisation step, ``evaluate()`` measures a loss, ``fit()`` runs many steps
     with evaluations, a progress line and a callback.
 
-    The train step is :func:`train_step_function`, compiled with XLA when ``jit_compile`` (about
+    The train step is `train_step_function`, compiled with XLA when ``jit_compile`` (about
     1.4× faster on 2 CPU cores; ``benchmarks/bench_gpt.py`` measures it). Batches come from
-    :func:`random_windows` with a NumPy generator seeded by ``cfg.seed``, so a run is reproducible.
+    `random_windows` with a NumPy generator seeded by ``cfg.seed``, so a run is reproducible.
     ``history`` holds the loss of every step (``"step"``, ``"train_loss"``) and of every evaluation
     (``"eval_step"``, ``"val_loss"``, ``"eval_train_loss"``).
     """
@@ -341,7 +341,7 @@ class Trainer:
         """Mean loss over the fixed windows of a split, ``"val"`` or ``"train"`` (lesson 09 §5).
 
         ``max_windows`` keeps only the first windows (quick evaluations during training use the same
-        ones each time, so their curve has no sampling noise); see :func:`evaluate_loss`.
+        ones each time, so their curve has no sampling noise); see `evaluate_loss`.
         """
         if split not in ("val", "train"):
             raise ValueError(f"split must be 'val' or 'train', got {split!r}")
@@ -407,7 +407,7 @@ def _notebook_display() -> Callable[..., Any] | None:
 
 
 class _ProgressLine:
-    """The progress bar of :meth:`Trainer.fit`: one line, refreshed every ``every`` steps.
+    """The progress bar of `Trainer.fit`: one line, refreshed every ``every`` steps.
 
     It is also refreshed at the last step. In a notebook it is one display updated in place (a small
     ``text/plain`` ``update_display_data`` message per refresh, and the stored notebook keeps the
@@ -455,7 +455,7 @@ class _ProgressLine:
 def window_losses(model: GPT, x, y):
     """Mean next-token loss of each window ``x [batch, T]`` against ``y``: ``[batch]``.
 
-    Lesson 09 §6 compiles it to evaluate the shipped checkpoint; :func:`evaluate_loss` uses it.
+    Lesson 09 §6 compiles it to evaluate the shipped checkpoint; `evaluate_loss` uses it.
     """
     return tf.reduce_mean(
         tf.nn.sparse_softmax_cross_entropy_with_logits(
@@ -474,10 +474,10 @@ def evaluate_loss(
 ) -> float:
     """Mean next-token loss of ``model`` over the fixed windows of ``data`` (lesson 09 §5 and §6).
 
-    The windows are :func:`evaluation_windows` of ``model.max_len`` tokens (all the same length, so
+    The windows are `evaluation_windows` of ``model.max_len`` tokens (all the same length, so
     this is also the mean over tokens); ``max_windows`` keeps the first ones. Batches all have
     ``batch_size`` windows (the last is padded and the padding dropped), so a compiled ``loss_fn``
-    (default: :func:`window_losses`) compiles once.
+    (default: `window_losses`) compiles once.
     """
     x, y = evaluation_windows(np.asarray(data, np.int32), model.max_len)
     if max_windows is not None:
@@ -503,7 +503,7 @@ def evaluate_loss(
 def save_checkpoint(model: GPT, path: Path | str, metadata: dict | None = None) -> Path:
     """Weights to ``path`` (``.weights.h5``, no pickles), configuration + metadata to ``path.json``.
 
-    Lesson 09 §6. :func:`load_checkpoint` reads both back and refuses a model of another
+    Lesson 09 §6. `load_checkpoint` reads both back and refuses a model of another
     configuration.
     """
     path = Path(path)

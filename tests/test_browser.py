@@ -235,8 +235,7 @@ class Page:
 
 
 def _open_and_run_all(page, url: str) -> None:
-    """Open the notebook, accept a kernel dialog if one shows, wait for an idle kernel, run every cell.
-    """
+    """Open the notebook, accept a kernel dialog if any, wait for an idle kernel, run every cell."""
     page.goto(url, wait_until="domcontentloaded", timeout=90_000)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands", timeout=60_000)
@@ -248,7 +247,8 @@ def _open_and_run_all(page, url: str) -> None:
         ready = page.evaluate("""() => {
             const w = window.jupyterapp.shell.currentWidget;
             const s = w && w.sessionContext;
-            return !!(s && s.session && s.session.kernel && !s.isRestarting && s.kernelDisplayStatus === 'idle');
+            return !!(s && s.session && s.session.kernel && !s.isRestarting
+                      && s.kernelDisplayStatus === 'idle');
         }""")
         if ready:
             break

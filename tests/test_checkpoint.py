@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from lessons_lib.training import (
     BABY_CHECKPOINT,
     BABY_GPT,
@@ -47,7 +48,8 @@ def test_checkpoint_reaches_the_stated_validation_loss():
         text = load_tiny_shakespeare(progress=False, url="http://127.0.0.1:9/offline")
     except Exception as exc:  # noqa: BLE001
         pytest.skip(
-            f"Tiny Shakespeare is not in the cache ({cache_path(TINY_SHAKESPEARE)}): {type(exc).__name__}"
+            f"Tiny Shakespeare is not in the cache ({cache_path(TINY_SHAKESPEARE)}): "
+            f"{type(exc).__name__}"
         )
     model = BABY_GPT.build()
     meta = load_checkpoint(model)

@@ -121,8 +121,8 @@ def test_values_report_max_diff_and_first_position_rounded(capsys):
     assert check(got, expected, name="attn", hint="check the scaling") is False
     assert out(capsys).splitlines() == [
         "✗ attn: does not match",
-        "  values differ: max abs diff 0.5, 2 of 6 elements differ; first at index (0, 2): expected 0, got 0.1235"
-        " (atol=1e-06, rtol=1e-06)",
+        "  values differ: max abs diff 0.5, 2 of 6 elements differ; first at index (0, 2):"
+        " expected 0, got 0.1235 (atol=1e-06, rtol=1e-06)",
         "  Hint: check the scaling",
     ]
 
@@ -182,9 +182,9 @@ def test_nested_paths_lengths_strings_dicts(capsys):
         == "  dict keys differ: missing keys ['b']; unexpected keys ['c']"
     )
     assert check({"a": [1.0, 2.5]}, {"a": [1.0, 2.0]}, name="d") is False
-    assert (
-        out(capsys).splitlines()[1]
-        == "  at output['a'][1]: values differ: expected 2, got 2.5 (max abs diff 0.5, atol=1e-06, rtol=1e-06)"
+    assert out(capsys).splitlines()[1] == (
+        "  at output['a'][1]: values differ: expected 2, got 2.5"
+        " (max abs diff 0.5, atol=1e-06, rtol=1e-06)"
     )
 
 
@@ -314,7 +314,7 @@ def test_nan_matches_nan_and_inf(capsys):
 
 
 def test_nan_in_the_answer_is_named_with_its_count(capsys):
-    """An overflowing exp gives NaN: say so, and how many, instead of a meaningless 'max abs diff'."""
+    """An overflowing exp gives NaN: say so, and how many, not a meaningless 'max abs diff'."""
     expected = np.full((3, 4), 0.25)
     got = expected.copy()
     got[0, 1:] = np.nan
@@ -332,8 +332,8 @@ def test_inf_and_nan_together_and_other_differences_are_counted(capsys):
     got[0, 0], got[0, 1], got[0, 2], got[1, 0] = np.inf, -np.inf, np.nan, 5.0
     assert check(got, expected, name="x") is False
     assert out(capsys).splitlines()[1] == (
-        "  values differ: got NaN at 1, inf at 1 and -inf at 1 of 6 elements where the expected values"
-        " are finite; first at index (0, 0): expected 1, got inf; 1 other element differs"
+        "  values differ: got NaN at 1, inf at 1 and -inf at 1 of 6 elements where the expected"
+        " values are finite; first at index (0, 0): expected 1, got inf; 1 other element differs"
     )
     got = np.ones(5)
     got[[1, 3]] = np.inf
@@ -402,3 +402,54 @@ def test_bad_tolerance_and_inputs_are_the_authors_mistake():
 def test_compare_returns_none_or_message():
     assert compare(np.ones(2), np.ones(2)) is None
     assert compare(np.ones(2), np.ones(3)) == "shape mismatch: expected (2,), got (3,)"
+
+
+def test_forbid_refuses_a_candidate_that_uses_a_forbidden_name(capsys):
+    from lessons_lib.checks import names_used
+
+    def uses_library(x):
+        return np.sqrt(x)
+
+    def nested(x):
+        inner = lambda y: np.sqrt(y)  # noqa: E731
+        return inner(x)
+
+    def own(x):
+        return x**0.5
+
+    assert "sqrt" in names_used(uses_library) and "sqrt" in names_used(nested)
+    assert names_used(np.ones(3)) == set()
+    assert check(uses_library, np.sqrt, inputs=[np.ones(2)], forbid=["sqrt"]) is False
+    out = capsys.readouterr().out
+    assert "the exercise asks you not to use `sqrt`" in out
+    assert check(nested, np.sqrt, inputs=[np.ones(2)], forbid=["sqrt"]) is False
+    assert check(own, np.sqrt, inputs=[np.ones(2)], forbid=["sqrt"]) is True
+
+
+def test_forbid_leaves_an_unfinished_stub_unattempted(capsys):
+    def stub(x):
+        raise NotImplementedError
+
+    assert check(stub, np.sqrt, inputs=[np.ones(2)], forbid=["sqrt"]) is None
+    assert "not attempted yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad", ["sqrt", [1, 2]])
+def test_forbid_must_be_a_list_of_names(bad):
+    with pytest.raises(ValueError, match="forbid must be a list of names"):
+        check(np.sqrt, np.sqrt, inputs=[np.ones(2)], forbid=bad)
+
+
+def test_hints_come_one_at_a_time_idea_first(capsys):
+    def wrong_for_hints(x):
+        return x + 1
+
+    hints = ("think about the idea", "write x, not x + 1")
+    for _ in range(3):
+        assert check(wrong_for_hints, lambda x: x, inputs=[np.ones(2)], hint=hints) is False
+    out = capsys.readouterr().out.split("✗")[1:]
+    assert "Hint: think about the idea" in out[0] and "closer hint" in out[0]
+    assert "Hint: write x, not x + 1" in out[1] and "closer hint" not in out[1]
+    assert "Hint: write x, not x + 1" in out[2]
+    with pytest.raises(ValueError, match="hint must be a string or a tuple of strings"):
+        check(wrong_for_hints, lambda x: x, inputs=[np.ones(2)], hint=3)

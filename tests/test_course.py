@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
 from llm_course import build, cli, readme, runner
 
 ROOT = Path(__file__).resolve().parents[1]

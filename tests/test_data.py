@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from lessons_lib import data
 from lessons_lib.data import (
     TINY_SHAKESPEARE,

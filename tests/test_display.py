@@ -14,8 +14,7 @@ import pytest
 
 from lessons_lib.display import SourceCode, show, show_source
 
-# ------------------------------------------------------------------------------------------------------
-# show
+# ------------------------------------------------------------------------------------------- show
 
 
 def test_show_prints_name_shape_and_rounded_values(capsys):
@@ -163,8 +162,7 @@ def temp_module(tmp_path, monkeypatch):
 
 
 def _rewrite(path, text):
-    """Write new contents and move the modification time on, so no cache can mistake them for the old.
-    """
+    """Write new contents and move the modification time on: no cache can take them for the old."""
     stat = path.stat()
     path.write_text(text)
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))

@@ -1,8 +1,9 @@
 import random
 
-import lessons_lib
 import numpy as np
 import pytest
+
+import lessons_lib
 
 
 def test_setup_seeds_and_reports(capsys):
@@ -77,8 +78,10 @@ def test_quiet_import_drops_only_the_onednn_notice(tmp_path):
 
     (tmp_path / "tensorflow.py").write_text(
         "import os\n"
-        "os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n')\n"
-        "os.write(2, b'I0000 00:00:1 port.cc:153] oneDNN custom operations are on. You may see ...\\n')\n"
+        "os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are '\n"
+        "         b'written to STDERR\\n')\n"
+        "os.write(2, b'I0000 00:00:1 port.cc:153] oneDNN custom operations are on. '\n"
+        "         b'You may see ...\\n')\n"
         "os.write(2, b'E0000 something else went wrong\\n')\n"
     )
     env_py = Path(lessons_lib.__file__).with_name("env.py")

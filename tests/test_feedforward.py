@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+
 from lessons_lib import FeedForward, feed_forward, gelu, relu
 
 

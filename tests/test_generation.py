@@ -7,6 +7,7 @@ import math
 import keras
 import numpy as np
 import pytest
+
 from lessons_lib import GPT
 from lessons_lib.generation import (
     Generator,
@@ -28,7 +29,9 @@ VOCAB, MAX_LEN = 11, 8
 
 
 def tiny_gpt(d_model: int = 16, num_layers: int = 2, seed: int = 0) -> GPT:
-    """A random GPT small enough to compile in a second; N(0, 1) embeddings give well-separated logits.
+    """A random GPT small enough to compile in a second.
+
+    N(0, 1) embeddings give well-separated logits.
     """
     keras.utils.set_random_seed(seed)
     model = GPT(

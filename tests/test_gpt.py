@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from lessons_lib import GPT, gpt_param_count, layer_norm
 
 

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+
 from lessons_lib import layer_norm, layer_norm_backward
 
 

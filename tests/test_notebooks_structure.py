@@ -1,9 +1,10 @@
-"""Every lesson notebook is built from its source, has the shape of a lesson, and stores clean outputs."""
+"""Every lesson notebook is built from its source, has a lesson's shape, stores clean outputs."""
 
 from pathlib import Path
 
 import nbformat
 import pytest
+
 from llm_course.build import notebook_from_source, source_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +45,8 @@ def test_notebook_is_a_complete_lesson(path):
     assert "lessons_lib.setup(" in first.source and "nbval-ignore-output" in first.metadata.get(
         "tags", []
     ), (
-        "the first code cell calls lessons_lib.setup() and is tagged nbval-ignore-output (its banner names the device)"
+        "the first code cell calls lessons_lib.setup() and is tagged nbval-ignore-output "
+        "(its banner names the device)"
     )
     assert all(c.get("execution_count") for c in code), (
         "every code cell was executed (stored outputs for nbval)"

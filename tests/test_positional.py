@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from lessons_lib import (
     TokenAndPositionEmbedding,
     apply_rope,

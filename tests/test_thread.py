@@ -5,6 +5,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+
 from lessons_lib import (
     GPT,
     FeedForward,

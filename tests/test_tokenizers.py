@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from lessons_lib.data import TINY_SHAKESPEARE, cache_path
 from lessons_lib.tokenizers import (
     BPETokenizer,
@@ -28,7 +29,8 @@ needs_data = pytest.mark.skipif(
 )
 SAMPLE = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
-    "First Citizen:\nYou are all resolved rather to die than to famish?\n\nAll:\nResolved. resolved.\n"
+    "First Citizen:\nYou are all resolved rather to die than to famish?\n\n"
+    "All:\nResolved. resolved.\n"
 )
 
 
@@ -273,12 +275,14 @@ def test_training_is_deterministic_across_runs_and_hash_seeds():
     tok_a = BPETokenizer.train(SAMPLE * 3, vocab_size=70)
     tok_b = BPETokenizer.train(SAMPLE * 3, vocab_size=70)
     assert tok_a.merges == tok_b.merges and tok_a.tokens == tok_b.tokens
-    # Load the module file alone (importing the lessons_lib package would start TensorFlow in each
-    # child).
+    # Load the module file alone (it needs no package: a child process starts in a moment).
     module = Path(__file__).resolve().parents[1] / "lessons_lib" / "tokenizers.py"
     code = (
-        "import importlib.util, sys; spec = importlib.util.spec_from_file_location('tok', sys.argv[1]); "
-        "m = importlib.util.module_from_spec(spec); sys.modules['tok'] = m; spec.loader.exec_module(m); "
+        "import importlib.util, sys\n"
+        "spec = importlib.util.spec_from_file_location('tok', sys.argv[1])\n"
+        "m = importlib.util.module_from_spec(spec)\n"
+        "sys.modules['tok'] = m\n"
+        "spec.loader.exec_module(m)\n"
         "print(m.BPETokenizer.train(sys.stdin.read(), vocab_size=70).merges)"
     )
     outs = set()

@@ -18,8 +18,8 @@ from lessons_lib.training import (
     BABY_GPT,
     BABY_TRAIN,
     ModelConfig,
-    Trainer,
     TrainConfig,
+    Trainer,
     WarmupCosine,
     evaluate_loss,
     evaluation_windows,
@@ -118,8 +118,7 @@ def test_schedule_refuses_bad_settings(args, message):
 
 
 def test_weight_decay_on_matrices_only():
-    """Kernels and embeddings are decayed; biases, LayerNorm gains and offsets are not (lesson 09 §4).
-    """
+    """Kernels and embeddings are decayed; biases, LayerNorm gains, offsets not (lesson 09 §4)."""
     model = dataclasses.replace(TINY, use_bias=True).build()
     opt = make_optimizer(model)
     opt.build(model.trainable_variables)
@@ -134,8 +133,7 @@ def test_weight_decay_on_matrices_only():
 
 
 def test_weight_decay_shrinks_matrices_and_leaves_vectors_alone():
-    """One AdamW step with zero gradients moves nothing but the decay: θ ← θ − η λ θ on matrices only.
-    """
+    """An AdamW step with zero gradients only decays: θ ← θ − η λ θ, on matrices only."""
     model = dataclasses.replace(TINY, use_bias=True).build()
     cfg = dataclasses.replace(
         BABY_TRAIN, learning_rate=1e-2, min_learning_rate=1e-3, warmup_steps=0
@@ -348,8 +346,7 @@ def test_trainer_fit_history_evaluations_and_callback(capsys):
 
 
 def test_progress_is_refreshed_on_a_step_cadence(capsys, monkeypatch):
-    """In a notebook: one display, updated every `progress_every` steps and at the end (not per step).
-    """
+    """In a notebook: one display, updated every `progress_every` steps and at the end."""
     import lessons_lib.training as training
 
     sent = []

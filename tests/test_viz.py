@@ -1,5 +1,5 @@
 """lessons_lib.viz: validation, the static forms (text, PNG), the widget's data and state, and
-    nbconvert's HTML."""
+nbconvert's HTML."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import nbformat
 import numpy as np
 import pytest
 import tomllib
+
 from lessons_lib import causal_mask, sinusoidal_positional_encoding, softmax, thread
 from lessons_lib.viz import (
     AttentionExplorer,
@@ -210,6 +211,7 @@ def test_rows_and_top_keys_match_the_weights(explorer, state):
 
 def test_from_model_gpt_and_layers():
     import keras
+
     from lessons_lib import GPT, MultiHeadAttention, TransformerBlock
 
     keras.utils.set_random_seed(0)
@@ -381,13 +383,14 @@ def test_softmax_text_is_deterministic():
     v = SoftmaxExplorer([2.0, 1.0, 0.0], ["cat", "dog", "eel"], d_k=4, temperature=1.0)
     assert v.text() == "\n".join(
         [
-            "SoftmaxExplorer · row 0 (1 of 1) · 3 keys · d_k = 4, divided by √d_k = 2.000 · temperature 1.000",
+            "SoftmaxExplorer · row 0 (1 of 1) · 3 keys · d_k = 4, divided by √d_k = 2.000 · "
+            "temperature 1.000",
             "                              cat      dog      eel",
             "scores                      2.000    1.000    0.000",
             "logits = scores / τ·√d_k    1.000    0.500    0.000",
             "weights                     0.506    0.307    0.186",
-            "entropy 1.020 nats (max log 3 = 1.099) · top weight 0.506 · effective keys e^H = 2.77 · "
-            "‖diag(p) − ppᵀ‖ = 0.451",
+            "entropy 1.020 nats (max log 3 = 1.099) · top weight 0.506 · "
+            "effective keys e^H = 2.77 · ‖diag(p) − ppᵀ‖ = 0.451",
         ]
     )
 

@@ -1,15 +1,15 @@
 """Interactive views for the lessons that also work offline and in static renderings.
 
 Three views, each a plain Python object with a *static* and a *live* form (see
-:mod:`lessons_lib.viz._base`):
+`lessons_lib.viz._base`):
 
-* :class:`AttentionExplorer` — attention weights ``[layers, heads, T_q, T_k]``: pick a layer and
+* `AttentionExplorer` — attention weights ``[layers, heads, T_q, T_k]``: pick a layer and
   heads (shown side by side), hover or click a query token to see the keys it attends to, toggle the
   mask. ``AttentionExplorer.from_model(gpt, ids)`` runs a ``lessons_lib`` model for you. Lessons 05
   §4 and §8, 08 §7, 09 §7.
-* :class:`SoftmaxExplorer` — one row of scores with sliders for the temperature and the 1/√d_k
+* `SoftmaxExplorer` — one row of scores with sliders for the temperature and the 1/√d_k
   scaling: the distribution, its entropy, and when it saturates. Lesson 04 §3 and §6.
-* :class:`PositionalExplorer` — the sinusoidal positional encoding: waves of chosen dimensions and
+* `PositionalExplorer` — the sinusoidal positional encoding: waves of chosen dimensions and
   the dot product of two positions against their distance. Lesson 03 §3.
 
 Show a view by making it the last expression of a cell (or ``display(view)``). JupyterLab 4 and

@@ -1,18 +1,18 @@
 """Shared machinery of the course's views: one object, two forms.
 
-Every view (:class:`~lessons_lib.viz.AttentionExplorer`, :class:`~lessons_lib.viz.SoftmaxExplorer`,
-:class:`~lessons_lib.viz.PositionalExplorer`) is a plain Python object that holds validated NumPy
+Every view (`AttentionExplorer`, `SoftmaxExplorer`,
+`PositionalExplorer`) is a plain Python object that holds validated NumPy
 data and a small *selection* (which layer, which heads, which temperature, ...). From that it
 produces
 
-* a **static form**: a deterministic ``text/plain`` summary (:meth:`View.text`) and a PNG drawn with
-  matplotlib (:meth:`View.figure`, :meth:`View.to_png`). This is what ``nbconvert``, GitHub and
+* a **static form**: a deterministic ``text/plain`` summary (`View.text`) and a PNG drawn with
+  matplotlib (`View.figure`, `View.to_png`). This is what ``nbconvert``, GitHub and
   ``nbval`` see;
-* a **live form**: :attr:`View.widget`, an ``anywidget`` whose front end is the ES module
+* a **live form**: `View.widget`, an ``anywidget`` whose front end is the ES module
   ``lessons_lib/static/viz.js`` shipped inside the package (plain DOM + SVG, no CDN, nothing fetched
   at run time). All the numbers travel to the browser once, so hovering, clicking and dragging
   sliders redraw without a kernel round trip. The selection is synced both ways: set it from Python
-  (``view.select(...)``) or in the browser, and :meth:`View.to_png` draws whatever is selected now.
+  (``view.select(...)``) or in the browser, and `View.to_png` draws whatever is selected now.
 
 Displaying a view (``display(view)`` or a view as the last expression of a cell) sends one output
 holding all three MIME types: ``application/vnd.jupyter.widget-view+json`` (JupyterLab, Notebook 7

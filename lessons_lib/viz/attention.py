@@ -7,7 +7,7 @@ one per layer l and head h (derived in lesson 04 §1 and lesson 05 §2):
     A⁽ˡʰ⁾ = softmax_row(Q⁽ˡʰ⁾ K⁽ˡʰ⁾ᵀ / √d_k + M) ∈ [0, 1]^{T_q×T_k},     ∑ⱼ A⁽ˡʰ⁾ᵢⱼ = 1,
 
 where row i belongs to query token i, column j to key token j, and the mask M (−∞ where blocked)
-makes blocked weights exactly 0. :class:`AttentionExplorer` takes such weights shaped ``[layers,
+makes blocked weights exactly 0. `AttentionExplorer` takes such weights shaped ``[layers,
 heads, T_q, T_k]`` (or fewer/more axes, see below), checks that they really are attention weights,
 and shows them: a heatmap per selected head side by side (small multiples), the selected query's row
 highlighted, the key tokens it attends to with their weights, and the blocked cells of the mask.
@@ -58,7 +58,7 @@ class AttentionExplorer(View):
             * with ``batch_index=b``, the same with a leading batch axis: ``MultiHeadAttention(...,
               return_attention=True)`` gives ``[batch, heads, T_q, T_k]`` and ``GPT(ids,
               return_attention=True)`` gives ``[batch, layers, heads, T, T]``; a 5-D array with
-              batch size 1 needs no ``batch_index``. :meth:`from_model` runs a model and does this
+              batch size 1 needs no ``batch_index``. `from_model` runs a model and does this
               for you.
 
             NumPy arrays, ``tf.Tensor`` s and nested lists are accepted. Each row must be a
@@ -170,9 +170,9 @@ class AttentionExplorer(View):
         Lesson 05 §8 (cross-attention), lesson 08 §7 (every layer of a GPT), lesson 09 §7.
 
         Args:
-            model: a :class:`~lessons_lib.GPT` (``inputs`` = token ids ``[batch, T]`` or ``[T]``;
-                all layers), a :class:`~lessons_lib.MultiHeadAttention` or a
-                :class:`~lessons_lib.TransformerBlock` (``inputs`` = ``x [batch, T, d_model]`` or
+            model: a `GPT` (``inputs`` = token ids ``[batch, T]`` or ``[T]``;
+                all layers), a `MultiHeadAttention` or a
+                `TransformerBlock` (``inputs`` = ``x [batch, T, d_model]`` or
                 ``[T, d_model]``; one layer).
             inputs: what the model is called with.
             tokens: the query tokens; for a GPT they default to ``vocab[id]`` (or the ids as text).
@@ -183,7 +183,7 @@ class AttentionExplorer(View):
             batch_index: which sequence of the batch to show.
             which: for a block with cross-attention, ``"self"`` or ``"cross"`` weights.
             call_kwargs: extra call arguments, e.g. ``{"use_causal_mask": True}`` or ``{"mask":
-            m}``. **kwargs: passed on to :class:`AttentionExplorer` (``query=``, ``heads=``,
+            m}``. **kwargs: passed on to `AttentionExplorer` (``query=``, ``heads=``,
             ``title=`` ...).
         """
         from lessons_lib.attention import MultiHeadAttention

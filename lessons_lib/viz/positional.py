@@ -2,7 +2,7 @@
 distance.
 
 Used in lesson 03 §3. The sinusoidal encoding (Vaswani et al., 2017, sec. 3.5; derived in lesson 03
-§2, :func:`lessons_lib.sinusoidal_positional_encoding`) is
+§2, `lessons_lib.sinusoidal_positional_encoding`) is
 
     PE_{p, 2i} = sin(p ωᵢ),     PE_{p, 2i+1} = cos(p ωᵢ),     ωᵢ = base^(−2i / d_model),
 

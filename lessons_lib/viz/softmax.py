@@ -9,7 +9,7 @@ s ∈ ℝⁿ, a temperature τ > 0 and a head size d_k,
 where s′ = s / (τ √d_k) are the logits. Large logits make p one-hot (*saturation*): H → 0 and the
 Jacobian, hence the gradient that reaches the scores, vanishes (lesson 04 §3). Dividing by √d_k or
 raising τ spreads the weights again. The source article's worked example has scores in the hundreds
-and thousands: :class:`SoftmaxExplorer` shows its rows are exactly one-hot (lesson 04 §6).
+and thousands: `SoftmaxExplorer` shows its rows are exactly one-hot (lesson 04 §6).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def scaled_softmax(
 ) -> np.ndarray:
     """softmax(scores / (τ √d_k)) over the last axis, τ = ``temperature`` (√d_k only if ``scale``).
 
-    The distribution :class:`SoftmaxExplorer` shows (lesson 04 §3).
+    The distribution `SoftmaxExplorer` shows (lesson 04 §3).
     """
     s = _scores_array(scores, min_rank=1)
     t = _temperature(temperature)
@@ -228,7 +228,7 @@ class SoftmaxExplorer(View):
         return self.temperature * (math.sqrt(self.d_k) if self.scale else 1.0)
 
     def logits(self) -> np.ndarray:
-        """The current row divided by :attr:`divisor`."""
+        """The current row divided by `divisor`."""
         return self._scores[self.row] / self.divisor
 
     def distribution(self) -> np.ndarray:
@@ -236,7 +236,7 @@ class SoftmaxExplorer(View):
         return scaled_softmax(self._scores[self.row], self.temperature, self.d_k, self.scale)
 
     def entropy(self) -> float:
-        """Entropy of :meth:`distribution` in nats (0 = one-hot, ``log n`` = uniform)."""
+        """Entropy of `distribution` in nats (0 = one-hot, ``log n`` = uniform)."""
         return float(entropy(self.distribution()))
 
     def is_saturated(self) -> bool:

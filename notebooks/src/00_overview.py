@@ -314,9 +314,8 @@ print("x = E[ids] + P[:T]   shape [batch, T, d_model]:", tuple(x.shape))
 # %%
 block = TransformerBlock(D_MODEL, NUM_HEADS, D_FF, norm_first=True, activation="gelu")
 block.build(x.shape)  # creates the weights
-assert isinstance(block.attn, MultiHeadAttention) and isinstance(
-    block.ffn, FeedForward
-)  # its two sublayers
+# its two sublayers
+assert isinstance(block.attn, MultiHeadAttention) and isinstance(block.ffn, FeedForward)
 
 attn_out, attn_weights = block.attn(block.ln1(x), use_causal_mask=True, return_attention=True)
 h = x + attn_out  # residual connection around attention

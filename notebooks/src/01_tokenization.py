@@ -346,9 +346,8 @@ ax.set_ylabel("characters per token")
 ax.set_title("BPE compression on Tiny Shakespeare")
 ax.legend()
 plt.show()
-assert all(
-    b >= a for a, b in zip(chars_per_token, chars_per_token[1:])
-)  # more merges never lengthen the text
+# more merges never lengthen the text
+assert all(b >= a for a, b in zip(chars_per_token, chars_per_token[1:]))
 
 # %% [markdown]
 # The first merges buy the most (frequent pairs); then each merge saves less. This is the trade-off to pick the
@@ -431,9 +430,8 @@ print(ids)
 print([visible(bpe.tokens[i]) for i in ids])
 print(repr(bpe.decode(ids, skip_special_tokens=True)))
 assert ids.count(eot) == 1 and bpe.decode(ids) == two_docs
-assert not any(
-    "<|" in t for t in bpe.tokens[len(bpe.special_tokens) :]
-)  # no learned token contains one
+# no learned token contains one
+assert not any("<|" in t for t in bpe.tokens[len(bpe.special_tokens) :])
 
 # %% [markdown]
 # Special tokens take the **first** ids. That shifts every character id by the number of special tokens, which is

@@ -111,9 +111,8 @@ embeddings_matmul = one_hot @ E  # the matrix view
 embeddings_lookup = E[ids]  # the table lookup
 show("O @ E", embeddings_matmul)
 
-assert np.array_equal(
-    embeddings_matmul, embeddings_lookup
-)  # exactly equal: each entry is 1·E_ik + zeros
+# exactly equal: each entry is 1·E_ik + zeros
+assert np.array_equal(embeddings_matmul, embeddings_lookup)
 assert np.allclose(embeddings_lookup, state["embeddings"])  # the thread's value, used by lesson 03
 assert np.array_equal(embeddings_lookup[0], embeddings_lookup[4])  # "to" ... "to"
 print("one_hot @ E == E[ids] == thread.forward()['embeddings']")
@@ -319,9 +318,8 @@ def randomized_svd(m, k, oversample=20, power_iterations=3, seed=0):
 
 u, s = randomized_svd(ppmi, DIM, seed=SEED)
 trained = u * np.sqrt(s)  # [VOCAB_SIZE, DIM]
-random_vectors = np.random.default_rng(SEED).normal(
-    size=trained.shape
-)  # the same shape, no training
+# the same shape, no training
+random_vectors = np.random.default_rng(SEED).normal(size=trained.shape)
 print(
     "PPMI matrix:", ppmi.shape, f"({np.mean(ppmi > 0):.1%} non-zero); word vectors:", trained.shape
 )
@@ -498,9 +496,8 @@ describe_rows("token embeddings E (std d^-1/2)", E_init)
 describe_rows("positional encodings PE", PE)
 describe_rows("sqrt(d_model) * E", np.sqrt(d_model) * E_init)
 
-assert np.allclose(
-    np.linalg.norm(PE, axis=1), np.sqrt(d_model / 2)
-)  # exactly sqrt(256) = 16 for every row
+# exactly sqrt(256) = 16 for every row
+assert np.allclose(np.linalg.norm(PE, axis=1), np.sqrt(d_model / 2))
 assert abs(np.linalg.norm(E_init, axis=1).mean() - 1.0) < 0.01
 
 # %% [markdown]

@@ -148,12 +148,12 @@ change_two = np.linalg.norm(two_a[2] - two_b[2])
 print("one layer,  output at 'or':", np.round(one_a[2], 3), "vs", np.round(one_b[2], 3))
 print("two layers, output at 'or':", np.round(two_a[2], 3), "vs", np.round(two_b[2], 3))
 print(
-    f"|change| at 'or' after swapping 'to' and 'be': one layer {change_one:.3f}, two layers {change_two:.2f}"
+    "|change| at 'or' after swapping 'to' and 'be':",
+    f"one layer {change_one:.3f}, two layers {change_two:.2f}",
 )
 assert np.allclose(one_a[2], one_b[2])  # one layer: the set of tokens 0..2 is all that counts
-assert not np.allclose(
-    one_a[:2], one_b[[1, 0]]
-)  # ... but positions 0, 1 now hold different vectors
+# ... but positions 0, 1 now hold different vectors
+assert not np.allclose(one_a[:2], one_b[[1, 0]])
 assert round(change_two, 2) == 1.15  # two layers: the order shows
 
 # %% [markdown]
@@ -203,7 +203,8 @@ print("== sinusoidal_positional_encoding(6, 4) == thread.forward()['positions']"
 longest = {dm: 2 * np.pi / (10000.0 ** (-(dm - 2) / dm)) for dm in (4, 64, 512)}
 for dm, wavelength in longest.items():
     print(
-        f"d_model = {dm:3d}: longest wavelength {wavelength:9,.1f} positions (2π · 10000 = {2 * np.pi * 1e4:,.1f})"
+        f"d_model = {dm:3d}: longest wavelength {wavelength:9,.1f} positions",
+        f"(2π · 10000 = {2 * np.pi * 1e4:,.1f})",
     )
 assert all(wavelength < 2 * np.pi * 1e4 for wavelength in longest.values())
 assert round(longest[4], 1) == 628.3 and round(longest[64], -3) == 47_000
@@ -343,9 +344,8 @@ print(
     [round(explorer.wavelength(d), 1) for d in (0, 10, 40, 63)],
 )
 assert np.isclose(explorer.wavelength(0), 2 * np.pi)
-assert np.isclose(
-    explorer.wavelength(63), longest[64]
-)  # the last pair: the longest, below 2π · 10000
+# the last pair: the longest, below 2π · 10000
+assert np.isclose(explorer.wavelength(63), longest[64])
 
 # %% [markdown]
 # ## 4 · Learned positions, and their limit
@@ -479,9 +479,8 @@ def rope_complex(x, positions):
     dim = x.shape[-1]
     om = 10000.0 ** (-np.arange(0, dim, 2) / dim)
     z = x[..., 0::2] + 1j * x[..., 1::2]  # pairs as complex numbers
-    z = z * np.exp(
-        1j * np.asarray(positions)[:, None] * om[None, :]
-    )  # rotate pair i by pos * omega_i
+    # rotate pair i by pos * omega_i
+    z = z * np.exp(1j * np.asarray(positions)[:, None] * om[None, :])
     out = np.empty_like(x)
     out[..., 0::2], out[..., 1::2] = z.real, z.imag
     return out
@@ -774,7 +773,7 @@ assert check(rope, apply_rope, inputs=rope_cases)
 #   $\langle\mathrm{RoPE}(q,m), \mathrm{RoPE}(k,n)\rangle$ depends only on $m - n$.
 # * The thread: `x = embeddings + positions` (printed above), the input of the first Transformer block.
 #
-# **Next:** lesson 04 turns `x` into queries, keys and values and computes self-attention for the thread's first head.
+# **Next:** lesson 04 turns `x` into queries, keys and values and computes self-attention for the thread's head 0.
 #
 # **References.** Vaswani et al. (2017), *Attention Is All You Need*, sec. 3.5. Radford et al. (2019), GPT-2.
 # Su et al. (2021), *RoFormer: Enhanced Transformer with Rotary Position Embedding*. Press, Smith & Lewis (2022),

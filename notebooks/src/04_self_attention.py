@@ -427,7 +427,7 @@ plt.show()
 # default settings instead.
 
 # %% tags=["nbval-ignore-output"]
-from lessons_lib.viz import SoftmaxExplorer
+from lessons_lib import SoftmaxExplorer
 
 rng = np.random.default_rng(3)
 q_64 = rng.standard_normal(64)  # one query, d_k = 64 unit-variance components
@@ -754,8 +754,8 @@ assert article_V[:, 2].tolist() == [18, 51, 82] and claimed_out_43[:, 2].tolist(
 # tagged `raises-exception`, so the notebook carries on).
 
 # %% tags=["raises-exception"]
-import tensorflow as tf
 import numpy as np
+import tensorflow as tf
 
 # 词嵌入维度
 d_v = 128

@@ -312,7 +312,7 @@ assert attn_weights[0, 2, 2] > 0.99 and attn_weights[1, 2, :3].max() < 0.6
 # a picture of the selection instead.
 
 # %% tags=["nbval-ignore-output"]
-from lessons_lib.viz import AttentionExplorer
+from lessons_lib import AttentionExplorer
 
 heads_view = AttentionExplorer(
     attn_weights,

@@ -631,29 +631,6 @@ def my_layer_norm(x, gamma, beta, eps=1e-5):
 
 
 # %%
-def names_used(code):
-    """Every global and attribute name a function's code (and the functions inside it) refers to."""
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if hasattr(const, "co_names"):
-            names |= names_used(const)
-    return names
-
-
-def refusing(fn, forbidden):
-    """``fn`` for ``check``: it refuses to count an answer whose code uses one of the ``forbidden`` names."""
-
-    def candidate(*args):
-        result = fn(
-            *args
-        )  # an unfinished stub raises NotImplementedError here: "not attempted yet"
-        used = sorted(names_used(fn.__code__) & set(forbidden))
-        if used:
-            raise ValueError(f"the exercise asks you not to use {used} in {fn.__name__}")
-        return result
-
-    candidate.__name__ = fn.__name__
-    return candidate
 
 
 LIBRARY_LN = ("lessons_lib", "layer_norm", "LayerNormalization")
@@ -663,7 +640,7 @@ ex1_inputs = [
     (ex_rng.normal(size=(2, 3, 5)) * 4, ex_rng.normal(size=5), ex_rng.normal(size=5), 1e-3),
 ]
 check(
-    refusing(my_layer_norm, LIBRARY_LN),
+    my_layer_norm,
     layer_norm,
     inputs=ex1_inputs,
     hint=(
@@ -671,6 +648,7 @@ check(
         "root), then scale by gamma and shift by beta.",
         "mean and variance over axis=-1 with keepdims=True; (x - mu) / np.sqrt(var + eps); then gamma * ... + beta",
     ),
+    forbid=LIBRARY_LN,
 )
 
 
@@ -681,11 +659,10 @@ def my_layer_norm(x, gamma, beta, eps=1e-5):
     return gamma * (x - mu) / np.sqrt(var + eps) + beta
 
 
-assert check(refusing(my_layer_norm, LIBRARY_LN), layer_norm, inputs=ex1_inputs)
+assert check(my_layer_norm, layer_norm, inputs=ex1_inputs, forbid=LIBRARY_LN)
 with contextlib.redirect_stdout(io.StringIO()):  # the check refuses the library's own LayerNorm
     assert (
-        check(refusing(lambda *a: layer_norm(*a), LIBRARY_LN), layer_norm, inputs=ex1_inputs)
-        is False
+        check(lambda *a: layer_norm(*a), layer_norm, inputs=ex1_inputs, forbid=LIBRARY_LN) is False
     )
 
 # %% [markdown]
@@ -709,7 +686,7 @@ ex2_inputs = [
 ]
 LIBRARY_BACKWARD = ("lessons_lib", "layer_norm_backward", "GradientTape", "gradient")
 check(
-    refusing(my_layer_norm_backward, LIBRARY_BACKWARD),
+    my_layer_norm_backward,
     layer_norm_backward,
     inputs=ex2_inputs,
     hint=(
@@ -718,6 +695,7 @@ check(
         "g = gamma * grad_out; x_hat = (x - mu) / sigma; (g - mean(g) - x_hat * mean(g * x_hat)) / sigma, "
         "means over axis=-1 with keepdims=True",
     ),
+    forbid=LIBRARY_BACKWARD,
 )
 
 
@@ -733,7 +711,7 @@ def my_layer_norm_backward(x, grad_out, gamma, eps=1e-5):
 
 
 assert check(
-    refusing(my_layer_norm_backward, LIBRARY_BACKWARD), layer_norm_backward, inputs=ex2_inputs
+    my_layer_norm_backward, layer_norm_backward, inputs=ex2_inputs, forbid=LIBRARY_BACKWARD
 )
 
 # %% [markdown]
@@ -766,7 +744,7 @@ WHOLE_BLOCK = (
     "sublayer",
 )
 check(
-    refusing(thread_pre_norm, WHOLE_BLOCK),
+    thread_pre_norm,
     reference_thread_pre_norm,
     inputs=[x, state["block_out"]],
     atol=1e-5,
@@ -776,6 +754,7 @@ check(
         "h = x + MHA(LN_1(x)) with multi_head_attention(..., num_heads=2, mask=causal_mask(len(x)))[0]; "
         "return h + feed_forward(LN_2(h), ..., activation='relu')",
     ),
+    forbid=WHOLE_BLOCK,
 )
 
 
@@ -792,10 +771,11 @@ def thread_pre_norm(x):
 
 
 assert check(
-    refusing(thread_pre_norm, WHOLE_BLOCK),
+    thread_pre_norm,
     reference_thread_pre_norm,
     inputs=[x, state["block_out"]],
     atol=1e-5,
+    forbid=WHOLE_BLOCK,
 )
 
 # %% [markdown]

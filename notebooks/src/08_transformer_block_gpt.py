@@ -789,7 +789,7 @@ plt.show()
 # mask. The tokens are the random ids themselves. Like the plot above, the explorer counts layers and heads from 0.
 
 # %% tags=["nbval-ignore-output"]
-from lessons_lib.viz import AttentionExplorer
+from lessons_lib import AttentionExplorer
 
 gpt_view = AttentionExplorer.from_model(
     tiny,
@@ -854,33 +854,8 @@ param_cases = [
 COUNTERS = ("gpt_param_count", "block_param_count", "count_params")
 
 
-def names_used(code):
-    """Every global and attribute name a function's code (and the functions inside it) refers to."""
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if hasattr(const, "co_names"):
-            names |= names_used(const)
-    return names
-
-
-def refusing(fn, forbidden):
-    """``fn`` for ``check``: it refuses to count an answer whose code uses one of the ``forbidden`` names."""
-
-    def candidate(*args):
-        result = fn(
-            *args
-        )  # an unfinished stub raises NotImplementedError here: "not attempted yet"
-        used = sorted(names_used(fn.__code__) & set(forbidden))
-        if used:
-            raise ValueError(f"the exercise asks you not to use {used} in {fn.__name__}")
-        return result
-
-    candidate.__name__ = fn.__name__
-    return candidate
-
-
 check(
-    refusing(my_gpt_param_count, COUNTERS),
+    my_gpt_param_count,
     gpt_param_count,
     inputs=param_cases,
     hint=(
@@ -889,6 +864,7 @@ check(
         "per block: 4d² (+4d) for attention, 2·d·d_ff (+d_ff+d) for the FFN, 2 LayerNorms of 2d (or d); "
         "positions add max_len·d only when learned; an untied head adds d·V",
     ),
+    forbid=COUNTERS,
 )
 
 
@@ -913,7 +889,7 @@ def my_gpt_param_count(
     return embeddings + num_layers * block + layer_norm_size + head
 
 
-assert check(refusing(my_gpt_param_count, COUNTERS), gpt_param_count, inputs=param_cases)
+assert check(my_gpt_param_count, gpt_param_count, inputs=param_cases, forbid=COUNTERS)
 
 # %% [markdown]
 # ### Exercise 2 — the thread's output layer from `block_out`
@@ -950,7 +926,7 @@ output_cases = [
 ]
 LIBRARY_LN_SOFTMAX = ("lessons_lib", "layer_norm", "softmax", "LayerNormalization")
 check(
-    refusing(output_layer, LIBRARY_LN_SOFTMAX),
+    output_layer,
     reference_output_layer,
     inputs=output_cases,
     hint=(
@@ -959,6 +935,7 @@ check(
         "mu, var over axis=-1 with keepdims=True; logits = h @ E.T ([T, V]); "
         "e = np.exp(logits - logits.max(axis=-1, keepdims=True)); probs = e / e.sum(axis=-1, keepdims=True)",
     ),
+    forbid=LIBRARY_LN_SOFTMAX,
 )
 
 
@@ -972,9 +949,7 @@ def output_layer(block_out, E, gamma, beta, eps=1e-5):
     return logits, e / e.sum(axis=-1, keepdims=True)
 
 
-assert check(
-    refusing(output_layer, LIBRARY_LN_SOFTMAX), reference_output_layer, inputs=output_cases
-)
+assert check(output_layer, reference_output_layer, inputs=output_cases, forbid=LIBRARY_LN_SOFTMAX)
 
 
 # the check refuses an overflowing softmax and the library's own functions, which the exercise rules out
@@ -992,7 +967,7 @@ def output_layer_from_library(block_out, E, gamma, beta, eps=1e-5):
 for wrong in (output_layer_naive_softmax, output_layer_from_library):
     with np.errstate(over="ignore", invalid="ignore"), contextlib.redirect_stdout(io.StringIO()):
         verdict = check(
-            refusing(wrong, LIBRARY_LN_SOFTMAX), reference_output_layer, inputs=output_cases
+            wrong, reference_output_layer, inputs=output_cases, forbid=LIBRARY_LN_SOFTMAX
         )
     assert verdict is False
 

@@ -4,6 +4,7 @@
 
 # %%
 import numpy as np
+
 from lessons_lib import thread
 from lessons_lib.viz import AttentionExplorer, PositionalExplorer, SoftmaxExplorer
 
