@@ -50,6 +50,7 @@ key by key.
 from __future__ import annotations
 
 import copy
+import tracemalloc
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -86,6 +87,7 @@ def check(
     atol: float = 1e-6,
     rtol: float = 1e-6,
     forbid: Sequence[str] = (),
+    max_memory: int | None = None,
 ) -> bool | None:
     """Compare a learner's answer with a reference, print one verdict line, and return it.
 
@@ -108,6 +110,9 @@ def check(
         forbid: names the exercise asks the learner not to use (e.g. the library function it
             re-derives). A candidate whose code refers to one of them, directly or in a function
             or lambda it defines, fails without being run.
+        max_memory: bytes the candidate may allocate at its peak in one case (measured with
+            ``tracemalloc``, which sees NumPy's arrays). For exercises that ask not to build a
+            large intermediate (a one-hot matrix, a whole table): the case that would need it fails.
 
     Returns:
         ``True`` when everything matches, ``False`` when something differs or the candidate raised,
@@ -154,7 +159,7 @@ def check(
             expected_exc = None
 
         try:
-            got = _evaluate(candidate, args)
+            got, peak = _evaluate_measured(candidate, args, max_memory is not None)
         except NotImplementedError:
             print(f"… {label}: not attempted yet — fill in the cell above and re-run")
             return None
@@ -172,6 +177,14 @@ def check(
                 where,
                 f"expected {_one_line_exception(expected_exc)} to be raised, "
                 f"but it returned {_describe(got)}",
+                hints,
+            )
+        if max_memory is not None and peak > max_memory:
+            return _fail(
+                label,
+                where,
+                f"it allocated {_bytes(peak)} at its peak, more than the {_bytes(max_memory)} "
+                "this exercise allows: did it build the large intermediate the exercise avoids?",
                 hints,
             )
         problem = compare(expected, got, atol=atol, rtol=rtol)
@@ -270,6 +283,33 @@ def _evaluate(fn_or_value: Any, args: tuple[Any, ...] | None) -> Any:
             return fn_or_value()
         return fn_or_value
     return fn_or_value(*(_safe_copy(a) for a in args))
+
+
+def _evaluate_measured(fn_or_value: Any, args: tuple[Any, ...] | None, measure: bool):
+    """``(_evaluate(...), peak bytes allocated while it ran)``; the peak is 0 when not measured."""
+    if not measure:
+        return _evaluate(fn_or_value, args), 0
+    copies = None if args is None else tuple(_safe_copy(a) for a in args)
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    start = tracemalloc.get_traced_memory()[0]
+    try:
+        # the arguments were copied before the measurement started: only the candidate counts
+        value = _evaluate(fn_or_value, None) if copies is None else fn_or_value(*copies)
+        peak = tracemalloc.get_traced_memory()[1] - start
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+    return value, peak
+
+
+def _bytes(n: float) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:,.1f} {unit}"
+    return f"{int(n)} bytes"
 
 
 def _safe_copy(value: Any) -> Any:

@@ -453,3 +453,21 @@ def test_hints_come_one_at_a_time_idea_first(capsys):
     assert "Hint: write x, not x + 1" in out[2]
     with pytest.raises(ValueError, match="hint must be a string or a tuple of strings"):
         check(wrong_for_hints, lambda x: x, inputs=[np.ones(2)], hint=3)
+
+
+def test_max_memory_refuses_a_candidate_that_builds_a_large_intermediate(capsys):
+    def with_one_hot(ids, n):
+        return np.eye(n)[ids].sum(axis=0)
+
+    def counting(ids, n):
+        return np.bincount(ids, minlength=n).astype(float)
+
+    ids = np.arange(1000) % 997
+    cases = [(ids, 2000)]  # the one-hot matrix would take 1000 * 2000 * 8 bytes = 15 MiB
+    assert check(counting, counting, inputs=cases, max_memory=2**20) is True
+    assert check(with_one_hot, counting, inputs=cases, max_memory=2**20) is False
+    out = capsys.readouterr().out
+    assert "MiB at its peak, more than the 1.0 MiB this exercise allows" in out
+    import tracemalloc
+
+    assert not tracemalloc.is_tracing()  # the check leaves tracing as it found it

@@ -33,18 +33,19 @@ from collections import Counter
 import matplotlib.pyplot as plt
 import numpy as np
 
+# the building blocks of BPE, not exported from lessons_lib itself
 from lessons_lib import (
     BPETokenizer,
     CharTokenizer,
     check,
+    count_pairs,
     load_tiny_shakespeare,
+    merge_pair,
     pad_and_truncate,
+    pretokenize,
     show_source,
     train_val_split,
 )
-
-# the building blocks of BPE, not exported from lessons_lib itself
-from lessons_lib.tokenizers import count_pairs, merge_pair, pretokenize
 
 
 def visible(token: str) -> str:

@@ -26,7 +26,6 @@ info = lessons_lib.setup(seed=0)
 # %%
 import collections
 import re
-import tracemalloc
 
 import keras
 import matplotlib.pyplot as plt
@@ -732,7 +731,7 @@ assert refused is False
 # they **add** row $t$ of $G$ into row $\text{id}_t$ of a zero matrix. Write `embedding_grad(ids, G, vocab_size)`
 # that does exactly that, without a one-hot matrix. The check holds you to it: its last case has 2048 positions and
 # a vocabulary of 4096, where $O$ takes 64 MiB (and `np.eye(vocab_size)` 128 MiB) but the gradient only 128 KiB, and
-# it refuses an answer that needed much more memory than the gradient itself.
+# it refuses an answer that allocated more than 2 MiB (16 times that gradient) while it ran.
 
 
 # %%
@@ -746,32 +745,6 @@ def grad_reference(ids, G, vocab_size):
     """O^T G without O, a third way: np.bincount sums column k of G over the positions of each id."""
     columns = [np.bincount(ids, weights=G[:, k], minlength=vocab_size) for k in range(G.shape[1])]
     return np.stack(columns, axis=1)
-
-
-class TooMuchMemory(Exception):
-    pass
-
-
-def without_one_hot(fn):
-    """fn, refused when NumPy allocated much more than the [V, d] gradient while it ran (tracemalloc)."""
-
-    def measured(ids, G, vocab_size):
-        tracemalloc.start()
-        try:
-            grad = fn(ids, G, vocab_size)
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-        needed = vocab_size * G.shape[1] * 8  # the float64 gradient itself
-        if peak > 4 * needed + 2**20:
-            raise TooMuchMemory(
-                f"it allocated {peak / 2**20:,.0f} MiB at its peak, but the gradient takes only "
-                f"{needed / 2**10:,.0f} KiB: did it build a one-hot matrix?"
-            )
-        return grad
-
-    measured.__name__ = fn.__name__
-    return measured
 
 
 rng_grad = np.random.default_rng(2)
@@ -794,9 +767,10 @@ print(
 )
 assert sizes_MiB == (64, 128, 0.125)  # 0.125 MiB = 128 KiB
 check(
-    without_one_hot(embedding_grad),
+    embedding_grad,
     grad_reference,
     inputs=grad_cases,
+    max_memory=2 * MiB,  # 16x the largest gradient; O alone would take 64 MiB
     hint=(
         "start from a zero [V, d] matrix and add row t of G into row ids[t], for every t; a token that "
         "occurs twice must receive both rows",
@@ -814,12 +788,13 @@ def embedding_grad(ids, G, vocab_size):
     return grad
 
 
-assert check(without_one_hot(embedding_grad), grad_reference, inputs=grad_cases)
+assert check(embedding_grad, grad_reference, inputs=grad_cases, max_memory=2 * MiB)
 # ... and the formula of section 1, which builds O, is refused on the large case
 built_O = check(
-    without_one_hot(lambda ids, G, vocab_size: np.eye(vocab_size)[ids].T @ G),
+    lambda ids, G, vocab_size: np.eye(vocab_size)[ids].T @ G,
     grad_reference,
     inputs=grad_cases,
+    max_memory=2 * MiB,
     name="O^T G with O",
 )
 assert built_O is False

@@ -24,7 +24,6 @@ info = lessons_lib.setup(seed=0)
 
 # %%
 import re
-import tracemalloc
 
 import keras
 import matplotlib.pyplot as plt
@@ -326,7 +325,7 @@ plt.show()
 # calling back into Python. (Exported copies of this notebook show a still picture and a text summary instead.)
 
 # %% tags=["nbval-ignore-output"]
-from lessons_lib.viz import PositionalExplorer
+from lessons_lib import PositionalExplorer
 
 explorer = PositionalExplorer(
     max_len=64, d_model=64, dims=(0, 1, 10, 40), reference=32, position=40
@@ -654,39 +653,15 @@ def pe_dot_reference(k, d_model):
     return float(pe[7] @ pe[7 + k])
 
 
-class TooMuchMemory(Exception):
-    pass
-
-
-def without_encoding_table(fn, limit=2**20):
-    """fn, refused when NumPy allocated more than `limit` bytes while it ran (measured with tracemalloc)."""
-
-    def measured(k, d_model):
-        tracemalloc.start()
-        try:
-            value = fn(k, d_model)
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-        if peak > limit:
-            raise TooMuchMemory(
-                f"it allocated {peak / 2**20:,.0f} MiB at its peak; the closed form needs only the "
-                f"{d_model // 2} frequencies: did it build the encoding?"
-            )
-        return value
-
-    measured.__name__ = fn.__name__
-    return measured
-
-
 dot_cases = [(0, 4), (1, 4), (5, 64), (100, 512), (100_000, 64)]
 table_MiB = (7 + 100_000 + 1) * 64 * 8 / 2**20  # the float64 encoding up to position 7 + k
 print(f"last case: the encoding table up to position 7 + k would take {table_MiB:.0f} MiB")
 assert round(table_MiB) == 49
 check(
-    without_encoding_table(pe_dot),
+    pe_dot,
     pe_dot_reference,
     inputs=dot_cases,
+    max_memory=2**20,  # 1 MiB; the table of the last case would take 49 MiB
     hint=(
         "each (sin, cos) pair contributes sin(a)·sin(b) + cos(a)·cos(b) = cos(a − b) = cos(k · ω_i): the "
         "positions drop out, only the offset k and the frequencies remain",
@@ -701,12 +676,13 @@ def pe_dot(k, d_model):
     return float(np.sum(np.cos(k * omega)))
 
 
-assert check(without_encoding_table(pe_dot), pe_dot_reference, inputs=dot_cases)
+assert check(pe_dot, pe_dot_reference, inputs=dot_cases, max_memory=2**20)
 # ... and the check refuses the dot product of two rows of the full encoding
 built_table = check(
-    without_encoding_table(lambda k, d_model: pe_dot_reference(k, d_model)),
+    lambda k, d_model: pe_dot_reference(k, d_model),
     pe_dot_reference,
     inputs=dot_cases,
+    max_memory=2**20,
     name="PE[7] · PE[7 + k] from the table",
 )
 assert built_table is False

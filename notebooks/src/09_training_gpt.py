@@ -42,33 +42,31 @@ import numpy as np
 import tensorflow as tf
 from IPython.display import display
 from matplotlib.colors import LogNorm
-from tqdm import tqdm
 
 from lessons_lib import (
-    GPT,
-    CharTokenizer,
-    check,
-    gpt_param_count,
-    load_tiny_shakespeare,
-    show_source,
-    train_val_split,
-)
-from lessons_lib.generation import Generator, generate_text
-from lessons_lib.training import (
     BABY_CHECKPOINT,
     BABY_GPT,
     BABY_TRAIN,
+    GPT,
+    CharTokenizer,
+    Generator,
     Trainer,
     WarmupCosine,
+    check,
     encode_corpus,
     evaluate_loss,
     evaluation_windows,
+    generate_text,
+    gpt_param_count,
     lm_loss,
     load_checkpoint,
+    load_tiny_shakespeare,
     make_optimizer,
     random_windows,
     save_checkpoint,
+    show_source,
     train_step_function,
+    train_val_split,
     window_losses,
 )
 
@@ -145,7 +143,7 @@ assert tok.decode(train_ids[:150].tolist()) == text[:150]
 # the next character: one window gives $T = 64$ prediction problems, from "guess the 2nd character after seeing 1"
 # to "guess the 65th after seeing 64".
 #
-# `lessons_lib.training.random_windows(data, max_len, batch_size, rng)` draws a batch of such windows (you will
+# `random_windows(data, max_len, batch_size, rng)` draws a batch of such windows (you will
 # write it yourself in exercise 3).
 
 # %%
@@ -588,12 +586,11 @@ show_source(train_step_function)
 # fuses the many small operations of this small model into a few kernels (about 1.4× faster per step on 2 CPU cores,
 # measured by `benchmarks/bench_gpt.py`).
 #
-# `trainer.fit(n, eval_every, callback=...)` runs `n` steps; every `eval_every` steps it measures the loss on a
-# fixed set of training and validation windows (no sampling noise, so the curves are comparable) and calls our
-# callback, which redraws the plot and prints a sample. To keep the live view light we call `fit` in pieces of
-# `bar_every` steps and move a one-line progress bar after each piece, and redraw the plot, as a small picture, only
-# at the evaluations: a fixed number of small updates, however fast or slow the machine. (In a script,
-# `fit(progress=True)` draws its own `tqdm` bar.)
+# `trainer.fit(steps, eval_every, callback=...)` runs the steps with a one-line progress bar; every `eval_every`
+# steps it measures the loss on a fixed set of training and validation windows (no sampling noise, so the curves
+# are comparable) and calls our callback, which redraws the plot and prints a sample. The live view stays light: the
+# progress line is refreshed every `steps // 50` steps, the plot is redrawn, as a small picture, only at the
+# evaluations — a fixed number of small updates, however fast or slow the machine.
 #
 # The batch rng is seeded (`BABY_TRAIN.seed`) and the initialisation is deterministic, so with the default
 # `STEPS = 2000` this *is* the reference run that produced the shipped checkpoint (with fewer steps, its beginning).
@@ -607,7 +604,6 @@ cfg = dataclasses.replace(
 )
 trainer = Trainer(model, train_ids, val_ids, cfg, jit_compile=info.jit_compile)
 generator = Generator(model, jit_compile=False)  # small samples: eager is cheaper than compiling
-bar_every = max(steps // 50, 1)  # move the progress bar every bar_every steps (50 moves in all)
 SAMPLE_PROMPT, SAMPLE_LEN = "\n", 150
 
 
@@ -660,38 +656,25 @@ print(f"── step 0 (random weights) ──\n{sample()}\n", flush=True)
 
 
 # %% tags=["nbval-ignore-output"]
-def progress_line(t, elapsed):
-    loss = f"loss={t.history['train_loss'][-1]:.3f}" if t.steps_done else None
-    line = tqdm.format_meter(
-        t.steps_done, steps, elapsed, prefix="training", unit="step", postfix=loss
-    )
-    return {"text/plain": line}
-
-
-# two displays that we update in place: a line of text, and a small picture (dpi 60)
-bar = display(progress_line(trainer, 0.0), raw=True, display_id=True)
+# a display that we update in place: a small picture (dpi 60), redrawn at every evaluation
 fig, ax = plt.subplots(figsize=(8, 3.6), dpi=60)
 draw_curves(ax, trainer.history, "training… (redrawn at every evaluation)")
 live = display(fig, display_id=True)
 plt.close(fig)  # (so that the figure is not shown a second time at the end of the cell)
-updates = {"bar": 0, "plot": 0}
+redraws = []  # the steps at which the plot was redrawn
 
 
 def on_eval(t):  # fit calls this after every evaluation
     title = f"step {t.steps_done}/{steps}: val loss {t.history['val_loss'][-1]:.3f}"
     draw_curves(ax, t.history, title)
     live.update(fig)
-    updates["plot"] += 1
+    redraws.append(t.steps_done)
     if t.steps_done in sample_at:
         print(f"── step {t.steps_done} ──\n{sample()}\n", flush=True)
 
 
 t0 = time.perf_counter()
-while trainer.steps_done < steps:
-    n = min(bar_every, steps - trainer.steps_done)
-    trainer.fit(n, eval_every, eval_windows=eval_windows, callback=on_eval, progress=False)
-    bar.update(progress_line(trainer, time.perf_counter() - t0), raw=True)
-    updates["bar"] += 1
+history = trainer.fit(steps, eval_every, eval_windows=eval_windows, callback=on_eval)
 train_seconds = time.perf_counter() - t0
 
 # %% [markdown]
@@ -727,11 +710,8 @@ print(
 # this scale), and a full run reaches the reference quality. It also counts what the live view sent.
 
 # %%
-print(
-    f"the live view: {updates['bar']} progress-bar lines and {updates['plot']} pictures "
-    f"(one per evaluation, at steps {h['eval_step']})"
-)
-assert updates["bar"] == math.ceil(steps / bar_every) and updates["plot"] == len(h["eval_step"])
+print(f"the live plot was redrawn {len(redraws)} times, at the evaluations: steps {redraws}")
+assert redraws == h["eval_step"] and len(redraws) == math.ceil(steps / eval_every)
 assert len(x_val) == 1742  # the whole validation split, in non-overlapping windows
 assert trainer.steps_done == steps and len(h["train_loss"]) == steps
 if steps >= 50:
@@ -792,7 +772,7 @@ except ValueError as e:
 
 # %%
 shipped = BABY_GPT.build()
-meta_shipped = load_checkpoint(shipped)  # default path: lessons_lib.training.BABY_CHECKPOINT
+meta_shipped = load_checkpoint(shipped)  # default path: BABY_CHECKPOINT
 print(f"{BABY_CHECKPOINT.name}: {meta_shipped['steps']} steps, made by `{meta_shipped['command']}`")
 shipped_loss = tf.function(lambda a, b: window_losses(shipped, a, b), jit_compile=info.jit_compile)
 shipped_val = evaluate_loss(shipped, val_ids, batch_size=128, loss_fn=shipped_loss)
@@ -1065,12 +1045,12 @@ print(repr("".join(chars[b, :n])))
 #
 # ### Explore it yourself
 #
-# `lessons_lib.viz.AttentionExplorer` shows the same weights interactively (in JupyterLab, Notebook 7 or VS Code;
+# `AttentionExplorer` (from `lessons_lib`) shows the same weights interactively (in JupyterLab, Notebook 7 or VS Code;
 # elsewhere you see a static picture): pick a layer and heads, hover over or click a query character to see which
 # characters it attends to. It opens on the newline head, with the query on the `n` of "neighbour".
 
 # %% tags=["nbval-ignore-output"]
-from lessons_lib.viz import AttentionExplorer
+from lessons_lib import AttentionExplorer
 
 line_start = "".join(chars[b, :n]).index("Good")  # the line after "GREMIO:"
 query = "".join(chars[b, :n]).index("neighbour")

@@ -43,24 +43,23 @@ import tensorflow as tf
 from IPython.display import display
 
 from lessons_lib import (
+    BABY_GPT,
     GPT,
     CharTokenizer,
+    Generator,
     MultiHeadAttention,
     check,
-    load_tiny_shakespeare,
-    scaled_dot_product_attention,
-    show_source,
-    train_val_split,
-)
-from lessons_lib.generation import (
-    Generator,
     generate_text,
+    load_checkpoint,
+    load_tiny_shakespeare,
     next_token_distribution,
     sample_next,
+    scaled_dot_product_attention,
+    show_source,
     top_k_filter,
     top_p_filter,
+    train_val_split,
 )
-from lessons_lib.training import BABY_GPT, load_checkpoint
 
 
 def visible(c: str) -> str:
