@@ -24,6 +24,8 @@ from lessons_lib._validate import describe
 def show(name: str, value: Any, decimals: int = 3) -> None:
     """Print ``name``, the shape, then the array rounded to ``decimals`` places.
 
+    The lessons' array printer from lesson 00 §3 on (lessons 04 and 05 print every step with it).
+
     Adding ``0.0`` after rounding turns a rounded ``-0.0`` into ``0.0``, so tiny negative round-off
     never prints as ``-0.``. Integer and boolean arrays are printed unchanged. Tensors and Keras
     variables are converted with NumPy. The printed form follows NumPy's print options, which
@@ -195,7 +197,8 @@ def show_source(obj: Any, docstring: bool = True) -> SourceCode:
     Use it as the last line of a cell (``show_source(MultiHeadAttention.call)``): the notebook
     displays the code highlighted in JupyterLab and as plain text elsewhere, after a first line
     naming the file and the object (``# lessons_lib/attention.py · MultiHeadAttention.call``).
-    ``docstring=False`` leaves the docstring out.
+    ``docstring=False`` leaves the docstring out. Every lesson from 00 (§3.10) on shows the part of
+    ``lessons_lib`` it builds this way.
 
     Args:
         obj: a function, class, method (bound or not), property, or a ``tf.function``.

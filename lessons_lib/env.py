@@ -67,7 +67,7 @@ def import_tensorflow_quietly() -> None:
 
 @dataclasses.dataclass(frozen=True)
 class DeviceInfo:
-    """What `setup` found.
+    """What `setup` found (lesson 00 §3 runs it first, like every lesson).
 
     Attributes:
         device: ``"GPU"`` or ``"CPU"``.
@@ -93,7 +93,7 @@ class DeviceInfo:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow/Keras with one integer."""
+    """Seed Python, NumPy and TensorFlow/Keras with one integer (`setup` does it; lesson 00 §3)."""
     import numpy as np
 
     from lessons_lib._backend import keras

@@ -818,16 +818,18 @@ def embedding_params_reference(vocab_size, d_model, tied):
     return vocab_size * d_model * (1 if tied else 2)
 
 
+param_cases = [
+    (6, 4, True),
+    (6, 4, False),
+    (50257, 768, True),
+    (50257, 768, False),
+    (32000, 4096, False),
+]
+
 check(
     embedding_params,
     embedding_params_reference,
-    inputs=[
-        (6, 4, True),
-        (6, 4, False),
-        (50257, 768, True),
-        (50257, 768, False),
-        (32000, 4096, False),
-    ],
+    inputs=param_cases,
     hint=(
         "the input embedding is a V × d table; untied, the output layer has a second matrix of the same "
         "size, tied, it reuses the first",
@@ -845,13 +847,7 @@ def embedding_params(vocab_size, d_model, tied):
 assert check(
     embedding_params,
     embedding_params_reference,
-    inputs=[
-        (6, 4, True),
-        (6, 4, False),
-        (50257, 768, True),
-        (50257, 768, False),
-        (32000, 4096, False),
-    ],
+    inputs=param_cases,
 )
 saving = embedding_params(32000, 4096, tied=False) - embedding_params(32000, 4096, tied=True)
 print(f"tying saves {saving:,} parameters at V = 32,000, d_model = 4096")
