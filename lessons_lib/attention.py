@@ -427,12 +427,18 @@ class MultiHeadAttention(keras.layers.Layer):
                 dense.build(shape)
 
     def split_heads(self, t):
-        """``[B, T, d_model] → [B, h, T, d_k]``, the twin of `split_heads`; lesson 05 §3.1."""
+        """``[B, T, d_model] → [B, h, T, d_k]``: the NumPy `lessons_lib.split_heads` on tensors.
+
+        Lesson 05 §3.1.
+        """
         b, n = ops.shape(t)[0], ops.shape(t)[1]
         return ops.transpose(ops.reshape(t, (b, n, self.num_heads, self.d_k)), (0, 2, 1, 3))
 
     def merge_heads(self, t):
-        """``[B, h, T, d_k] → [B, T, d_model]``, the twin of `merge_heads`; lesson 05 §3.3."""
+        """``[B, h, T, d_k] → [B, T, d_model]``: the NumPy `lessons_lib.merge_heads` on tensors.
+
+        Lesson 05 §3.3.
+        """
         b, n = ops.shape(t)[0], ops.shape(t)[2]
         return ops.reshape(ops.transpose(t, (0, 2, 1, 3)), (b, n, self.d_model))
 
