@@ -46,6 +46,7 @@ _EXPORTS: dict[str, str] = {
     "merge_heads": "attention",
     "multi_head_attention": "attention",
     "attention_steps": "attention",
+    "attention_allowed": "attention",
     "copy_to_keras_mha": "attention",
     # lessons 06-07
     "feed_forward": "feedforward",

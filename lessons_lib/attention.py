@@ -16,7 +16,10 @@ self-attention and C is another sequence (the *context*) for cross-attention.
 
 Mask convention (the same as Keras'): ``True``/1 means "this query **may attend** to this key";
 ``False``/0 blocks it. Blocked scores are replaced by a large negative number before the softmax, so
-they get exactly zero weight.
+they get exactly zero weight. Key padding has its own argument, ``padding_mask [batch, T_k]``
+(``True``/1 = real token, what ``pad_and_truncate`` returns); `attention_allowed` combines it with
+``mask`` and the causal mask: allowed = mask ∧ padding ∧ causal. A rank-2 ``mask`` means ``[T_q,
+T_k]`` and is refused where it could also be read as ``[batch, T_k]`` (batch == T_q > 1).
 
 NumPy references: `softmax`, `causal_mask`, `scaled_dot_product_attention`,
 `split_heads`, `merge_heads`, `multi_head_attention`. The Keras layer
@@ -31,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from lessons_lib._backend import keras, ops
+from lessons_lib._backend import keras, ops, tf
 from lessons_lib._validate import (
     describe,
     float_array,
@@ -201,9 +204,57 @@ def _attention_biases(biases: Any, d_model: int) -> dict[str, np.ndarray]:
     return out
 
 
+AMBIGUOUS_MASK_HINT = (
+    "pass padding_mask= ([batch, T_k], True/1 = real token) for key padding, or a "
+    "[batch, T_q, T_k] or [1, T_q, T_k] mask for an attention pattern"
+)
+
+
+def _refuse_ambiguous_mask(shape: tuple, batch: Any, t_q: Any) -> None:
+    """Refuse a rank-2 ``mask`` that could be ``[T_q, T_k]`` or a ``[batch, T_k]`` padding mask.
+
+    The two readings have the same shape when batch == T_q (and differ unless batch == T_q == 1);
+    when batch or T_q is unknown (None, at trace time) the reading cannot be decided either, so a
+    rank-2 mask is refused then too.
+    """
+    if len(shape) != 2:
+        return
+    if batch is None or t_q is None or (batch == t_q and batch != 1):
+        why = (
+            f"batch size and T_q are both {batch}"
+            if batch is not None and batch == t_q
+            else f"batch size {batch} or T_q {t_q} is unknown here"
+        )
+        raise ValueError(
+            f"mask of shape {tuple(shape)} is ambiguous: it could be [T_q, T_k] (an attention "
+            f"pattern) or [batch, T_k] (key padding), because the {why}; {AMBIGUOUS_MASK_HINT}"
+        )
+
+
+def _padding_array(padding_mask: Any, batch: int | None, t_k: int) -> np.ndarray:
+    """A ``[batch, T_k]`` padding mask (True/1 = real token) checked, as booleans."""
+    m = _mask_array(padding_mask)
+    if m.dtype != bool:
+        if m.dtype.kind not in "biuf" or not np.isin(m, (0, 1)).all():
+            raise ValueError(
+                "padding_mask must be boolean or 0/1 (True/1 = real token, False/0 = padding), "
+                f"got dtype {m.dtype} with values {np.unique(m)[:5]}"
+            )
+        m = m.astype(bool)
+    want = f"[batch, T_k] = [{'batch' if batch is None else batch}, {t_k}]"
+    if m.ndim != 2 or (batch is not None and m.shape[0] != batch) or m.shape[1] != t_k:
+        raise ValueError(
+            f"padding_mask must have shape {want} (True/1 = real token, one row per sequence of "
+            f"the keys), got shape {m.shape}"
+        )
+    return m
+
+
 def _multi_head_mask(mask: Any, batched: bool, scores_shape: tuple[int, ...]) -> np.ndarray:
     """A mask [T_q, T_k], [batch, T_q, T_k] or [batch, heads, T_q, T_k], with a head axis added."""
     m = _mask_array(mask)
+    if batched:
+        _refuse_ambiguous_mask(m.shape, scores_shape[0], scores_shape[-2])
     if batched and m.ndim == 3:  # [B, T_q, T_k]: the same mask for every head
         m = m[:, None]
     try:
@@ -231,6 +282,7 @@ def attention_steps(
     context: Any = None,
     mask: Any = None,
     biases: Mapping[str, Any] | None = None,
+    padding_mask: Any = None,
 ) -> dict[str, np.ndarray]:
     """Every intermediate of `multi_head_attention`, in order, as a dict of NumPy arrays.
 
@@ -276,6 +328,10 @@ def attention_steps(
     s["scores"] = _scores(s["Q_heads"], s["K_heads"])
     if mask is not None:
         mask = _multi_head_mask(mask, batched, s["scores"].shape)
+    if padding_mask is not None:  # [batch, T_k] → [batch, 1, 1, T_k] (or [1, T_k] unbatched)
+        keys = _padding_array(padding_mask, x.shape[0] if batched else 1, c.shape[-2])
+        keys = keys[:, None, None, :] if batched else keys
+        mask = keys if mask is None else np.logical_and(mask, keys)
     s["head_outputs"], s["weights"] = scaled_dot_product_attention(
         s["Q_heads"], s["K_heads"], s["V_heads"], mask=mask
     )
@@ -294,6 +350,7 @@ def multi_head_attention(
     context: Any = None,
     mask: Any = None,
     biases: Mapping[str, Any] | None = None,
+    padding_mask: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """NumPy reference of multi-head attention: Concat(head_0, …, head_{h−1}) W_O (+ b_O).
 
@@ -311,14 +368,29 @@ def multi_head_attention(
             to ``x``.
         mask: optional ``[T_q, T_k]``, ``[batch, T_q, T_k]`` or ``[batch, heads, T_q, T_k]``
             (without a batch: ``[heads, T_q, T_k]``); ``True``/1 = may attend. ``causal_mask(T)``
-            for a decoder.
+            for a decoder. With a batch, a rank-2 mask is refused when batch == T_q > 1 (it could
+            be ``[batch, T_k]`` key padding): use ``padding_mask`` or ``[1, T_q, T_k]`` then.
         biases: optional dict with some of ``"b_q" "b_k" "b_v" "b_o"``, each ``[d_model]``; an
             absent bias is 0.
+        padding_mask: optional ``[batch, T_k]`` (``[1, T_k]`` without a batch) key padding,
+            ``True``/1 = real token, ``False``/0 = padding (for cross-attention: the context's
+            keys); combined with ``mask`` by ∧, as in `attention_allowed`.
 
     Returns:
         ``(out [..., T_q, d_model], weights [..., h, T_q, T_k])``.
     """
-    s = attention_steps(x, w_q, w_k, w_v, w_o, num_heads, context=context, mask=mask, biases=biases)
+    s = attention_steps(
+        x,
+        w_q,
+        w_k,
+        w_v,
+        w_o,
+        num_heads,
+        context=context,
+        mask=mask,
+        biases=biases,
+        padding_mask=padding_mask,
+    )
     return s["attn_out"], s["weights"]
 
 
@@ -328,6 +400,7 @@ def _keras_mask(mask: Any, scores_rank4: tuple) -> Any:
     if m.dtype != "bool":
         m = ops.cast(m, "bool") if "int" in str(m.dtype) or "float" in str(m.dtype) else m
     shape = tuple(m.shape)
+    _refuse_ambiguous_mask(shape, scores_rank4[0], scores_rank4[2])
     if len(shape) == 2:  # [T_q, T_k]
         m = m[None, None]
     elif len(shape) == 3:  # [B, T_q, T_k]
@@ -339,11 +412,79 @@ def _keras_mask(mask: Any, scores_rank4: tuple) -> Any:
         )
     for got, want, what in zip(tuple(m.shape), scores_rank4, ("batch", "heads", "T_q", "T_k")):
         if got is not None and want is not None and got not in (1, want):
+            hint = f"; {AMBIGUOUS_MASK_HINT}" if len(shape) == 2 else ""
             raise ValueError(
                 f"mask of shape {shape} does not fit the attention scores [batch, heads, T_q, "
                 f"T_k] = {tuple(scores_rank4)}: its {what} size is {got}, expected {want} (or 1)"
+                f"{hint}"
             )
     return m
+
+
+def _keras_padding(padding_mask: Any, batch: int | None, t_k: int | None) -> Any:
+    """A ``[batch, T_k]`` padding mask (True/1 = real token) as ``[batch, 1, 1, T_k]`` bool."""
+    m = ops.convert_to_tensor(padding_mask)
+    dtype = keras.backend.standardize_dtype(m.dtype)
+    if dtype != "bool":
+        if not any(k in dtype for k in ("int", "float")):
+            raise ValueError(
+                "padding_mask must be boolean or 0/1 (True/1 = real token, False/0 = padding), "
+                f"got dtype {dtype}"
+            )
+        if tf.executing_eagerly():  # the values can be read (not while tracing a graph)
+            values = ops.convert_to_numpy(m)
+            if not np.isin(values, (0, 1)).all():
+                raise ValueError(
+                    "padding_mask must be boolean or 0/1 (True/1 = real token, False/0 = "
+                    f"padding), got values {np.unique(values)[:5]}"
+                )
+        m = ops.cast(m, "bool")
+    shape = tuple(m.shape)
+    if (
+        len(shape) != 2
+        or (None not in (batch, shape[0]) and shape[0] != batch)
+        or (None not in (t_k, shape[1]) and shape[1] != t_k)
+    ):
+        raise ValueError(
+            f"padding_mask must have shape [batch, T_k] = [{batch}, {t_k}] (True/1 = real token, "
+            f"one row per sequence of the keys), got shape {shape}"
+        )
+    return m[:, None, None, :]
+
+
+def attention_allowed(q, k, mask=None, padding_mask=None, use_causal_mask=False):
+    """The one place where masks are combined: ``[B or 1, h or 1, T_q, T_k]`` bool, or None.
+
+    allowed[b, h, i, j] = mask[b, h, i, j] ∧ padding_mask[b, j] ∧ (j ≤ i if use_causal_mask),
+    for query i and key j, each factor present only when given (None when none is). ``q`` is
+    ``[B, h, T_q, d_k]`` and ``k`` ``[B, h, T_k, d_k]`` (only their shapes are read). ``True`` =
+    may attend.
+
+    - ``mask``: an attention pattern ``[T_q, T_k]``, ``[B, T_q, T_k]`` or ``[B, h, T_q, T_k]``
+      (sizes may be 1). A rank-2 mask is refused when it could also be a ``[B, T_k]`` padding mask:
+      when B == T_q > 1, or when B or T_q is unknown (None, while tracing); pass ``padding_mask``
+      or a ``[1, T_q, T_k]`` mask instead.
+    - ``padding_mask``: ``[B, T_k]``, ``True``/1 = real token, ``False``/0 = padding; it blocks the
+      padded keys for every query and head.
+    - ``use_causal_mask``: block key j after query i (j > i).
+
+    A query whose keys are all blocked (a sequence of only padding, or padding ∧ causal leaving no
+    key) never gives NaN: `attend` fills blocked scores with −1e9 (−3e4 in float16), so such a row
+    has equal scores and uniform weights 1/T_k, and its output is the mean of the values; it is
+    meaningless, and a model ignores it (losses and pooling skip padded positions). Used by
+    `MultiHeadAttention.call`; lesson 05 §8 (padding) and lesson 04 §4 (the causal mask).
+    """
+    scores_shape = (q.shape[0], q.shape[1], q.shape[2], k.shape[2])
+    allowed = None
+    if mask is not None:
+        allowed = _keras_mask(mask, scores_shape)
+    if padding_mask is not None:
+        keys = _keras_padding(padding_mask, scores_shape[0], scores_shape[3])
+        allowed = keys if allowed is None else ops.logical_and(allowed, keys)
+    if use_causal_mask:
+        causal = _causal_allowed(ops.shape(q)[2], ops.shape(k)[2])
+        allowed = causal if allowed is None else ops.logical_and(allowed, causal)
+    return allowed
 
 
 def _causal_allowed(t_q, t_k):
@@ -388,7 +529,10 @@ class MultiHeadAttention(keras.layers.Layer):
         x: ``[batch, T_q, d_model]`` float tensor (the queries).
         context: optional ``[batch, T_k, d_model]`` (keys and values); defaults to ``x``.
         mask: optional boolean mask ``[T_q, T_k]``, ``[batch, T_q, T_k]`` or ``[batch, heads, T_q,
-            T_k]`` (sizes may be 1); ``True``/1 = may attend.
+            T_k]`` (sizes may be 1); ``True``/1 = may attend. A rank-2 mask is refused when batch ==
+            T_q > 1 (or either is unknown): it could be a ``[batch, T_k]`` padding mask.
+        padding_mask: optional ``[batch, T_k]`` key padding (``pad_and_truncate``'s mask):
+            ``True``/1 = real token, ``False``/0 = padding; for cross-attention: the context's.
         use_causal_mask: also block keys after the query (j > i), as in a GPT decoder.
         return_attention: also return the weights ``[batch, heads, T_q, T_k]``.
     """
@@ -450,10 +594,12 @@ class MultiHeadAttention(keras.layers.Layer):
         use_causal_mask=False,
         return_attention=False,
         training=None,
+        padding_mask=None,
     ):
         """Project ``x`` (and ``context``), split the heads, `attend`; lesson 05 §7.
 
-        ``mask``: ``True``/1 = may attend (see the class docstring for its shapes). Returns ``out
+        ``mask``: ``True``/1 = may attend; ``padding_mask [B, T_k]``: ``True``/1 = real token (see
+        the class docstring for their shapes; `attention_allowed` combines them). Returns ``out
         [B, T_q, d_model]``, and the weights ``[B, h, T_q, T_k]`` too when ``return_attention``.
         """
         check_sequence_input(x, "x (queries)", self.d_model)
@@ -473,13 +619,7 @@ class MultiHeadAttention(keras.layers.Layer):
         q = self.split_heads(self.wq(x))
         k = self.split_heads(self.wk(context))
         v = self.split_heads(self.wv(context))
-        t_q, t_k = ops.shape(q)[2], ops.shape(k)[2]
-        allowed = None
-        if mask is not None:
-            allowed = _keras_mask(mask, (x.shape[0], self.num_heads, x.shape[1], context.shape[1]))
-        if use_causal_mask:
-            causal = _causal_allowed(t_q, t_k)
-            allowed = causal if allowed is None else ops.logical_and(allowed, causal)
+        allowed = attention_allowed(q, k, mask, padding_mask, use_causal_mask)
         out, weights = self.attend(q, k, v, allowed, training)
         return (out, weights) if return_attention else out
 

@@ -115,6 +115,7 @@ def transformer_block(
     activation: str = "gelu",
     mask: Any = None,
     epsilon: float = 1e-5,
+    padding_mask: Any = None,
 ) -> dict[str, np.ndarray]:
     """NumPy reference of one Transformer block, pre-norm or post-norm, with every intermediate.
 
@@ -137,8 +138,10 @@ def transformer_block(
         norm_first: pre-norm if True, post-norm (the original paper, the thread) if False.
         activation: the FFN's ``"gelu"``, ``"gelu_tanh"`` or ``"relu"``.
         mask: optional attention mask (``True``/1 = may attend), e.g. ``causal_mask(T)``; shapes as
-            for `multi_head_attention`.
+            for `multi_head_attention` (a rank-2 mask with batch == T > 1 is refused as ambiguous).
         epsilon: LayerNorm's ε.
+        padding_mask: optional ``[batch, T]`` key padding, ``True``/1 = real token, ``False``/0 =
+            padding (``[1, T]`` without a batch); combined with ``mask`` by ∧.
 
     Returns:
         A dict of float64 arrays, in this order: ``"attn_in"`` (what attention reads: LN₁(x)
@@ -175,6 +178,7 @@ def transformer_block(
             num_heads,
             mask=mask,
             biases=biases,
+            padding_mask=padding_mask,
         )
     )
     s["residual_1"] = x + s["attn_out"]
@@ -209,6 +213,8 @@ class TransformerBlock(keras.layers.Layer):
 
     Call arguments: ``x [batch, T, d_model]``, optional ``context [batch, T_c, d_model]``, ``mask``
     (self-attention; ``True``/1 = may attend), ``context_mask`` (cross-attention, same convention),
+    ``padding_mask [batch, T]`` (x's padding, ``True``/1 = real token),
+    ``context_padding_mask [batch, T_c]`` (the context's padding, for cross-attention),
     ``use_causal_mask``, ``return_attention`` (also return the self-attention weights ``[batch,
     heads, T, T]``, and the cross-attention weights when there are some).
     """
@@ -288,11 +294,15 @@ class TransformerBlock(keras.layers.Layer):
         use_causal_mask=False,
         return_attention=False,
         training=None,
+        padding_mask=None,
+        context_padding_mask=None,
     ):
         """Self-attention, (cross-attention,) FFN, each a `sublayer`; lesson 07 §5, 08 §1.
 
-        ``mask`` and ``context_mask``: ``True``/1 = may attend. Returns ``y [batch, T, d_model]``,
-        and the attention weights too when ``return_attention`` (see the class docstring).
+        ``mask`` and ``context_mask``: ``True``/1 = may attend; ``padding_mask [batch, T]`` and
+        ``context_padding_mask [batch, T_c]``: ``True``/1 = real token. Returns ``y [batch, T,
+        d_model]``, and the attention weights too when ``return_attention`` (see the class
+        docstring).
         """
         check_sequence_input(x, "x", self.d_model)
         if context is not None and not self.cross_attention:
@@ -304,12 +314,18 @@ class TransformerBlock(keras.layers.Layer):
             raise ValueError(
                 "this block has a cross-attention sublayer: call it as block(x, context)"
             )
+        if context_padding_mask is not None and not self.cross_attention:
+            raise ValueError(
+                "context_padding_mask is the padding of a cross-attention context, but this block "
+                "has no cross-attention (cross_attention=False); use padding_mask for x's padding"
+            )
         h, w_self = self.sublayer(
             x,
             self.ln1,
             lambda t: self.attn(
                 t,
                 mask=mask,
+                padding_mask=padding_mask,
                 use_causal_mask=use_causal_mask,
                 return_attention=True,
                 training=training,
@@ -322,7 +338,12 @@ class TransformerBlock(keras.layers.Layer):
                 h,
                 self.ln_cross,
                 lambda t: self.cross(
-                    t, context, mask=context_mask, return_attention=True, training=training
+                    t,
+                    context,
+                    mask=context_mask,
+                    padding_mask=context_padding_mask,
+                    return_attention=True,
+                    training=training,
                 ),
                 training,
             )

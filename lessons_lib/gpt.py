@@ -104,17 +104,24 @@ class GPT(keras.Model):
             if not layer.built:  # a sublayer may have been called on its own already
                 layer.build(shape)
 
-    def call(self, ids, return_attention=False, training=None):
+    def call(self, ids, return_attention=False, training=None, padding_mask=None):
         """Embed, run the blocks (each with a causal mask), then `logits`; lesson 08 §1.
 
-        ``ids [batch, T]`` integer token ids (T ≤ max_len). Returns ``logits [batch, T,
-        vocab_size]``, and the attention weights of every block ``[batch, layers, heads, T, T]`` too
-        when ``return_attention``.
+        ``ids [batch, T]`` integer token ids (T ≤ max_len); optional ``padding_mask [batch, T]``,
+        ``True``/1 = real token, combined with the causal mask (a padded key is never attended to).
+        Returns ``logits [batch, T, vocab_size]``, and the attention weights of every block
+        ``[batch, layers, heads, T, T]`` too when ``return_attention``.
         """
         x = self.embed_drop(self.embed(ids), training=training)
         weights = []
         for block in self.blocks:
-            x, w = block(x, use_causal_mask=True, return_attention=True, training=training)
+            x, w = block(
+                x,
+                padding_mask=padding_mask,
+                use_causal_mask=True,
+                return_attention=True,
+                training=training,
+            )
             weights.append(w)
         logits = self.logits(x)
         if return_attention:

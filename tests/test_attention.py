@@ -419,3 +419,178 @@ def test_public_attend_split_and_merge_methods(rng):
     ref_out, ref_w = ours(x, return_attention=True)
     np.testing.assert_allclose(out, ref_out, atol=1e-6)
     np.testing.assert_allclose(w, ref_w, atol=1e-6)
+
+
+# --- key padding: padding_mask, the ambiguous rank-2 mask, fully padded rows ---------------------
+
+
+def _pad(lengths, t):
+    """A [batch, t] padding mask, True at the first lengths[b] positions of row b."""
+    return np.arange(t)[None, :] < np.asarray(lengths)[:, None]
+
+
+def test_padding_mask_with_batch_equal_to_t_matches_numpy_and_old_mask_is_refused(rng):
+    ours, x, _ = _random_mha(rng, b=4, t=4)
+    pad = _pad([4, 2, 3, 1], 4)  # [batch, T] == [T_q, T_k] in shape: the ambiguous case
+    out, w = ours(x, padding_mask=pad, return_attention=True)
+    ref_out, ref_w = _numpy_mha(ours, x, padding_mask=pad)
+    np.testing.assert_allclose(out, ref_out, atol=1e-5)
+    np.testing.assert_allclose(w, ref_w, atol=1e-6)
+    assert np.all(np.asarray(w)[1, :, :, 2:] == 0.0)  # the padded keys of sequence 1
+    # the same as the explicit, unambiguous [batch, T_q, T_k] attention mask
+    _, w3 = ours(x, mask=np.repeat(pad[:, None, :], 4, axis=1), return_attention=True)
+    np.testing.assert_array_equal(w, w3)
+    with pytest.raises(ValueError, match=r"ambiguous.*padding_mask=.*\[1, T_q, T_k\]"):
+        ours(x, mask=pad)
+    with pytest.raises(ValueError, match="ambiguous"):
+        _numpy_mha(ours, x, mask=pad)
+    # a [T_q, T_k] pattern is still accepted as [1, T_q, T_k], and as [T_q, T_k] when batch ≠ T_q
+    _, wc = ours(x, mask=causal_mask(4)[None], return_attention=True)
+    _, wc2 = ours(x, use_causal_mask=True, return_attention=True)
+    np.testing.assert_array_equal(wc, wc2)
+
+
+def test_padding_mask_with_batch_not_t_and_old_mask_gets_a_hint(rng):
+    ours, x, _ = _random_mha(rng, b=2, t=5)
+    pad = _pad([5, 3], 5)
+    out, w = ours(x, padding_mask=pad.astype("int32"), return_attention=True)  # 0/1 is accepted
+    ref_out, ref_w = _numpy_mha(ours, x, padding_mask=pad)
+    np.testing.assert_allclose(out, ref_out, atol=1e-5)
+    np.testing.assert_allclose(w, ref_w, atol=1e-6)
+    with pytest.raises(ValueError, match=r"T_q size is 2, expected 5.*padding_mask="):
+        ours(x, mask=pad)
+
+
+def test_mha_padding_mask_matches_keras_attention_mask(rng):
+    for t_k in (None, 7):  # self-attention, and cross-attention (padding of the context)
+        ours, x, ctx = _random_mha(rng, t_k=t_k, b=3, t=5)
+        keys = t_k or 5
+        pad = _pad([keys, 3, 1], keys)
+        theirs = keras.layers.MultiHeadAttention(2, key_dim=4)
+        theirs(x, x if ctx is None else ctx)
+        copy_to_keras_mha(ours, theirs)
+        attention_mask = np.repeat(pad[:, None, :], 5, axis=1)  # [B, T_q, T_k]
+        out, w = ours(x, ctx, padding_mask=pad, return_attention=True)
+        ref_out, ref_w = theirs(
+            x,
+            x if ctx is None else ctx,
+            attention_mask=attention_mask,
+            return_attention_scores=True,
+        )
+        np.testing.assert_allclose(out, ref_out, atol=1e-5)
+        np.testing.assert_allclose(w, ref_w, atol=1e-5)
+        if t_k is None:  # with the causal mask too
+            out, w = ours(x, padding_mask=pad, use_causal_mask=True, return_attention=True)
+            ref_out, ref_w = theirs(
+                x,
+                x,
+                attention_mask=attention_mask,
+                use_causal_mask=True,
+                return_attention_scores=True,
+            )
+            np.testing.assert_allclose(out, ref_out, atol=1e-5)
+            np.testing.assert_allclose(w, ref_w, atol=1e-5)
+
+
+def test_padding_mask_combines_with_causal_and_explicit_masks(rng):
+    ours, x, _ = _random_mha(rng, b=3, t=3)  # batch == T again
+    pad = _pad([3, 2, 1], 3)
+    pattern = np.ones((1, 3, 3), bool)
+    pattern[0, 2, 1] = False  # query 2 may not see key 1 (no row is fully blocked)
+    for kwargs, expected in (
+        ({"use_causal_mask": True}, pad[:, None, None, :] & causal_mask(3)),
+        ({"mask": pattern}, pad[:, None, None, :] & pattern[:, None]),
+    ):
+        _, w = ours(x, padding_mask=pad, return_attention=True, **kwargs)
+        ref_mask = np.broadcast_to(expected, (3, 1, 3, 3))[:, 0]
+        ref_out, ref_w = _numpy_mha(ours, x, mask=ref_mask)
+        np.testing.assert_allclose(w, ref_w, atol=1e-6)
+        assert np.all(np.asarray(w)[~np.broadcast_to(expected, w.shape)] == 0.0)
+    # the NumPy reference combines them the same way
+    ref_out, ref_w = _numpy_mha(ours, x, mask=pattern, padding_mask=pad)
+    _, w = ours(x, mask=pattern, padding_mask=pad, return_attention=True)
+    np.testing.assert_allclose(w, ref_w, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_fully_padded_row_is_finite_and_uniform(dtype, rng):
+    ours, x, _ = _random_mha(rng, b=2, t=4)
+    if dtype == "float16":
+        ours = MultiHeadAttention(8, 2, dtype="float16")
+        ours(x.astype("float16"))
+    x = x.astype(dtype)
+    pad = _pad([4, 0], 4)  # the second sequence is only padding
+    out, w = ours(x, padding_mask=pad, return_attention=True)
+    assert np.all(np.isfinite(np.asarray(out, np.float32)))
+    np.testing.assert_allclose(np.asarray(w, np.float32)[1], 0.25, atol=1e-3)  # uniform row
+    # a query whose every key is blocked (padding ∧ causal): finite as well
+    _, w = ours(x, padding_mask=_pad([4, 0], 4), use_causal_mask=True, return_attention=True)
+    assert np.all(np.isfinite(np.asarray(w, np.float32)))
+    ref_out, ref_w = _numpy_mha(ours, x, padding_mask=pad) if dtype == "float32" else (0, 0)
+    assert np.all(np.isfinite(ref_out))
+
+
+@pytest.mark.parametrize("t_k", [None, 6])
+def test_mha_padding_invariance(t_k, rng):
+    """Appending padding leaves every real position's output unchanged (to 1e-6)."""
+    ours, x, ctx = _random_mha(rng, t_k=t_k, b=3, t=5)
+    keys = 5 if ctx is None else t_k
+    lengths = [keys, 3, 1]
+    pad = _pad(lengths, keys)
+    out = np.asarray(ours(x, ctx, padding_mask=pad))
+    extra = rng.normal(size=(3, 4, 8)).astype("float32")  # 4 more padding positions, any values
+    if ctx is None:
+        x2, ctx2 = np.concatenate([x, extra], axis=1), None
+        out2 = np.asarray(ours(x2, padding_mask=_pad(lengths, keys + 4)))[:, :5]
+    else:
+        ctx2 = np.concatenate([ctx, extra], axis=1)
+        out2 = np.asarray(ours(x, ctx2, padding_mask=_pad(lengths, keys + 4)))
+    real_queries = pad if ctx is None else np.ones((3, 5), bool)
+    np.testing.assert_allclose(out2[real_queries], out[real_queries], atol=1e-6)
+    # the padding values themselves do not matter either
+    if ctx is None:
+        x3 = np.where(pad[:, :, None], x, 1e3 * extra[:, :1])
+        out3 = np.asarray(ours(x3, padding_mask=pad))
+        np.testing.assert_allclose(out3[pad], out[pad], atol=1e-5)
+
+
+def test_bad_padding_masks_are_refused(rng):
+    ours, x, ctx = _random_mha(rng, b=2, t=5, t_k=7)
+    pad = _pad([5, 3], 5)
+    with pytest.raises(ValueError, match=r"padding_mask must have shape \[batch, T_k\] = \[2, 5\]"):
+        ours(x, padding_mask=pad[0])  # rank 1
+    with pytest.raises(ValueError, match=r"\[batch, T_k\] = \[2, 5\].*got shape \(2, 1, 5\)"):
+        ours(x, padding_mask=pad[:, None])  # rank 3
+    with pytest.raises(ValueError, match=r"\[batch, T_k\] = \[2, 5\].*got shape \(1, 5\)"):
+        ours(x, padding_mask=pad[:1])  # wrong batch
+    with pytest.raises(ValueError, match=r"\[batch, T_k\] = \[2, 5\].*got shape \(2, 4\)"):
+        ours(x, padding_mask=pad[:, :4])  # wrong length
+    with pytest.raises(ValueError, match=r"\[batch, T_k\] = \[2, 7\]"):
+        ours(x, ctx, padding_mask=pad)  # cross-attention: the context's keys
+    with pytest.raises(ValueError, match=r"boolean or 0/1.*values \[0 1 2\]"):
+        ours(x, padding_mask=pad.astype(int) * np.array([[1], [2]]))
+    with pytest.raises(ValueError, match=r"boolean or 0/1.*dtype string"):
+        ours(x, padding_mask=np.full((2, 5), "yes"))
+    w = [np.eye(8)] * 4
+    with pytest.raises(ValueError, match=r"padding_mask must have shape \[batch, T_k\] = \[2, 5\]"):
+        multi_head_attention(x, *w, 2, padding_mask=pad[:, :4])
+    with pytest.raises(ValueError, match=r"boolean or 0/1.*values \[0 2\]"):
+        multi_head_attention(x, *w, 2, padding_mask=pad * 2)
+
+
+def test_rank2_mask_is_refused_when_batch_is_unknown():
+    ours = MultiHeadAttention(8, 2)
+    ours(np.zeros((1, 3, 8), "float32"))
+    fn = tf.function(
+        lambda x: ours(x, mask=causal_mask(3)), input_signature=[tf.TensorSpec((None, 3, 8))]
+    )
+    with pytest.raises(ValueError, match="ambiguous.*unknown"):
+        fn(np.zeros((2, 3, 8), "float32"))
+    # the causal path and padding_mask trace fine with an unknown batch
+    fn2 = tf.function(
+        lambda x, p: ours(x, padding_mask=p, use_causal_mask=True),
+        input_signature=[tf.TensorSpec((None, 3, 8)), tf.TensorSpec((None, 3), tf.bool)],
+    )
+    x = np.random.default_rng(0).normal(size=(2, 3, 8)).astype("float32")
+    p = _pad([3, 2], 3)
+    np.testing.assert_allclose(fn2(x, p), ours(x, padding_mask=p, use_causal_mask=True), atol=1e-6)

@@ -255,3 +255,75 @@ def test_layers_build_after_a_sublayer_was_used_alone(rng):
 def test_negative_epsilon_is_refused_by_the_block():
     with pytest.raises(ValueError, match="epsilon must be >= 0"):
         TransformerBlock(4, 2, 8, epsilon=-1.0)
+
+
+# --- key padding (padding_mask, context_padding_mask) --------------------------------------------
+
+
+def _pad(lengths, t):
+    return np.arange(t)[None, :] < np.asarray(lengths)[:, None]
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_block_padding_mask_with_batch_equal_to_t_matches_numpy(norm_first, rng):
+    block = _random_block(rng, norm_first=norm_first)
+    x = rng.normal(size=(4, 4, 8)).astype("float32")
+    pad = _pad([4, 2, 3, 1], 4)  # [batch, T] has the shape of [T_q, T_k] here
+    y, w = block(x, padding_mask=pad, return_attention=True)
+    ref = transformer_block(
+        x.astype(np.float64), block_weights(block), 2, norm_first=norm_first, padding_mask=pad
+    )
+    np.testing.assert_allclose(y, ref["block_out"], atol=1e-5)
+    np.testing.assert_allclose(w, ref["weights"], atol=1e-6)
+    assert np.all(ref["weights"][1, :, :, 2:] == 0.0)
+    with pytest.raises(ValueError, match="ambiguous.*padding_mask="):
+        block(x, mask=pad)
+    with pytest.raises(ValueError, match="ambiguous.*padding_mask="):
+        transformer_block(x, block_weights(block), 2, mask=pad)
+    # with the causal mask too, against the reference given both
+    y, w = block(x, padding_mask=pad, use_causal_mask=True, return_attention=True)
+    ref = transformer_block(
+        x.astype(np.float64),
+        block_weights(block),
+        2,
+        norm_first=norm_first,
+        mask=causal_mask(4)[None],  # [1, T, T]: a rank-2 mask would be ambiguous here
+        padding_mask=pad,
+    )
+    np.testing.assert_allclose(y, ref["block_out"], atol=1e-5)
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_block_padding_invariance_and_fully_padded_row(norm_first, rng):
+    block = _random_block(rng, norm_first=norm_first)
+    x = rng.normal(size=(3, 5, 8)).astype("float32")
+    lengths = [5, 3, 0]  # the last sequence is only padding
+    y = np.asarray(block(x, padding_mask=_pad(lengths, 5)))
+    assert np.all(np.isfinite(y))
+    extra = rng.normal(size=(3, 3, 8)).astype("float32")
+    y2 = np.asarray(block(np.concatenate([x, extra], 1), padding_mask=_pad(lengths, 8)))[:, :5]
+    real = _pad(lengths, 5)
+    np.testing.assert_allclose(y2[real], y[real], atol=1e-6)
+
+
+def test_block_context_padding_mask(rng):
+    block = TransformerBlock(8, 2, 16, cross_attention=True)
+    x = rng.normal(size=(2, 4, 8)).astype("float32")
+    ctx = rng.normal(size=(2, 6, 8)).astype("float32")
+    block(x, ctx)
+    for wt in block.weights:
+        wt.assign(wt + rng.normal(size=wt.shape) * 0.3)
+    cpad = _pad([6, 2], 6)
+    y, _, w_cross = block(x, ctx, context_padding_mask=cpad, return_attention=True)
+    assert np.all(np.asarray(w_cross)[1, :, :, 2:] == 0.0)
+    ctx2 = np.concatenate([ctx, rng.normal(size=(2, 3, 8)).astype("float32")], 1)
+    y2 = block(x, ctx2, context_padding_mask=_pad([6, 2], 9))
+    np.testing.assert_allclose(y2, y, atol=1e-6)
+    # the same as the explicit [batch, T_q, T_c] context mask
+    y3 = block(x, ctx, context_mask=np.repeat(cpad[:, None], 4, axis=1))
+    np.testing.assert_allclose(y3, y, atol=1e-6)
+    plain = _random_block(rng)
+    with pytest.raises(ValueError, match="context_padding_mask.*no cross-attention"):
+        plain(x, context_padding_mask=cpad)
+    with pytest.raises(ValueError, match=r"padding_mask must have shape \[batch, T_k\] = \[2, 6\]"):
+        block(x, ctx, context_padding_mask=cpad[:, :4])

@@ -50,3 +50,27 @@ def test_gpt_param_count_bad_input(kwargs, msg):
     args = {"vocab_size": 10, "max_len": 8, "d_model": 4, "num_layers": 1, **kwargs}
     with pytest.raises(ValueError, match=msg):
         gpt_param_count(**args)
+
+
+def _pad(lengths, t):
+    return np.arange(t)[None, :] < np.asarray(lengths)[:, None]
+
+
+def test_gpt_padding_mask_batch_equal_to_t_invariance_and_fully_padded_row(rng):
+    model = GPT(vocab_size=11, max_len=10, d_model=16, num_heads=4, num_layers=2)
+    ids = rng.integers(1, 11, size=(5, 5))  # batch == T
+    lengths = [5, 3, 1, 4, 0]  # the last row is only padding
+    pad = _pad(lengths, 5)
+    ids = np.where(pad, ids, 0)
+    logits, w = model(ids, padding_mask=pad, return_attention=True)
+    assert np.all(np.isfinite(np.asarray(logits)))
+    assert np.all(np.asarray(w)[1, :, :, :, 3:] == 0.0)  # padded keys get no weight
+    # causal ∧ padding: with right padding, the real positions are those of the causal model alone
+    plain = np.asarray(model(ids))
+    np.testing.assert_allclose(np.asarray(logits)[pad], plain[pad], atol=1e-6)
+    # appending more padding changes no real position
+    longer = np.concatenate([ids, np.zeros((5, 4), ids.dtype)], axis=1)
+    logits2 = np.asarray(model(longer, padding_mask=_pad(lengths, 9)))[:, :5]
+    np.testing.assert_allclose(logits2[pad], np.asarray(logits)[pad], atol=1e-6)
+    with pytest.raises(ValueError, match=r"padding_mask must have shape \[batch, T_k\] = \[5, 5\]"):
+        model(ids, padding_mask=pad[:, :4])
