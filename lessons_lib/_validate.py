@@ -66,6 +66,23 @@ def non_negative_float(value: Any, name: str, upper: float | None = None) -> flo
     return v
 
 
+def bool_mask(m: np.ndarray, name: str, meaning: str) -> np.ndarray:
+    """A mask as booleans: a boolean array as it is, an integer/float array of 0s and 1s converted.
+
+    Anything else (other values, strings) is refused with a message naming ``name``, what True/1
+    means there (``meaning``), and the dtype and values it got.
+    """
+    m = np.asarray(m)
+    if m.dtype == bool:
+        return m
+    if m.dtype.kind not in "biuf" or not np.isin(m, (0, 1)).all():
+        raise ValueError(
+            f"{name} must be boolean or 0/1 ({meaning}), got dtype {m.dtype} with values "
+            f"{np.unique(m)[:5]}"
+        )
+    return m.astype(bool)
+
+
 def read_weights(slots: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """``{name: variable or None}`` → ``{name: float64 copy of its value}``, skipping the Nones."""
     return {

@@ -36,6 +36,7 @@ import numpy as np
 
 from lessons_lib._backend import keras, ops, tf
 from lessons_lib._validate import (
+    bool_mask,
     describe,
     float_array,
     non_negative_float,
@@ -43,6 +44,8 @@ from lessons_lib._validate import (
     positive_int,
 )
 
+MAY_ATTEND = "True/1 = may attend"  # what a mask's True means, in error messages
+REAL_TOKEN = "True/1 = real token, False/0 = padding"  # ... and a padding mask's
 MASKED_SCORE = -1e9  # what a blocked score becomes; exp(-1e9 - max) underflows to exactly 0
 
 
@@ -75,13 +78,7 @@ def _mask_array(mask: Any) -> np.ndarray:
 
 
 def _check_mask(mask: Any, scores_shape: tuple[int, ...]) -> np.ndarray:
-    m = _mask_array(mask)
-    if m.dtype != bool:
-        if not np.isin(m, (0, 1)).all():
-            raise ValueError(
-                f"mask must be boolean or 0/1 (True/1 = may attend), got values {np.unique(m)[:5]}"
-            )
-        m = m.astype(bool)
+    m = bool_mask(_mask_array(mask), "mask", MAY_ATTEND)
     try:
         np.broadcast_shapes(m.shape, scores_shape)
     except ValueError:
@@ -233,14 +230,7 @@ def _refuse_ambiguous_mask(shape: tuple, batch: Any, t_q: Any) -> None:
 
 def _padding_array(padding_mask: Any, batch: int | None, t_k: int) -> np.ndarray:
     """A ``[batch, T_k]`` padding mask (True/1 = real token) checked, as booleans."""
-    m = _mask_array(padding_mask)
-    if m.dtype != bool:
-        if m.dtype.kind not in "biuf" or not np.isin(m, (0, 1)).all():
-            raise ValueError(
-                "padding_mask must be boolean or 0/1 (True/1 = real token, False/0 = padding), "
-                f"got dtype {m.dtype} with values {np.unique(m)[:5]}"
-            )
-        m = m.astype(bool)
+    m = bool_mask(_mask_array(padding_mask), "padding_mask", REAL_TOKEN)
     want = f"[batch, T_k] = [{'batch' if batch is None else batch}, {t_k}]"
     if m.ndim != 2 or (batch is not None and m.shape[0] != batch) or m.shape[1] != t_k:
         raise ValueError(
@@ -428,16 +418,10 @@ def _keras_padding(padding_mask: Any, batch: int | None, t_k: int | None) -> Any
     if dtype != "bool":
         if not any(k in dtype for k in ("int", "float")):
             raise ValueError(
-                "padding_mask must be boolean or 0/1 (True/1 = real token, False/0 = padding), "
-                f"got dtype {dtype}"
+                f"padding_mask must be boolean or 0/1 ({REAL_TOKEN}), got dtype {dtype}"
             )
         if tf.executing_eagerly():  # the values can be read (not while tracing a graph)
-            values = ops.convert_to_numpy(m)
-            if not np.isin(values, (0, 1)).all():
-                raise ValueError(
-                    "padding_mask must be boolean or 0/1 (True/1 = real token, False/0 = "
-                    f"padding), got values {np.unique(values)[:5]}"
-                )
+            bool_mask(ops.convert_to_numpy(m), "padding_mask", REAL_TOKEN)
         m = ops.cast(m, "bool")
     shape = tuple(m.shape)
     if (

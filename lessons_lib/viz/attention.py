@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from lessons_lib._validate import describe, float_array
+from lessons_lib._validate import bool_mask, describe, float_array
 from lessons_lib.viz._base import (
     BLUES,
     HIGHLIGHT,
@@ -637,11 +637,7 @@ def _resolve_mask(mask: Any, w: np.ndarray, atol: float) -> tuple[np.ndarray | N
                 f"mask must have shape [T_q, T_k] = ({t_q}, {t_k}) (True/1 = may attend), "
                 f"got shape {m.shape}"
             )
-        if m.dtype != bool:
-            if not np.isin(m, (0, 1)).all():
-                raise ValueError("mask must be boolean or 0/1 (True/1 = may attend)")
-            m = m.astype(bool)
-        allowed, kind = m, "custom"
+        allowed, kind = bool_mask(m, "mask", "True/1 = may attend"), "custom"
     leaked = (w > atol) & ~allowed
     if leaked.any():
         layer, h, q, k = (int(i) for i in np.argwhere(leaked)[0])
