@@ -86,6 +86,10 @@ _EXPORTS: dict[str, str] = {
     "sample_next": "generation",
     "top_k_filter": "generation",
     "top_p_filter": "generation",
+    # lessons 11-12: the encoder
+    "Encoder": "encoder",
+    "encoder_forward": "encoder",
+    "encoder_param_count": "encoder",
     # interactive views (lessons 03, 04, 05, 08, 09)
     "AttentionExplorer": "viz",
     "PositionalExplorer": "viz",
