@@ -86,6 +86,15 @@ _EXPORTS: dict[str, str] = {
     "sample_next": "generation",
     "top_k_filter": "generation",
     "top_p_filter": "generation",
+    # lessons 11-12: data
+    "BabiData": "data",
+    "BabiQuestion": "data",
+    "TextClassificationData": "data",
+    "TextSplit": "data",
+    "load_babi": "data",
+    "load_sentiment_sentences": "data",
+    "load_sms_spam": "data",
+    "stratified_split": "data",
     # lessons 11-12: the encoder
     "Encoder": "encoder",
     "encoder_forward": "encoder",
