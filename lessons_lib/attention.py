@@ -656,6 +656,28 @@ class MultiHeadAttention(keras.layers.Layer):
         out, _ = self.attend(q, k_cache, v_cache, allowed)
         return out, (k_cache, v_cache)
 
+    def context_cache(self, context):
+        """Cross-attention's keys and values ``(k, v)``, each ``[B, heads, T_c, d_k]``.
+
+        ``context [B, T_c, d_model]`` is the encoder's output: it does not change while the decoder
+        writes, so its keys and values are computed once per source sentence and every decoding
+        step reads them (`attend_to_context`). Lesson 13's cached translation uses it.
+        """
+        check_sequence_input(context, "context (keys/values)", self.d_model)
+        return self.split_heads(self.wk(context)), self.split_heads(self.wv(context))
+
+    def attend_to_context(self, x, k, v, padding_mask=None):
+        """Cross-attention from ``x [B, T_q, d_model]`` to cached keys and values of a context.
+
+        ``k``, ``v`` come from `context_cache`; ``padding_mask [B, T_c]`` is the context's padding
+        (``True`` = real token). Equals ``self(x, context, padding_mask=padding_mask)`` without
+        projecting the context again. Returns ``(out [B, T_q, d_model], weights [B, h, T_q,
+        T_c])``.
+        """
+        check_sequence_input(x, "x (queries)", self.d_model)
+        q = self.split_heads(self.wq(x))
+        return self.attend(q, k, v, attention_allowed(q, k, padding_mask=padding_mask))
+
     def compute_mask(self, x, mask=None):
         # the output carries no mask: `mask` was an attention mask, not a padding mask of x
         return None

@@ -355,25 +355,61 @@ class TransformerBlock(keras.layers.Layer):
         return (y, w_self, w_cross) if self.cross_attention else (y, w_self)
 
     # --- incremental decoding (lesson 10): the same sublayers, attention using a KV cache -------
-    def prefill(self, x):
+    def prefill(self, x, context=None, context_padding_mask=None):
         """Causal forward over ``x [B, T, d]``, also returning this block's keys and values.
 
-        Returns ``(y, (k, v))``. Lesson 10 §5 (the KV cache).
+        Returns ``(y, (k, v))``. A cross-attention block needs the ``context [B, T_c, d]`` (and
+        its ``context_padding_mask [B, T_c]``) and returns ``(y, (k, v), (k_c, v_c))``: the
+        context's keys and values, computed once here and passed to every `decode_step`. Lesson 10
+        §5 (the KV cache); lesson 13 (the decoder's cache).
         """
+        self._check_context(context, context_padding_mask, "prefill")
         h, kv = self.sublayer(x, self.ln1, self.attn.prefill, training=False)
+        if not self.cross_attention:
+            y, _ = self.sublayer(h, self.ln2, lambda t: (self.ffn(t), None), training=False)
+            return y, kv
+        context_kv = self.cross.context_cache(context)
+        h, _ = self.sublayer(
+            h,
+            self.ln_cross,
+            lambda t: self.cross.attend_to_context(t, *context_kv, context_padding_mask),
+            training=False,
+        )
         y, _ = self.sublayer(h, self.ln2, lambda t: (self.ffn(t), None), training=False)
-        return y, kv
+        return y, kv, context_kv
 
-    def decode_step(self, x, k_cache, v_cache, pos):
+    def decode_step(self, x, k_cache, v_cache, pos, context_kv=None, context_padding_mask=None):
         """One new position ``x [B, 1, d]`` at index ``pos``; returns ``(y, (k_cache, v_cache))``.
 
-        Lesson 10 §5 (the KV cache).
+        A cross-attention block also needs ``context_kv``, the ``(k_c, v_c)`` that `prefill`
+        returned (and the same ``context_padding_mask``). Lesson 10 §5 (the KV cache).
         """
+        self._check_context(context_kv, context_padding_mask, "decode_step", "context_kv")
         h, kv = self.sublayer(
             x, self.ln1, lambda t: self.attn.decode_step(t, k_cache, v_cache, pos), training=False
         )
+        if self.cross_attention:
+            h, _ = self.sublayer(
+                h,
+                self.ln_cross,
+                lambda t: self.cross.attend_to_context(t, *context_kv, context_padding_mask),
+                training=False,
+            )
         y, _ = self.sublayer(h, self.ln2, lambda t: (self.ffn(t), None), training=False)
         return y, kv
+
+    def _check_context(self, context, padding, method: str, name: str = "context") -> None:
+        """A cross-attention block must get its context; a self-attention block must not."""
+        if self.cross_attention and context is None:
+            raise ValueError(
+                f"this block has a cross-attention sublayer: {method} needs {name} (without it "
+                "the cross-attention would be skipped and the output wrong)"
+            )
+        if not self.cross_attention and (context is not None or padding is not None):
+            raise ValueError(
+                f"this block has no cross-attention (cross_attention=False): {method} takes no "
+                f"{name} or context_padding_mask"
+            )
 
     def compute_mask(self, x, mask=None):
         # the output carries no mask: `mask` was an attention mask, not a padding mask of x

@@ -327,3 +327,48 @@ def test_block_context_padding_mask(rng):
         plain(x, context_padding_mask=cpad)
     with pytest.raises(ValueError, match=r"padding_mask must have shape \[batch, T_k\] = \[2, 6\]"):
         block(x, ctx, context_padding_mask=cpad[:, :4])
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_cross_attention_cache_equals_full_recomputation(norm_first, rng):
+    """prefill on a prefix, then decode_step per position: the same outputs as one full causal call,
+    cross-attention included (it used to be skipped silently)."""
+    block = TransformerBlock(8, 2, 16, norm_first=norm_first, cross_attention=True)
+    x = rng.normal(size=(2, 6, 8)).astype("float32")
+    ctx = rng.normal(size=(2, 5, 8)).astype("float32")
+    block(x, ctx)
+    for wt in block.weights:
+        wt.assign(wt + rng.normal(size=wt.shape) * 0.3)
+    cpad = _pad([5, 3], 5)
+    full = block(x, ctx, use_causal_mask=True, context_padding_mask=cpad).numpy()
+    y, (k, v), context_kv = block.prefill(x[:, :2], ctx, context_padding_mask=cpad)
+    np.testing.assert_allclose(y.numpy(), full[:, :2], atol=1e-5)
+    max_len = 6
+    k_cache = np.zeros((2, 2, max_len, 4), "float32")
+    v_cache = np.zeros((2, 2, max_len, 4), "float32")
+    k_cache[:, :, :2], v_cache[:, :, :2] = k.numpy(), v.numpy()
+    for pos in range(2, 6):
+        y, (k_cache, v_cache) = block.decode_step(
+            x[:, pos : pos + 1], k_cache, v_cache, pos, context_kv, context_padding_mask=cpad
+        )
+        np.testing.assert_allclose(y.numpy()[:, 0], full[:, pos], atol=1e-5)
+    # the cache really holds the context: a wrong context gives other outputs
+    other = block.cross.context_cache(ctx[::-1].copy())
+    y_other, _ = block.decode_step(x[:, 5:6], k_cache, v_cache, 5, other, cpad)
+    assert np.abs(y_other.numpy()[:, 0] - full[:, 5]).max() > 1e-3
+
+
+def test_cached_calls_refuse_a_missing_or_unexpected_context(rng):
+    cross = TransformerBlock(8, 2, 16, cross_attention=True)
+    x = rng.normal(size=(1, 3, 8)).astype("float32")
+    cross(x, x)
+    with pytest.raises(ValueError, match="prefill needs context"):
+        cross.prefill(x)
+    cache = np.zeros((1, 2, 4, 4), "float32")
+    with pytest.raises(ValueError, match="decode_step needs context_kv"):
+        cross.decode_step(x[:, :1], cache, cache, 0)
+    plain = _random_block(rng)
+    with pytest.raises(ValueError, match="prefill takes no context"):
+        plain.prefill(x, x)
+    with pytest.raises(ValueError, match="decode_step takes no context_kv"):
+        plain.decode_step(x[:, :1], cache[:, :, :, :4], cache, 0, context_padding_mask=[[True]])
