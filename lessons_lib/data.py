@@ -25,6 +25,8 @@ The data sets:
   Sentences (`SENTIMENT_AMAZON`, `SENTIMENT_IMDB`, `SENTIMENT_YELP`, `load_sentiment_sentences`):
   text classification, lesson 11 §1.
 * bAbI task 1 (`BABI_QA1_TRAIN`, `BABI_QA1_TEST`, `load_babi`): question answering, lesson 12 §1.
+* Tatoeba's Spanish–English sentence pairs (`SPA_ENG`, `load_spa_eng`): machine translation,
+  lesson 13 §1, split by English sentence with all Spanish references of each.
 
 The classification sets are cut into train / validation / test by `stratified_split`, a seeded
 split that depends on nothing but the data (no random-number generator): within each class c, with
@@ -85,6 +87,10 @@ __all__ = [
     "BabiQuestion",
     "BabiData",
     "load_babi",
+    "SPA_ENG",
+    "TranslationSplit",
+    "TranslationData",
+    "load_spa_eng",
 ]
 
 #: Environment variable naming the folder that holds (or receives) the data files.
@@ -229,6 +235,24 @@ BABI_QA1_TEST = Dataset(
     url=_BABI_BASE + "qa1_single-supporting-fact_test.txt",
     sha256="809e52cc3c57ac66bf5a7268636a24e15ad1552d9b9bdac0eaca1680da9722e9",
     size=94_478,
+)
+
+#: Tatoeba's Spanish–English sentence pairs (tatoeba.org via www.manythings.org/anki, file dated
+#: 2018-05-13; CC BY 2.0 FR; the set the Keras and TensorFlow translation examples use): 118,964
+#: pairs ``English<TAB>Spanish``, one a line, 102,904 distinct English sentences. The member
+#: ``spa-eng/spa.txt`` of ``spa-eng.zip`` (2,767,131 bytes) in the GitHub repository
+#: Hoangduc212001/hoang at a fixed commit. Attribution: www.manythings.org/anki and tatoeba.org;
+#: the data contains some translation errors (Tatoeba's own warning). Lesson 13 §1.
+SPA_ENG = Dataset(
+    name="Tatoeba Spanish-English pairs",
+    filename="spa-eng.txt",
+    url=(
+        "https://raw.githubusercontent.com/Hoangduc212001/hoang/"
+        "2cfd26f9551f5c2d614e8000500891801840a438/spa-eng.zip"
+    ),
+    sha256="6ec60e212f812ee3430f7568ea6f33b6fb080e32193c5952e8da0ee8ba45574c",
+    size=8_042_772,
+    member="spa-eng/spa.txt",
 )
 
 
@@ -1198,4 +1222,210 @@ def load_babi(
         train=questions(train_stories, train_ids),
         val=questions(train_stories, val_ids),
         test=questions(test_stories, range(len(test_stories))),
+    )
+
+
+# --- machine translation (lesson 13) -------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class TranslationSplit:
+    """One split (train, val or test) of a translation set: one record per source sentence with
+    all its references (what `load_spa_eng` returns; lesson 13 §1).
+
+    Attributes:
+        sources: the distinct English sentences of the split, in file order.
+        references: for each source, all its Spanish translations in file order (1 to 24 of them),
+            as a tuple: the references of multi-reference BLEU.
+        indices: each source's position among the distinct English sentences of the whole file
+            (first-occurrence order), ``int64`` ``[n]`` (read-only).
+    """
+
+    sources: list[str]
+    references: list[tuple[str, ...]]
+    indices: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.sources)
+        if len(self.references) != n or len(self.indices) != n:
+            raise ValueError(
+                f"TranslationSplit needs one entry per source ({n} sources), got "
+                f"{len(self.references)} references and {len(self.indices)} indices"
+            )
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    @property
+    def n_pairs(self) -> int:
+        """The number of (source, reference) pairs: ∑ over sources of its number of references."""
+        return sum(len(r) for r in self.references)
+
+    def pairs(self) -> tuple[list[str], list[str]]:
+        """``(sources, targets)``, one entry per pair (a source repeated once per reference).
+
+        What a model trains on: every translation of a training sentence is one training example.
+        """
+        sources = [s for s, refs in zip(self.sources, self.references) for _ in refs]
+        targets = [t for refs in self.references for t in refs]
+        return sources, targets
+
+    def __repr__(self) -> str:
+        return f"TranslationSplit({len(self):,} sentences, {self.n_pairs:,} pairs)"
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class TranslationData:
+    """A parallel corpus cut into train / val / test by source sentence (what `load_spa_eng`
+    returns; lesson 13 §1).
+
+    Attributes:
+        name: the data set's name.
+        source_language, target_language: ``"en"`` and ``"es"``.
+        train, val, test: the three `TranslationSplit` s; no English sentence is in two of them.
+        max_source_words: the restriction applied (``None``: every sentence).
+    """
+
+    name: str
+    source_language: str
+    target_language: str
+    train: TranslationSplit
+    val: TranslationSplit
+    test: TranslationSplit
+    max_source_words: int | None = None
+
+    def __repr__(self) -> str:
+        words = "" if self.max_source_words is None else f" ≤ {self.max_source_words} words"
+        return (
+            f"TranslationData({self.name!r}, {self.source_language} → {self.target_language}"
+            f"{words}: train {len(self.train):,} / val {len(self.val):,} / test "
+            f"{len(self.test):,} sentences ({self.train.n_pairs:,} / {self.val.n_pairs:,} / "
+            f"{self.test.n_pairs:,} pairs))"
+        )
+
+
+_SPA_ENG_COUNTS = (118_964, 102_904)  # pairs, distinct English sentences
+
+
+def _parse_spa_eng(path: Path, dataset: Dataset) -> tuple[list[str], list[list[str]]]:
+    """The distinct English sentences in first-occurrence order, and each one's Spanish sentences
+    in file order."""
+    references: dict[str, list[str]] = {}
+    n = 0
+    for number, line in enumerate(_lines(path), start=1):
+        fields = line.split("\t")
+        if len(fields) != 2 or not all(f.strip() for f in fields):
+            raise _format_error(
+                dataset,
+                path,
+                f"line {number}: expected 'English<TAB>Spanish' (two non-empty fields), got "
+                f"{line[:60]!r}",
+            )
+        english, spanish = (f.strip() for f in fields)
+        references.setdefault(english, []).append(spanish)
+        n += 1
+    if (n, len(references)) != _SPA_ENG_COUNTS:
+        raise _format_error(
+            dataset,
+            path,
+            f"expected {_SPA_ENG_COUNTS[0]:,} pairs ({_SPA_ENG_COUNTS[1]:,} distinct English "
+            f"sentences), got {n:,} pairs ({len(references):,} distinct English sentences)",
+        )
+    return list(references), list(references.values())
+
+
+def load_spa_eng(
+    cache_dir: str | os.PathLike[str] | None = None,
+    url: str | None = None,
+    progress: bool = True,
+    *,
+    max_source_words: int | None = None,
+    fractions: Sequence[float] = _SPLIT_FRACTIONS,
+    seed: int = 0,
+) -> TranslationData:
+    """Tatoeba's Spanish–English sentence pairs (tatoeba.org via www.manythings.org/anki, CC BY
+    2.0 FR), English → Spanish, cut into train / val / test by English sentence. Used in lesson 13
+    §1.
+
+    Each line is ``English<TAB>Spanish`` (118,964 pairs). One English sentence may have several
+    Spanish translations (102,904 distinct English sentences; "I could kill you." has 24): a split
+    of the pairs would put some translations of a test sentence into training, so the split is of
+    the distinct English sentences, each with all its translations, which are also the references
+    for multi-reference BLEU. The direction is English → Spanish because that side groups the
+    references (the Spanish side has 113,322 distinct sentences, far fewer with several English
+    translations).
+
+    The split is `stratified_split` with one class and the English sentences as keys
+    (``group_equal_keys``: a sentence's rank is sha256(f"{seed}:{sentence}"), which depends on its
+    text alone). With the defaults (80 / 10 / 10, seed 0): train 82,323 / val 10,291 / test 10,290
+    sentences (95,248 / 11,826 / 11,890 pairs).
+
+    ``max_source_words`` keeps only the sentences of at most that many English words (split at
+    whitespace, ``len(english.split())``, punctuation attached: "Tom isn't here." has 3). The
+    restriction is applied after the split, so each restricted split is a subset of the full one
+    and a sentence never changes split. With ``max_source_words=5`` (the lesson's CPU budget):
+    41,905 sentences, 50,973 pairs — train 33,492 / val 4,236 / test 4,177 sentences (40,786 /
+    5,099 / 5,088 pairs).
+
+    The file is the member ``spa-eng/spa.txt`` of a zip archive: on first use the archive is
+    downloaded, the member extracted, checked against its sha256 and cached as ``spa-eng.txt``
+    (see `fetch`).
+
+    Args:
+        cache_dir: folder holding ``spa-eng.txt``; default ``$LESSONS_DATA_DIR`` or the per-user
+            cache folder.
+        url: a mirror of the zip archive, e.g. TensorFlow's ``spa-eng.zip`` (the member's bytes
+            are checked against the same sha256; on a mismatch nothing is cached and the error
+            says where the pinned archive is).
+        progress: show a progress bar while downloading.
+        max_source_words: keep only English sentences of at most this many words; ``None``
+            keeps all.
+        fractions: the train, val and test shares (of the English sentences).
+        seed: the split's seed (`stratified_split`).
+
+    Returns:
+        A `TranslationData` (``source_language="en"``, ``target_language="es"``).
+    """
+    fractions = _three_fractions(fractions)
+    seed = _seed(seed)
+    if max_source_words is not None and (
+        isinstance(max_source_words, bool)
+        or not isinstance(max_source_words, numbers.Integral)
+        or max_source_words < 1
+    ):
+        raise ValueError(
+            f"max_source_words must be a positive int or None, got {max_source_words!r}"
+        )
+    dataset = SPA_ENG
+    path = fetch(dataset, cache_dir=cache_dir, url=url, progress=progress)
+    sources, references = _parse_spa_eng(path, dataset)
+    parts = stratified_split(
+        np.zeros(len(sources), dtype=np.int64),
+        fractions,
+        seed=seed,
+        keys=sources,
+        group_equal_keys=True,
+    )
+
+    def split(idx: np.ndarray) -> TranslationSplit:
+        if max_source_words is not None:
+            idx = np.array(
+                [i for i in idx.tolist() if len(sources[i].split()) <= max_source_words],
+                dtype=np.int64,
+            )
+        return TranslationSplit(
+            sources=[sources[i] for i in idx],
+            references=[tuple(references[i]) for i in idx],
+            indices=_frozen(idx),
+        )
+
+    train, val, test = (split(p) for p in parts)
+    return TranslationData(
+        name=dataset.name,
+        source_language="en",
+        target_language="es",
+        train=train,
+        val=val,
+        test=test,
+        max_source_words=None if max_source_words is None else int(max_source_words),
     )

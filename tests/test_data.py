@@ -1125,3 +1125,206 @@ def test_real_babi(real_cache, closed_port_url):
     for q in d.train + d.val + d.test:
         assert len(q.supporting) == 1 and q.answer in q.story[q.supporting[0]]
     assert {len(q.story) for q in d.test} == {2, 4, 6, 8, 10}
+
+
+# --- Spanish-English pairs (lesson 13) ------------------------------------------------------------
+
+SPA_LINES = [
+    "Go.\tVe.",
+    "Go.\tVete.",
+    "Hi.\tHola.",
+    "I could kill you.\tTe podría matar.",
+    "Run!\t¡Corre!",
+    "Go.\tVaya.",  # a later translation of an earlier sentence joins its references
+    "I could kill you.\tPodría matarte.",
+    "Tom isn't here right now.\tTom no está aquí ahora.",
+] + [f"Sentence number {i} is here.\tLa frase número {i} está aquí." for i in range(12)]
+SPA_MEMBER = "spa-eng/spa.txt"
+
+
+def _spa_payload(lines=SPA_LINES) -> bytes:
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _pin_spa(monkeypatch, payload: bytes, url: str = "x") -> Dataset:
+    fake = Dataset(
+        data.SPA_ENG.name,
+        "spa-eng.txt",
+        url,
+        hashlib.sha256(payload).hexdigest(),
+        len(payload),
+        member=SPA_MEMBER,
+    )
+    monkeypatch.setattr(data, "SPA_ENG", fake)
+    return fake
+
+
+def test_load_spa_eng_groups_translations_and_splits_by_sentence(
+    tmp_path, monkeypatch, closed_port_url
+):
+    payload = _spa_payload()
+    _pin_spa(monkeypatch, payload)
+    (tmp_path / "spa-eng.txt").write_bytes(payload)
+    monkeypatch.setattr(data, "_SPA_ENG_COUNTS", (20, 17))
+    d = data.load_spa_eng(cache_dir=tmp_path, url=closed_port_url, progress=False)
+    assert isinstance(d, data.TranslationData)
+    assert (d.source_language, d.target_language, d.max_source_words) == ("en", "es", None)
+    splits = (d.train, d.val, d.test)
+    assert [len(s) for s in splits] == [14, 1, 2]  # 17 sentences: cuts at ⌊13.6 + ½⌋, ⌊15.3 + ½⌋
+    assert sum(s.n_pairs for s in splits) == 20
+    sources = [s for split in splits for s in split.sources]
+    assert len(sources) == len(set(sources)) == 17  # each English sentence in exactly one split
+    distinct = list(dict.fromkeys(line.split("\t")[0] for line in SPA_LINES))
+    for split in splits:
+        assert split.indices.tolist() == sorted(split.indices.tolist())
+        assert not split.indices.flags.writeable
+        for source, refs, i in zip(split.sources, split.references, split.indices.tolist()):
+            assert source == distinct[i]
+            assert refs == tuple(
+                ln.split("\t")[1] for ln in SPA_LINES if ln.startswith(source + "\t")
+            )
+    everything = {s: r for split in splits for s, r in zip(split.sources, split.references)}
+    assert everything["Go."] == ("Ve.", "Vete.", "Vaya.")
+    assert everything["I could kill you."] == ("Te podría matar.", "Podría matarte.")
+    src, tgt = d.train.pairs()
+    assert len(src) == len(tgt) == d.train.n_pairs
+    assert list(zip(src, tgt)) == [
+        (s, t) for s, refs in zip(d.train.sources, d.train.references) for t in refs
+    ]
+    assert "TranslationSplit(14 sentences" in repr(d.train)
+    assert "en → es: train 14 / val 1 / test 2 sentences" in repr(d)
+    # the restriction keeps a subset of each split: a sentence never changes split
+    short = data.load_spa_eng(
+        cache_dir=tmp_path, url=closed_port_url, progress=False, max_source_words=2
+    )
+    assert short.max_source_words == 2 and "≤ 2 words" in repr(short)
+    for full, part in zip(splits, (short.train, short.val, short.test)):
+        assert set(part.sources) <= set(full.sources)
+        assert all(len(s.split()) <= 2 for s in part.sources)
+        assert set(part.sources) == {s for s in full.sources if len(s.split()) <= 2}
+    assert sum(len(s) for s in (short.train, short.val, short.test)) == 3  # Go. Hi. Run!
+    # another seed: another split, still by sentence
+    other = data.load_spa_eng(cache_dir=tmp_path, url=closed_port_url, progress=False, seed=1)
+    assert other.test.sources != d.test.sources
+
+
+def test_load_spa_eng_downloads_the_zip_member(server, tmp_path, monkeypatch):
+    payload = _spa_payload()
+    archive = make_zip({SPA_MEMBER: payload, "spa-eng/_about.txt": b"Attribution"})
+    _pin_spa(monkeypatch, payload, server.serve("/spa-eng.zip", archive))
+    monkeypatch.setattr(data, "_SPA_ENG_COUNTS", (20, 17))
+    d = data.load_spa_eng(cache_dir=tmp_path / "cache", progress=False)
+    assert len(d.train) + len(d.val) + len(d.test) == 17
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["spa-eng.txt"]
+    assert (tmp_path / "cache" / "spa-eng.txt").read_bytes() == payload
+    assert server.requests == ["/spa-eng.zip"]
+
+
+def test_load_spa_eng_refuses_a_mirror_whose_member_differs(server, tmp_path, monkeypatch):
+    """A mirror (e.g. TensorFlow's spa-eng.zip) whose member is not byte-identical is refused;
+    the message names the pinned archive and member to download by hand."""
+    payload = _spa_payload()
+    fake = _pin_spa(monkeypatch, payload, "https://example.invalid/pinned/spa-eng.zip")
+    other = make_zip({SPA_MEMBER: payload.replace(b"Hola", b"HOLA")})
+    with pytest.raises(DatasetChecksumError) as info:
+        data.load_spa_eng(cache_dir=tmp_path, url=server.serve("/tf.zip", other), progress=False)
+    msg = str(info.value)
+    assert f"its member {SPA_MEMBER!r} is corrupt" in msg and fake.sha256 in msg
+    assert f"download the zip archive {fake.url}, extract its member {SPA_MEMBER!r}" in msg
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_load_spa_eng_checks_the_counts(tmp_path, monkeypatch, closed_port_url):
+    payload = _spa_payload()
+    _pin_spa(monkeypatch, payload)
+    (tmp_path / "spa-eng.txt").write_bytes(payload)
+    with pytest.raises(data.DatasetFormatError) as info:
+        data.load_spa_eng(cache_dir=tmp_path, url=closed_port_url, progress=False)
+    assert (
+        "expected 118,964 pairs (102,904 distinct English sentences), got 20 pairs (17 distinct"
+        in str(info.value)
+    )
+
+
+@pytest.mark.parametrize("line", ["Go. Ve.", "Go.\tVe.\tVete.", "\tVe.", "Go.\t "])
+def test_load_spa_eng_refuses_a_bad_line(tmp_path, monkeypatch, closed_port_url, line):
+    payload = _spa_payload(SPA_LINES[:2] + [line])
+    _pin_spa(monkeypatch, payload)
+    (tmp_path / "spa-eng.txt").write_bytes(payload)
+    with pytest.raises(data.DatasetFormatError, match=r"line 3: expected 'English<TAB>Spanish'"):
+        data.load_spa_eng(cache_dir=tmp_path, url=closed_port_url, progress=False)
+
+
+def test_load_spa_eng_offline_says_where_to_put_the_file(tmp_path, closed_port_url):
+    with pytest.raises(DatasetUnavailableError) as info:
+        data.load_spa_eng(cache_dir=tmp_path, url=closed_port_url, progress=False)
+    msg = str(info.value)
+    assert str(tmp_path / "spa-eng.txt") in msg and f"extract its member {SPA_MEMBER!r}" in msg
+    assert data.SPA_ENG.sha256 in msg and "8,042,772 bytes" in msg
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"max_source_words": 0}, "max_source_words must be a positive int or None"),
+        ({"max_source_words": 2.5}, "max_source_words must be a positive int or None"),
+        ({"max_source_words": True}, "max_source_words must be a positive int or None"),
+        ({"fractions": (0.5, 0.5)}, "3 entries"),
+        ({"seed": -1}, "seed"),
+    ],
+)
+def test_load_spa_eng_bad_arguments(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        data.load_spa_eng(cache_dir=tmp_path, progress=False, **kwargs)
+
+
+def test_spa_eng_is_pinned():
+    ds = data.SPA_ENG
+    assert (ds.filename, ds.size, ds.member) == ("spa-eng.txt", 8_042_772, SPA_MEMBER)
+    assert ds.sha256 == "6ec60e212f812ee3430f7568ea6f33b6fb080e32193c5952e8da0ee8ba45574c"
+    assert ds.url == (
+        "https://raw.githubusercontent.com/Hoangduc212001/hoang/"
+        "2cfd26f9551f5c2d614e8000500891801840a438/spa-eng.zip"
+    )
+    import lessons_lib
+
+    for name in ("SPA_ENG", "TranslationSplit", "TranslationData", "load_spa_eng"):
+        assert getattr(lessons_lib, name) is getattr(data, name)
+        assert name in data.__all__
+
+
+REAL_DATASETS["spa_eng"] = [data.SPA_ENG]
+_REAL_FILES["spa_eng"] = [_find_real(data.SPA_ENG)]
+# The fixed split of the English sentences (seed 0, default fractions): sha256 of the sorted
+# indices, comma-separated, as for PINNED above.
+PINNED_SPA_ENG = {
+    "test": "8ef6a8cfed1a8fb45f4c8964c9af6a7c67f41822700f3e852a5303998de64e57",
+    "val": "0796a5e3584e1f72aea875db8e29a324064292875e0f95071679cfbeccc417d6",
+    "test, ≤ 5 words": "cdbac69b037196e2495d542b88065f436fd384a1883d99007b457a605d105abd",
+}
+
+
+@pytest.mark.parametrize("real_cache", ["spa_eng"], indirect=True)
+def test_real_spa_eng(real_cache, closed_port_url, capsys):
+    d = data.load_spa_eng(cache_dir=real_cache, url=closed_port_url, progress=False)
+    splits = (d.train, d.val, d.test)
+    assert [len(s) for s in splits] == [82_323, 10_291, 10_290]
+    assert [s.n_pairs for s in splits] == [95_248, 11_826, 11_890]
+    assert sum(s.n_pairs for s in splits) == 118_964
+    assert _indices_digest(d.test.indices.tolist()) == PINNED_SPA_ENG["test"]
+    assert _indices_digest(d.val.indices.tolist()) == PINNED_SPA_ENG["val"]
+    sources = [set(s.sources) for s in splits]
+    assert sum(map(len, sources)) == 102_904
+    assert not (sources[0] & sources[1] or sources[0] & sources[2] or sources[1] & sources[2])
+    assert d.train.sources[:2] == ["Go.", "Hi."]
+    assert d.train.references[0] == ("Ve.", "Vete.", "Vaya.", "Váyase.")
+    assert max(len(r) for s in splits for r in s.references) == 24
+    short = data.load_spa_eng(
+        cache_dir=real_cache, url=closed_port_url, progress=False, max_source_words=5
+    )
+    parts = (short.train, short.val, short.test)
+    assert [len(s) for s in parts] == [33_492, 4_236, 4_177]
+    assert [s.n_pairs for s in parts] == [40_786, 5_099, 5_088]
+    assert _indices_digest(short.test.indices.tolist()) == PINNED_SPA_ENG["test, ≤ 5 words"]
+    assert set(short.test.indices.tolist()) <= set(d.test.indices.tolist())
+    assert capsys.readouterr().out == ""
