@@ -26,6 +26,8 @@ the round trip
   common.
 * `pad_and_truncate` -- make a batch of id sequences rectangular and return the attention mask
   (``True`` = real token, ``False`` = padding; the course-wide mask convention; lesson 01 §7).
+* `encode_texts` -- a batch of texts as an encoder's input: ``[CLS] + tokens``, truncated and
+  padded to ``max_len``, with the mask (lesson 11 §1).
 
 Choices made for readability: the base alphabet is the *characters* of the training text. GPT-2
 starts from the 256 byte values instead, so it never meets an unknown symbol, but its tokens then
@@ -48,6 +50,7 @@ __all__ = [
     "CharTokenizer",
     "BPETokenizer",
     "pad_and_truncate",
+    "encode_texts",
     "pretokenize",
     "count_pairs",
     "merge_pair",
@@ -175,6 +178,69 @@ def pad_and_truncate(
         ids[i, start : start + len(row)] = row
         mask[i, start : start + len(row)] = True
     return ids, mask
+
+
+def encode_texts(
+    tokenizer: Any,
+    texts: Sequence[str],
+    max_len: int,
+    *,
+    cls_token: str | None = "[CLS]",
+    pad_token: str = "[PAD]",
+) -> tuple[np.ndarray, np.ndarray]:
+    """A batch of texts as an encoder's input: ``[CLS] + tokens``, cut to ``max_len``, padded.
+
+    Lesson 11 §1. Row i is ``[cls_id] + tokenizer.encode(texts[i])``, truncated to its first
+    ``max_len`` ids (``[CLS]`` always stays) and padded with ``pad_token``'s id on the right.
+
+    Args:
+        tokenizer: a `BPETokenizer` or `CharTokenizer` whose special tokens include ``cls_token``
+            and ``pad_token`` (e.g. trained with ``special_tokens=("[PAD]", "[UNK]", "[CLS]",
+            "[MASK]")``; an ``unk_token`` lets it encode characters it never saw).
+        texts: a list of strings (one message each).
+        max_len: the length of every row.
+        cls_token: the token put first in every row; ``None`` puts none.
+        pad_token: the padding token.
+
+    Returns:
+        ``(ids, mask)``: int32 ``[len(texts), max_len]`` and bool of the same shape (``True`` =
+        real token, ``[CLS]`` included; ``False`` = padding), as `pad_and_truncate` returns.
+
+    >>> tok = CharTokenizer.from_text("ab", special_tokens=("[PAD]", "[CLS]"))
+    >>> ids, mask = encode_texts(tok, ["ab", "b"], max_len=3)
+    >>> ids.tolist(), mask.tolist()
+    ([[1, 2, 3], [1, 3, 0]], [[True, True, True], [True, True, False]])
+    """
+    if not isinstance(tokenizer, _Tokenizer):
+        raise TypeError(
+            "tokenizer must be a lessons_lib BPETokenizer or CharTokenizer, "
+            f"got {type(tokenizer).__name__}"
+        )
+    if isinstance(texts, str):
+        raise TypeError("texts must be a list of strings, got a single str; wrap it as [text]")
+    if isinstance(texts, np.ndarray):
+        texts = texts.tolist()
+    if not isinstance(texts, Sequence):
+        raise TypeError(f"texts must be a list of strings, got {type(texts).__name__}")
+    if len(texts) == 0:
+        raise ValueError("texts is an empty batch; give at least one text")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(
+                f"texts must hold strings, got {type(t).__name__} {t!r:.60} at position {i}"
+            )
+    max_len = _positive_int(max_len, "max_len")
+    needed = [pad_token] + ([] if cls_token is None else [cls_token])
+    missing = [s for s in needed if s not in tokenizer.special_tokens]
+    if missing:
+        raise ValueError(
+            f"the tokenizer has no special token {missing[0]!r} (its special tokens are "
+            f"{tokenizer.special_tokens!r}); train it with special_tokens that include "
+            f"{tuple(needed)!r}"
+        )
+    head = [] if cls_token is None else [tokenizer.token_to_id(cls_token)]
+    rows = [head + tokenizer.encode(t) for t in texts]
+    return pad_and_truncate(rows, max_len, pad_id=tokenizer.token_to_id(pad_token))
 
 
 # --------------------------------------------------------------------------------------------------

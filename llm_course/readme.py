@@ -34,6 +34,8 @@ WHAT = {
     "08": "the Transformer block and a tiny GPT forward pass; parameter counts",
     "09": "training a 0.8 M-parameter GPT on Tiny Shakespeare",
     "10": "greedy, temperature, top-k, top-p sampling; a KV cache",
+    "11": "an encoder with a padding mask; SMS spam against naive Bayes; masked-LM pretraining",
+    "12": "extractive question answering on bAbI; span decoding; is attention on the evidence?",
 }
 START, END = "<!-- lesson-table:start -->", "<!-- lesson-table:end -->"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"

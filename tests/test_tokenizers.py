@@ -18,6 +18,7 @@ from lessons_lib.tokenizers import (
     BPETokenizer,
     CharTokenizer,
     count_pairs,
+    encode_texts,
     merge_pair,
     pad_and_truncate,
     pretokenize,
@@ -348,6 +349,61 @@ def test_pad_and_truncate_bad_inputs():
         pad_and_truncate([[1], [2.5]], max_len=2, pad_id=0)
     with pytest.raises(TypeError, match="got str"):
         pad_and_truncate("abc", max_len=2, pad_id=0)
+
+
+def test_encode_texts_is_cls_then_tokens_truncated_and_padded():
+    """Row i = [CLS] + encode(text i), cut to max_len (the [CLS] stays), padded with [PAD]."""
+    tok = BPETokenizer.train(
+        "free prize call now\nok see you later\n" * 3,
+        vocab_size=30,
+        special_tokens=("[PAD]", "[UNK]", "[CLS]", "[MASK]"),
+        unk_token="[UNK]",
+    )
+    pad, cls = tok.token_to_id("[PAD]"), tok.token_to_id("[CLS]")
+    texts = ["free prize call now", "ok", "", "qq"]  # "q" is unknown: [UNK]
+    ids, mask = encode_texts(tok, texts, max_len=6)
+    assert ids.shape == mask.shape == (4, 6) and ids.dtype == np.int32 and mask.dtype == bool
+    for row, m, text in zip(ids, mask, texts):
+        expected = ([cls] + tok.encode(text))[:6]
+        assert row[: len(expected)].tolist() == expected
+        assert np.all(row[len(expected) :] == pad)
+        assert m.tolist() == [True] * len(expected) + [False] * (6 - len(expected))
+    assert ids[2].tolist() == [cls] + [pad] * 5  # an empty text is [CLS] alone
+    assert ids[3, 1] == tok.token_to_id("[UNK]")
+    short, _ = encode_texts(tok, texts[:1], max_len=2)  # truncation keeps [CLS] and the start
+    assert short.tolist() == [[cls, tok.encode(texts[0])[0]]]
+    plain, _ = encode_texts(tok, ["ok"], max_len=3, cls_token=None)
+    assert plain.tolist() == [tok.encode("ok") + [pad] * (3 - len(tok.encode("ok")))]
+    same, same_mask = pad_and_truncate(
+        [[cls] + tok.encode(t) for t in texts], max_len=6, pad_id=pad
+    )  # the same as pad_and_truncate of the rows
+    assert np.array_equal(same, ids) and np.array_equal(same_mask, mask)
+
+
+def test_encode_texts_bad_inputs():
+    tok = CharTokenizer.from_text("abc", special_tokens=("[PAD]", "[CLS]"))
+    with pytest.raises(TypeError, match="single str; wrap it as \\[text\\]"):
+        encode_texts(tok, "abc", max_len=4)
+    with pytest.raises(TypeError, match="texts must hold strings, got int 5 at position 1"):
+        encode_texts(tok, ["ab", 5], max_len=4)
+    with pytest.raises(TypeError, match="got bytes"):
+        encode_texts(tok, [b"ab"], max_len=4)
+    with pytest.raises(ValueError, match="empty batch"):
+        encode_texts(tok, [], max_len=4)
+    with pytest.raises(ValueError, match="max_len must be a positive integer, got 0"):
+        encode_texts(tok, ["a"], max_len=0)
+    with pytest.raises(TypeError, match="BPETokenizer or CharTokenizer, got dict"):
+        encode_texts({"a": 1}, ["a"], max_len=4)
+    no_cls = CharTokenizer.from_text("abc", special_tokens=("[PAD]",))
+    with pytest.raises(
+        ValueError, match="no special token '\\[CLS\\]'.*include \\('\\[PAD\\]', '\\[CLS\\]'\\)"
+    ):
+        encode_texts(no_cls, ["a"], max_len=4)
+    assert encode_texts(no_cls, ["a"], max_len=2, cls_token=None)[0].tolist() == [[1, 0]]
+    with pytest.raises(ValueError, match="no special token '\\[PAD\\]'"):
+        encode_texts(CharTokenizer.from_text("abc"), ["a"], max_len=4, cls_token=None)
+    with pytest.raises(ValueError, match="not in the vocabulary"):  # no [UNK]: unknown is an error
+        encode_texts(tok, ["abz"], max_len=4)
 
 
 # ------------------------------------------------------------------------------------------------
