@@ -233,7 +233,8 @@ assert p_value > 0.05
 # The model we build is a **decoder-only** (GPT-style) language model: at each position it predicts the *next*
 # token, and a causal mask stops it from looking ahead. (The original Transformer was an encoder–decoder for
 # translation; BERT is encoder-only and is used for understanding tasks such as classification, not on its own for
-# translation or generation; GPT-3 is decoder-only.)
+# translation or generation; GPT-3 is decoder-only.) Lessons 11 and 12 build the encoder too: the same blocks
+# without the causal mask, read by a classifier and by a question-answering head.
 
 # %% [markdown]
 # ## 3. The pipeline, run once on a real sentence
@@ -794,6 +795,8 @@ assert check(uniform_loss, reference_uniform_loss, inputs=[65, 2, 256, 50257], a
 # | 08 | [Transformer block and tiny GPT](08_transformer_block_gpt.ipynb) | the block, stacking, output layer, a GPT | 3.1–3.2 |
 # | 09 | [Training a GPT](09_training_gpt.ipynb) | a 0.8 M-parameter GPT trained on Tiny Shakespeare | 5 |
 # | 10 | [Text generation](10_text_generation.ipynb) | greedy, temperature, top-k, top-p sampling; a KV cache | 3.4, 6 |
+# | 11 | [Text classification](11_text_classification.ipynb) | an encoder (no causal mask, a padding mask), pooling, a spam classifier against baselines; masked-LM pretraining, then fine-tuning | 3.4, 6 |
+# | 12 | [Question answering](12_question_answering.ipynb) | extractive span QA on bAbI: start/end logits, span decoding, exact match; does attention find the evidence? | 3.4, 6, 8.3 |
 #
 # Lessons 02–08 share a **running example**, "the thread": the sentence *to be or not to be* with a 6-word
 # vocabulary, $d_{\text{model}} = 4$, 2 heads and fixed weights rounded to one decimal
