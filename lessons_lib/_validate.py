@@ -56,6 +56,17 @@ def positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+def token_id(value: Any, name: str, vocab_size: int) -> int:
+    """A special token's id (``pad_id``, ``bos_id``, …): an int in ``[0, vocab_size)``."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or not 0 <= value < vocab_size
+    ):
+        raise ValueError(f"{name} must be a token id in [0, {vocab_size}), got {value!r}")
+    return int(value)
+
+
 def non_negative_float(value: Any, name: str, upper: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         raise ValueError(f"{name} must be a number, got {value!r}")

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from lessons_lib._backend import keras, ops
-from lessons_lib._validate import describe, non_negative_float, positive_int
+from lessons_lib._validate import describe, non_negative_float, positive_int, token_id
 from lessons_lib.block import TransformerBlock, block_param_count, block_weights, transformer_block
 from lessons_lib.normalization import layer_norm
 from lessons_lib.positional import TokenAndPositionEmbedding, sinusoidal_positional_encoding
@@ -92,13 +92,7 @@ class Encoder(keras.Model):
         self.dropout = non_negative_float(dropout, "dropout", upper=1.0)
         self.use_bias = bool(use_bias)
         self.positional = positional
-        if pad_id is not None and (
-            isinstance(pad_id, bool)
-            or not isinstance(pad_id, (int, np.integer))
-            or not 0 <= pad_id < self.vocab_size
-        ):
-            raise ValueError(f"pad_id must be None or an id in [0, {vocab_size}), got {pad_id!r}")
-        self.pad_id = None if pad_id is None else int(pad_id)
+        self.pad_id = None if pad_id is None else token_id(pad_id, "pad_id", self.vocab_size)
         self.embed = TokenAndPositionEmbedding(
             vocab_size,
             max_len,
@@ -206,7 +200,7 @@ def encoder_param_count(
     """Parameters of an `Encoder`: V·d (+ max_len·d learned positions) + L blocks (+ LN_f).
 
     Each block is `block_param_count`; the final LayerNorm (pre-norm only) has 2d (d without
-    biases). Lesson 11 §4 counts the classifier's encoder with it.
+    biases). Lesson 11 §5 counts the classifier's encoder with it.
     """
     v = positive_int(vocab_size, "vocab_size")
     t = positive_int(max_len, "max_len")

@@ -49,7 +49,13 @@ from typing import Any
 import numpy as np
 
 from lessons_lib._backend import keras, ops, tf
-from lessons_lib._validate import describe, non_negative_float, positive_int, read_weights
+from lessons_lib._validate import (
+    describe,
+    non_negative_float,
+    positive_int,
+    read_weights,
+    token_id,
+)
 from lessons_lib.attention import _attention_slots, causal_mask, multi_head_attention
 from lessons_lib.block import TransformerBlock, block_param_count
 from lessons_lib.encoder import Encoder, encoder_forward, encoder_param_count
@@ -140,16 +146,6 @@ def check_token_ids(
     return arr
 
 
-def _check_id(value: Any, name: str, vocab_size: int) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or not 0 <= value < vocab_size
-    ):
-        raise ValueError(f"{name} must be a token id in [0, {vocab_size}), got {value!r}")
-    return int(value)
-
-
 @keras.saving.register_keras_serializable(package="lessons_lib")
 class Decoder(keras.Model):
     """The decoder of an encoder–decoder Transformer: ``ids [B, T], H [B, T_s, d] → logits``.
@@ -213,7 +209,7 @@ class Decoder(keras.Model):
         self.use_bias = bool(use_bias)
         self.positional = positional
         self.tie_embeddings = bool(tie_embeddings)
-        self.pad_id = None if pad_id is None else _check_id(pad_id, "pad_id", self.vocab_size)
+        self.pad_id = None if pad_id is None else token_id(pad_id, "pad_id", self.vocab_size)
         self.embed = TokenAndPositionEmbedding(
             vocab_size,
             max_len,
@@ -435,9 +431,9 @@ class EncoderDecoder(keras.Model):
         self.source_vocab_size = positive_int(source_vocab_size, "source_vocab_size")
         self.target_vocab_size = positive_int(target_vocab_size, "target_vocab_size")
         self.max_len = positive_int(max_len, "max_len")
-        self.pad_id = _check_id(pad_id, "pad_id", min(self.source_vocab_size, target_vocab_size))
-        self.bos_id = _check_id(bos_id, "bos_id", self.target_vocab_size)
-        self.eos_id = _check_id(eos_id, "eos_id", self.target_vocab_size)
+        self.pad_id = token_id(pad_id, "pad_id", min(self.source_vocab_size, target_vocab_size))
+        self.bos_id = token_id(bos_id, "bos_id", self.target_vocab_size)
+        self.eos_id = token_id(eos_id, "eos_id", self.target_vocab_size)
         if len({self.pad_id, self.bos_id, self.eos_id}) != 3:
             raise ValueError(
                 f"pad_id, bos_id and eos_id must be three different ids, got {pad_id}, {bos_id}, "

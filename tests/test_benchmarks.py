@@ -63,3 +63,57 @@ def test_train_step_flops_formula():
     )
     forward = 2 * (4 * per_block + tokens * d * 65)
     assert train_step_flops() == 3 * forward
+
+
+def _run_benchmark(*args: str) -> str:
+    r = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=900, cwd=ROOT
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    return r.stdout
+
+
+def test_bench_labels_runs_one_cell_and_writes_what_lesson_11_reads(tmp_path):
+    """One seed, 1 % of the labels (45 messages): both arms, the summary and the JSON lesson 11 §7
+    plots (same keys as the shipped benchmarks/results/bench_labels_sms.json)."""
+    import json
+
+    out = tmp_path / "labels.json"
+    stdout = _run_benchmark(
+        "benchmarks/bench_labels.py", "--seeds", "0", "--fractions", "0.01", "--json", str(out)
+    )
+    for arm in ("scratch", "pretrained"):
+        assert re.search(
+            rf"{arm} +1% of the labels \(  45, +\d+ spam\) seed 0: "
+            r"test accuracy [\d.]+, spam F1 [\d.]+",
+            stdout,
+        ), stdout
+        assert re.search(rf"{arm} +1%: accuracy [\d.]+ ± [\d.]+ \| spam F1 [\d.]+ ± ", stdout)
+    result = json.loads(out.read_text())
+    shipped = json.loads((ROOT / "benchmarks/results/bench_labels_sms.json").read_text())
+    assert result.keys() == shipped.keys() and result["protocol"] == shipped["protocol"]
+    assert result["command"].endswith("--seeds 0 --fractions 0.01 --json " + str(out))
+    assert [(r["arm"], r["labels"]) for r in result["runs"]] == [
+        ("scratch", 45),
+        ("pretrained", 45),
+    ]
+
+
+def test_qa_plateau_runs_one_epoch_and_records_the_curve(tmp_path):
+    """One seed, one epoch of lesson 12's recipe: the curve every 50 steps with the agreement with
+    the rules, as lesson 12 §5 reads it from benchmarks/results/qa_plateau.json."""
+    import json
+
+    out = tmp_path / "plateau.json"
+    stdout = _run_benchmark(
+        "benchmarks/qa_plateau.py", "--seeds", "1", "--epochs", "1", "--out", str(out)
+    )
+    assert re.search(r"seed 1: 1 epochs, val exact match [\d.]+ after \d+ s of training", stdout)
+    result = json.loads(out.read_text())
+    assert result["command"] == "python benchmarks/qa_plateau.py --seeds 1 --epochs 1"
+    (run,) = result["runs"]
+    steps = [row["step"] for row in run["curve"]]
+    assert steps[:3] == [0, 50, 100] and steps[-1] == 282  # 282 batches of 32 in one epoch
+    assert {"val_exact_match", "agrees_last sentence", "agrees_first mention"} <= run["curve"][
+        -1
+    ].keys()

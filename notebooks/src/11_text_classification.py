@@ -1162,7 +1162,7 @@ hist_s = fit_classifier(
     ys_train,
     epochs=10,
     validation_data=(xs_val, ys_val),
-    patience=2,
+    patience=1,
     callbacks=[FitProgress()],
 )
 acc_enc_s = accuracy_score(ys_test, predict_proba(clf_s, xs_test).argmax(axis=1))
