@@ -20,6 +20,9 @@ batch, labels outside ``0 … num_classes − 1``, an unknown pooling.
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,7 +35,24 @@ from lessons_lib._validate import describe, non_negative_float, positive_int
 from lessons_lib.encoder import Encoder
 from lessons_lib.pooling import Pooling, check_pooling
 
-__all__ = ["SequenceClassifier", "FitProgress", "fit_classifier", "check_ids", "check_labels"]
+__all__ = [
+    "SequenceClassifier",
+    "FitProgress",
+    "fit_classifier",
+    "check_ids",
+    "check_labels",
+    "SMS_CLASSIFIER_CHECKPOINT",
+    "save_classifier",
+    "load_classifier",
+]
+
+#: The spam classifier of lesson 11 §5 trained from scratch by its recipe (`SMS_MLM`'s encoder
+#: sizes, [CLS] pooling, `fit_classifier` for up to 10 epochs, early stopping with patience 2,
+#: seed 0), made by ``python -m lessons_lib.classifier``; its ``.json`` holds the recipe, the
+#: training history and the test scores.
+SMS_CLASSIFIER_CHECKPOINT = (
+    Path(__file__).resolve().parents[1] / "checkpoints" / "sms_classifier.weights.h5"
+)
 
 _MAX_REPORTED = 5  # how many bad ids / labels an error lists
 
@@ -371,3 +391,151 @@ class FitProgress(keras.callbacks.Callback):
             self._show()
         else:
             print(line, flush=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# The shipped classifier (lesson 11 §5)
+# --------------------------------------------------------------------------------------------------
+def save_classifier(
+    model: SequenceClassifier, path: str | Path, metadata: dict | None = None
+) -> Path:
+    """Weights to ``path`` (``.weights.h5``), configuration + ``metadata`` to ``path.json``.
+
+    `load_classifier` reads both back. Record the tokenizer's ``tokens`` in ``metadata`` so that
+    loading can refuse another vocabulary (``python -m lessons_lib.classifier`` does).
+    """
+    if not isinstance(model, SequenceClassifier):
+        raise TypeError(f"model must be a SequenceClassifier, got {describe(model)}")
+    path = Path(path)
+    if not path.name.endswith(".weights.h5"):
+        raise ValueError(f"the path must end with .weights.h5, got {path.name!r}")
+    if not model.built:
+        raise ValueError("the classifier is not built: call it once on a batch of ids first")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config = {k: v for k, v in model.get_config().items() if k != "name"}
+    # An uncompiled copy: a trained model's file would also hold the optimiser's state, which
+    # loading for inference does not want (Keras warns about it) and which triples the size.
+    copy = SequenceClassifier.from_config(config)
+    copy(np.zeros((1, model.encoder.max_len), dtype="int32"))
+    copy.set_weights(model.get_weights())
+    copy.save_weights(path)
+    info = {"config": config, **(metadata or {})}
+    Path(str(path) + ".json").write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n")
+    return path
+
+
+def load_classifier(
+    path: str | Path = SMS_CLASSIFIER_CHECKPOINT, tokenizer: Any = None
+) -> tuple[SequenceClassifier, dict]:
+    """A new `SequenceClassifier` built from ``path.json``'s configuration, with ``path``'s weights.
+
+    With ``tokenizer`` given, the checkpoint must have been trained with that tokenizer's
+    vocabulary, id for id (`lessons_lib.mlm.check_checkpoint_tokens`). Returns
+    ``(model, metadata)``; lesson 11 §5 loads the shipped one.
+    """
+    from lessons_lib.mlm import check_checkpoint_tokens
+
+    path = Path(path)
+    meta_path = Path(str(path) + ".json")
+    if not path.exists() or not meta_path.exists():
+        raise FileNotFoundError(
+            f"classifier checkpoint {path} (and its {meta_path.name}) not found; "
+            "make it with `python -m lessons_lib.classifier`"
+        )
+    meta = json.loads(meta_path.read_text())
+    check_checkpoint_tokens(path, meta, tokenizer)
+    model = SequenceClassifier.from_config(meta["config"])
+    model(np.zeros((1, model.encoder.max_len), dtype="int32"))
+    model.load_weights(path)
+    return model, meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train lesson 11 §5's spam classifier from scratch and write ``SMS_CLASSIFIER_CHECKPOINT``."""
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    from lessons_lib.data import load_sms_spam
+    from lessons_lib.env import setup
+    from lessons_lib.mlm import SMS_MLM
+    from lessons_lib.tokenizers import encode_texts
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--out", type=Path, default=SMS_CLASSIFIER_CHECKPOINT)
+    a = p.parse_args(argv)
+    recipe = {
+        "seed": 0,
+        "epochs": 10,
+        "patience": 2,
+        "batch_size": 32,
+        "learning_rate": 1e-3,
+        "weight_decay": 0.01,
+        "pooling": "cls",
+        "dropout": 0.0,
+    }
+    setup(seed=recipe["seed"], verbose=False)
+    data = load_sms_spam(progress=False)
+    tok = SMS_MLM.tokenizer(data.train.texts)
+    x_train, x_val, x_test = (
+        encode_texts(tok, s.texts, SMS_MLM.max_len)[0] for s in (data.train, data.val, data.test)
+    )
+    y_train, y_val, y_test = (np.asarray(s.labels) for s in (data.train, data.val, data.test))
+    keras.utils.set_random_seed(recipe["seed"])
+    model = SequenceClassifier(SMS_MLM.encoder(tok.vocab_size), num_classes=2, pooling="cls")
+    model(x_train[:2])
+    load_at_start = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    history = fit_classifier(
+        model,
+        x_train,
+        y_train,
+        epochs=recipe["epochs"],
+        batch_size=recipe["batch_size"],
+        learning_rate=recipe["learning_rate"],
+        weight_decay=recipe["weight_decay"],
+        validation_data=(x_val, y_val),
+        patience=recipe["patience"],
+        verbose=2,
+    )
+    wall = time.perf_counter() - t0
+    logits = np.concatenate(
+        [model(x_test[i : i + 256]).numpy() for i in range(0, len(x_test), 256)]
+    )
+    pred = logits.argmax(axis=1)
+    precision, recall, f1, _ = precision_recall_fscore_support(y_test, pred, average="binary")
+    val_loss = history.history["val_loss"]
+    best = int(np.argmin(val_loss))
+    print(
+        f"{len(val_loss)} epochs (best {best + 1}) in {wall:.0f} s; test accuracy "
+        f"{accuracy_score(y_test, pred):.4f}, spam precision {precision:.4f}, recall {recall:.4f}, "
+        f"F1 {f1:.4f}",
+        flush=True,
+    )
+    save_classifier(
+        model,
+        a.out,
+        {
+            "command": "python -m lessons_lib.classifier",
+            "recipe": recipe,
+            "encoder_sizes": "lessons_lib.mlm.SMS_MLM",
+            "epochs_trained": len(val_loss),
+            "best_epoch": best + 1,
+            "history": {k: [round(float(v), 6) for v in vs] for k, vs in history.history.items()},
+            "train_seconds": round(wall, 1),
+            "cpus": os.cpu_count(),
+            "load_average_at_start": round(load_at_start, 2),
+            "test": {
+                "accuracy": round(float(accuracy_score(y_test, pred)), 6),
+                "precision_spam": round(float(precision), 6),
+                "recall_spam": round(float(recall), 6),
+                "f1_spam": round(float(f1), 6),
+            },
+            "tokenizer": "lessons_lib.mlm.SMS_MLM.tokenizer(load_sms_spam().train.texts)",
+            "tokens": list(tok.tokens),
+        },
+    )
+    print(f"wrote {a.out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

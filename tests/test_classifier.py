@@ -144,3 +144,49 @@ def test_bad_input(rng):
         SequenceClassifier(enc, 1)
     with pytest.raises(TypeError, match="encoder must be a lessons_lib.Encoder"):
         SequenceClassifier(keras.layers.Dense(3), 2)
+
+
+def test_save_and_load_classifier_round_trip(rng, tmp_path):
+    from lessons_lib import CharTokenizer, load_classifier, save_classifier
+
+    tok = CharTokenizer.from_text("abcdefghijklmnopqrstuvwxyz", special_tokens=("[PAD]", "[CLS]"))
+    clf = SequenceClassifier(Encoder(tok.vocab_size, T, 8, 2, 1, pad_id=0), 2, pooling="mean")
+    clf(IDS)
+    for w in clf.weights:
+        w.assign(rng.normal(size=w.shape) * 0.3)
+    path = save_classifier(clf, tmp_path / "clf.weights.h5", {"tokens": list(tok.tokens), "x": 1})
+    again, meta = load_classifier(path, tokenizer=tok)
+    assert meta["x"] == 1 and again.pooling == "mean" and again.encoder.pad_id == 0
+    np.testing.assert_array_equal(again(IDS).numpy(), clf(IDS).numpy())
+    other = CharTokenizer.from_text("abcdefghijklmnopqrstuvwxyZ", special_tokens=("[PAD]", "[CLS]"))
+    with pytest.raises(ValueError, match="another vocabulary.*first difference at id 2: 'Z'"):
+        load_classifier(path, tokenizer=other)
+    with pytest.raises(FileNotFoundError, match="python -m lessons_lib.classifier"):
+        load_classifier(tmp_path / "nope.weights.h5")
+    with pytest.raises(ValueError, match=r"must end with \.weights\.h5"):
+        save_classifier(clf, tmp_path / "clf.h5")
+    with pytest.raises(ValueError, match="not built"):
+        save_classifier(SequenceClassifier(Encoder(V, T, 8, 2, 1), 2), tmp_path / "x.weights.h5")
+    with pytest.raises(TypeError, match="SequenceClassifier"):
+        save_classifier(clf.encoder, tmp_path / "x.weights.h5")
+
+
+def test_the_shipped_classifier_scores_what_its_json_records():
+    """checkpoints/sms_classifier.weights.h5 (python -m lessons_lib.classifier), on the SMS test
+    split with the tokenizer rebuilt from the training split: the recorded test figures."""
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    from lessons_lib import SMS_MLM, encode_texts, load_classifier, load_sms_spam
+
+    data = load_sms_spam(progress=False)
+    tok = SMS_MLM.tokenizer(data.train.texts)
+    model, meta = load_classifier(tokenizer=tok)
+    x = encode_texts(tok, data.test.texts, SMS_MLM.max_len)[0]
+    pred = np.concatenate([model(x[i : i + 256]).numpy() for i in range(0, len(x), 256)]).argmax(1)
+    y = np.asarray(data.test.labels)
+    assert accuracy_score(y, pred) == pytest.approx(meta["test"]["accuracy"], abs=1e-6)
+    f1 = precision_recall_fscore_support(y, pred, average="binary")[2]
+    assert f1 == pytest.approx(meta["test"]["f1_spam"], abs=1e-6)
+    assert (
+        meta["test"]["accuracy"] > 0.975 and meta["command"] == "python -m lessons_lib.classifier"
+    )
