@@ -148,3 +148,32 @@ def assign_weights(
         values[name] = value
     for name, value in values.items():
         slots[name].assign(value.astype(slots[name].dtype))
+
+
+def checkpoint_tokens(
+    path: Any, recorded: Any, tokenizer: Any, what: str = "vocabulary", hint: str = ""
+) -> None:
+    """Refuse a checkpoint trained with another vocabulary than ``tokenizer``'s.
+
+    ``recorded`` is the token list the checkpoint's ``.json`` holds (``None`` or no ``tokenizer``:
+    nothing to check). A model trained on other ids would read every text wrongly, so the two
+    lists must be equal, id for id; the error names the first id where they differ, then
+    ``hint``.
+    """
+    if tokenizer is None or recorded is None:
+        return
+    ours, theirs = list(tokenizer.tokens), list(recorded)
+    if ours == theirs:
+        return
+    first = next(
+        (i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b),
+        min(len(ours), len(theirs)),
+    )
+    a = ours[first] if first < len(ours) else "(none)"
+    b = theirs[first] if first < len(theirs) else "(none)"
+    name = getattr(path, "name", str(path))
+    raise ValueError(
+        f"{name} was trained with another {what}: the tokenizer has {len(ours)} tokens, the "
+        f"checkpoint {len(theirs)}; first difference at id {first}: {a!r} here vs {b!r} there"
+        f"{hint}"
+    )

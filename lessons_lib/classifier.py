@@ -31,7 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from lessons_lib._backend import keras, tf
-from lessons_lib._validate import describe, non_negative_float, positive_int
+from lessons_lib._validate import checkpoint_tokens, describe, non_negative_float, positive_int
 from lessons_lib.encoder import Encoder
 from lessons_lib.pooling import Pooling, check_pooling
 
@@ -430,10 +430,10 @@ def load_classifier(
     """A new `SequenceClassifier` built from ``path.json``'s configuration, with ``path``'s weights.
 
     With ``tokenizer`` given, the checkpoint must have been trained with that tokenizer's
-    vocabulary, id for id (`lessons_lib.mlm.check_checkpoint_tokens`). Returns
+    vocabulary, id for id (`lessons_lib._validate.checkpoint_tokens`). Returns
     ``(model, metadata)``; lesson 11 §5 loads the shipped one.
     """
-    from lessons_lib.mlm import check_checkpoint_tokens
+    from lessons_lib.mlm import tokenizer_hint
 
     path = Path(path)
     meta_path = Path(str(path) + ".json")
@@ -443,7 +443,7 @@ def load_classifier(
             "make it with `python -m lessons_lib.classifier`"
         )
     meta = json.loads(meta_path.read_text())
-    check_checkpoint_tokens(path, meta, tokenizer)
+    checkpoint_tokens(path, meta.get("tokens", []), tokenizer, hint=tokenizer_hint(meta))
     model = SequenceClassifier.from_config(meta["config"])
     model(np.zeros((1, model.encoder.max_len), dtype="int32"))
     model.load_weights(path)

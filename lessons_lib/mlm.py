@@ -39,7 +39,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from lessons_lib._backend import keras, ops
-from lessons_lib._validate import describe, non_negative_float, positive_int
+from lessons_lib._validate import checkpoint_tokens, describe, non_negative_float, positive_int
 from lessons_lib.encoder import Encoder
 
 __all__ = [
@@ -349,30 +349,9 @@ def save_encoder(encoder: Encoder, path: str | Path, metadata: dict | None = Non
     return path
 
 
-def check_checkpoint_tokens(path: str | Path, meta: dict, tokenizer: Any) -> None:
-    """Refuse a checkpoint made with another vocabulary than ``tokenizer``'s (``None``: no check).
-
-    ``meta`` is the checkpoint's ``.json``; its ``tokens`` must be the tokenizer's, id for id: a
-    model trained on other ids would read every message wrongly. The error names the first id
-    where the two differ.
-    """
-    if tokenizer is None:
-        return
-    ours, theirs = list(tokenizer.tokens), list(meta.get("tokens", []))
-    if ours == theirs:
-        return
-    first = next(
-        (i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b),
-        min(len(ours), len(theirs)),
-    )
-    a = ours[first] if first < len(ours) else "(none)"
-    b = theirs[first] if first < len(theirs) else "(none)"
-    raise ValueError(
-        f"{Path(path).name} was trained with another vocabulary: the tokenizer has "
-        f"{len(ours)} tokens, the checkpoint {len(theirs)}; first difference at id {first}: "
-        f"{a!r} here vs {b!r} there. Build the tokenizer as its .json says "
-        f"({meta.get('tokenizer', 'see the file')})"
-    )
+def tokenizer_hint(meta: dict) -> str:
+    """The end of a vocabulary error: how the checkpoint's ``.json`` says its tokenizer was made."""
+    return f". Build the tokenizer as its .json says ({meta.get('tokenizer', 'see the file')})"
 
 
 def load_encoder(
@@ -392,7 +371,7 @@ def load_encoder(
             "make it with `python -m lessons_lib.mlm`"
         )
     meta = json.loads(meta_path.read_text())
-    check_checkpoint_tokens(path, meta, tokenizer)
+    checkpoint_tokens(path, meta.get("tokens", []), tokenizer, hint=tokenizer_hint(meta))
     encoder = Encoder.from_config(meta["config"])
     encoder(np.zeros((1, encoder.max_len), dtype="int32"))
     encoder.load_weights(path)

@@ -50,6 +50,7 @@ import numpy as np
 
 from lessons_lib._backend import keras, ops, tf
 from lessons_lib._validate import (
+    checkpoint_tokens,
     describe,
     non_negative_float,
     positive_int,
@@ -926,24 +927,6 @@ def save_encoder_decoder(
     return path
 
 
-def _same_tokens(tokenizer: Any, recorded: list[str] | None, side: str, path: Path) -> None:
-    if tokenizer is None or recorded is None:
-        return
-    ours = list(tokenizer.tokens)
-    if ours != recorded:
-        first = next(
-            (i for i, (a, b) in enumerate(zip(ours, recorded)) if a != b),
-            min(len(ours), len(recorded)),
-        )
-        a = ours[first] if first < len(ours) else "(none)"
-        b = recorded[first] if first < len(recorded) else "(none)"
-        raise ValueError(
-            f"{path.name} was trained with another {side} vocabulary: the tokenizer has "
-            f"{len(ours)} tokens, the checkpoint {len(recorded)}; first difference at id {first}: "
-            f"{a!r} here vs {b!r} there"
-        )
-
-
 def load_encoder_decoder(
     path: str | Path,
     model: EncoderDecoder | None = None,
@@ -978,8 +961,8 @@ def load_encoder_decoder(
             raise ValueError(
                 f"{path.name} is a checkpoint of another configuration: " + "; ".join(diff)
             )
-    _same_tokens(source_tokenizer, meta.get("source_tokens"), "source", path)
-    _same_tokens(target_tokenizer, meta.get("target_tokens"), "target", path)
+    checkpoint_tokens(path, meta.get("source_tokens"), source_tokenizer, "source vocabulary")
+    checkpoint_tokens(path, meta.get("target_tokens"), target_tokenizer, "target vocabulary")
     if model is None:
         model = EncoderDecoder.from_config(config)
     if not model.built:
