@@ -156,6 +156,17 @@ class Translator:
         )
         self._full = tf.function(self._full_fn, input_signature=[ids, ids], jit_compile=jit_compile)
 
+    @classmethod
+    def for_model(cls, model: EncoderDecoder) -> "Translator":
+        """The model's own `Translator`, made on the first call and reused (what `greedy_decode`,
+        `beam_search`, `translate` and `BleuEvaluation` use): its compiled functions are traced
+        once per model, and they stay valid when new weights are loaded into the model."""
+        if not isinstance(model, EncoderDecoder):
+            raise TypeError(f"model must be a lessons_lib.EncoderDecoder, got {describe(model)}")
+        if model not in _TRANSLATORS:
+            _TRANSLATORS[model] = cls(model)
+        return _TRANSLATORS[model]
+
     # --- the compiled model calls -----------------------------------------------------------------
     def _log_probs(self, logits):
         """log softmax(logits), with −∞ for ``<pad>`` and ``<bos>`` (never written)."""
@@ -449,11 +460,7 @@ _TRANSLATORS: "weakref.WeakKeyDictionary[EncoderDecoder, Translator]" = weakref.
 
 
 def _translator(model: Any) -> Translator:
-    if not isinstance(model, EncoderDecoder):
-        raise TypeError(f"model must be a lessons_lib.EncoderDecoder, got {describe(model)}")
-    if model not in _TRANSLATORS:
-        _TRANSLATORS[model] = Translator(model)
-    return _TRANSLATORS[model]
+    return Translator.for_model(model)
 
 
 def greedy_decode(model: EncoderDecoder, source_ids: Any, **kwargs) -> Any:

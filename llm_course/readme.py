@@ -36,6 +36,7 @@ WHAT = {
     "10": "greedy, temperature, top-k, top-p sampling; a KV cache",
     "11": "an encoder with a padding mask; SMS spam against naive Bayes; masked-LM pretraining",
     "12": "extractive question answering on bAbI; span decoding; is attention on the evidence?",
+    "13": "English → Spanish with an encoder–decoder; masks, beam search, KV cache, BLEU",
 }
 START, END = "<!-- lesson-table:start -->", "<!-- lesson-table:end -->"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"

@@ -247,6 +247,34 @@ def test_from_model_gpt_and_layers():
         AttentionExplorer.from_model(object(), x, "a b c")
 
 
+def test_from_model_encoder_decoder_cross_attention_without_padding():
+    import keras
+
+    from lessons_lib import EncoderDecoder
+
+    keras.utils.set_random_seed(0)
+    model = EncoderDecoder(12, 10, 8, 8, 2, 1, 2)
+    src = np.array([[5, 6, 7, 0, 0], [5, 6, 7, 8, 9]])  # sentence 0 is padded
+    tgt = np.array([[2, 4, 5, 0], [2, 4, 6, 7]])
+    v = AttentionExplorer.from_model(
+        model, (src, tgt), which="cross", tokens="<bos> a b", key_tokens="x y z"
+    )
+    _, w = model(src, tgt, return_attention=True)
+    assert v.weights.shape == (2, 2, 3, 3) and v.mask_kind == "none"
+    np.testing.assert_allclose(v.weights, np.asarray(w["cross"])[0, :, :, :3, :3], atol=1e-7)
+    # with the padding cut off, the rows still sum to 1: the padded keys had weight 0
+    enc = AttentionExplorer.from_model(
+        model, (src, tgt), which="encoder", tokens="u v w x y", batch_index=1
+    )
+    assert enc.weights.shape == (1, 2, 5, 5)
+    self_ = AttentionExplorer.from_model(model, (src[1], tgt[1]), which="decoder", tokens="a b c d")
+    assert self_.mask_kind == "causal"
+    with pytest.raises(ValueError, match=r"inputs=\(source_ids, target_ids\)"):
+        AttentionExplorer.from_model(model, src, tokens="a")
+    with pytest.raises(ValueError, match="which must be 'cross'"):
+        AttentionExplorer.from_model(model, (src, tgt), which="self", tokens="a")
+
+
 # --- AttentionExplorer: static form ---------------------------------------------------------------
 def test_text_repr_is_a_deterministic_table():
     w = np.array([[[0.75, 0.25], [0.1, 0.9]]])

@@ -171,7 +171,9 @@ class AttentionExplorer(View):
 
         Args:
             model: a `GPT` (``inputs`` = token ids ``[batch, T]`` or ``[T]``;
-                all layers), a `MultiHeadAttention` or a
+                all layers), an `EncoderDecoder` (``inputs = (source_ids, target_ids)``, the
+                decoder input; ``which="cross"`` shows target rows × source columns, every
+                decoder layer, lesson 13 §8; the padding is cut off), a `MultiHeadAttention` or a
                 `TransformerBlock` (``inputs`` = ``x [batch, T, d_model]`` or
                 ``[T, d_model]``; one layer).
             inputs: what the model is called with.
@@ -181,7 +183,8 @@ class AttentionExplorer(View):
             vocab: for a GPT without ``tokens``: a sequence or mapping ``id -> token`` or a
                 callable.
             batch_index: which sequence of the batch to show.
-            which: for a block with cross-attention, ``"self"`` or ``"cross"`` weights.
+            which: for a block with cross-attention, ``"self"`` or ``"cross"`` weights; for an
+                `EncoderDecoder` ``"cross"``, ``"encoder"`` or ``"decoder"``.
             call_kwargs: extra call arguments, e.g. ``{"use_causal_mask": True}`` or ``{"mask":
             m}``. **kwargs: passed on to `AttentionExplorer` (``query=``, ``heads=``,
             ``title=`` ...).
@@ -189,8 +192,33 @@ class AttentionExplorer(View):
         from lessons_lib.attention import MultiHeadAttention
         from lessons_lib.block import TransformerBlock
         from lessons_lib.gpt import GPT
+        from lessons_lib.seq2seq import EncoderDecoder
 
         call_kwargs = dict(call_kwargs or {})
+        if isinstance(model, EncoderDecoder):
+            if not isinstance(inputs, (tuple, list)) or len(inputs) != 2:
+                raise ValueError(
+                    "an EncoderDecoder takes inputs=(source_ids, target_ids) (the decoder input "
+                    f"<bos> y1 ... y_n), got {describe(inputs)}"
+                )
+            if which not in ("cross", "encoder", "decoder"):
+                raise ValueError(
+                    "for an EncoderDecoder, which must be 'cross' (target rows × source columns), "
+                    f"'encoder' or 'decoder' (self-attention), got {which!r}"
+                )
+            src, tgt = (np.asarray(a.numpy() if hasattr(a, "numpy") else a) for a in inputs)
+            src, tgt = (a[None] if a.ndim == 1 else a for a in (src, tgt))
+            _, w = model(src, tgt, return_attention=True, **call_kwargs)
+            b = index_in_range(batch_index, src.shape[0], "batch_index", "the batch", "sentences")
+            real_s = int((src[b] != model.pad_id).sum())
+            real_t = int((tgt[b] != model.pad_id).sum())
+            rows, cols = {
+                "cross": (real_t, real_s),
+                "encoder": (real_s, real_s),
+                "decoder": (real_t, real_t),
+            }[which]
+            weights = np.asarray(w[which])[b, :, :, :rows, :cols]  # padding cut off
+            return cls(weights, tokens, key_tokens, **kwargs)
         if isinstance(model, GPT):
             ids = np.asarray(inputs.numpy() if hasattr(inputs, "numpy") else inputs)
             if ids.ndim == 1:

@@ -234,7 +234,8 @@ assert p_value > 0.05
 # token, and a causal mask stops it from looking ahead. (The original Transformer was an encoder–decoder for
 # translation; BERT is encoder-only and is used for understanding tasks such as classification, not on its own for
 # translation or generation; GPT-3 is decoder-only.) Lessons 11 and 12 build the encoder too: the same blocks
-# without the causal mask, read by a classifier and by a question-answering head.
+# without the causal mask, read by a classifier and by a question-answering head; lesson 13 joins an encoder and a
+# decoder with cross-attention and translates English into Spanish.
 
 # %% [markdown]
 # ## 3. The pipeline, run once on a real sentence
@@ -797,6 +798,7 @@ assert check(uniform_loss, reference_uniform_loss, inputs=[65, 2, 256, 50257], a
 # | 10 | [Text generation](10_text_generation.ipynb) | greedy, temperature, top-k, top-p sampling; a KV cache | 3.4, 6 |
 # | 11 | [Text classification](11_text_classification.ipynb) | an encoder (no causal mask, a padding mask), pooling, a spam classifier against baselines; masked-LM pretraining, then fine-tuning | 3.4, 6 |
 # | 12 | [Question answering](12_question_answering.ipynb) | extractive span QA on bAbI: start/end logits, span decoding, exact match; does attention find the evidence? | 3.4, 6, 8.3 |
+# | 13 | [Machine translation](13_machine_translation.ipynb) | an encoder–decoder with cross-attention, the three masks, the label shift; greedy and beam search with a KV cache; BLEU and chrF; alignments | 3.4, 6.2 |
 #
 # Lessons 02–08 share a **running example**, "the thread": the sentence *to be or not to be* with a 6-word
 # vocabulary, $d_{\text{model}} = 4$, 2 heads and fixed weights rounded to one decimal
@@ -819,7 +821,7 @@ assert check(uniform_loss, reference_uniform_loss, inputs=[65, 2, 256, 50257], a
 # | worked example 4.3 and code 5.2 | shapes do not match, numbers do not follow, the code cannot run | 04 |
 # | concatenate the heads, then reshape (no $W_O$) | split heads before attention, concatenate after, multiply by $W_O$ | 05 |
 # | $\mathrm{FFN} = \mathrm{ReLU}(W_2\,\mathrm{ReLU}(W_1x + b_1)) + b_2$ | $W_2\,\mathrm{act}(W_1 x + b_1) + b_2$, no outer activation | 06 |
-# | GPT-3 and BERT both translate well (section 6) | BERT is encoder-only: it encodes text but does not generate it, so it does not translate on its own; GPT-3 is decoder-only | 00 (section 2) |
+# | GPT-3 and BERT both translate well (section 6) | BERT is encoder-only: it encodes text but does not generate it, so it does not translate on its own; GPT-3 is decoder-only | 00 (section 2), 13 |
 #
 # Reading the Chinese original alongside the course? The [中文 ↔ English glossary](../docs/glossary.md) lists every
 # term (自注意力机制 = self-attention, 前馈神经网络 = feed-forward network, 层归一化 = layer normalization, …).
