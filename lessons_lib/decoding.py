@@ -459,18 +459,14 @@ class Translator:
 _TRANSLATORS: "weakref.WeakKeyDictionary[EncoderDecoder, Translator]" = weakref.WeakKeyDictionary()
 
 
-def _translator(model: Any) -> Translator:
-    return Translator.for_model(model)
-
-
 def greedy_decode(model: EncoderDecoder, source_ids: Any, **kwargs) -> Any:
     """`Translator.greedy` with the model's own `Translator` (made once, reused); lesson 13 §5."""
-    return _translator(model).greedy(source_ids, **kwargs)
+    return Translator.for_model(model).greedy(source_ids, **kwargs)
 
 
 def beam_search(model: EncoderDecoder, source_ids: Any, beam_width: int = 4, **kwargs) -> Any:
     """`Translator.beam_search` with the model's own `Translator`; lesson 13 §5."""
-    return _translator(model).beam_search(source_ids, beam_width, **kwargs)
+    return Translator.for_model(model).beam_search(source_ids, beam_width, **kwargs)
 
 
 def translate(
@@ -481,4 +477,6 @@ def translate(
     **kwargs,
 ) -> list[str]:
     """`Translator.translate` with the model's own `Translator`; lesson 13 §6."""
-    return _translator(model).translate(texts, source_tokenizer, target_tokenizer, **kwargs)
+    return Translator.for_model(model).translate(
+        texts, source_tokenizer, target_tokenizer, **kwargs
+    )

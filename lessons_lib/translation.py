@@ -412,6 +412,7 @@ def train_translator(
 
 def main(argv: list[str] | None = None) -> int:
     """Train `SPA_ENG_TRANSLATION` on Tatoeba English → Spanish and write lesson 13's checkpoint."""
+    from lessons_lib.classifier import FitProgress
     from lessons_lib.data import load_spa_eng
     from lessons_lib.env import setup
 
@@ -430,18 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     t_tok = time.perf_counter() - t0
     print(f"tokenizers trained in {t_tok:.1f} s", flush=True)
 
-    class _Print(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self._t0 = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            shown = ", ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items())
-            print(
-                f"epoch {epoch + 1} ({time.perf_counter() - self._t0:.0f} s): {shown}", flush=True
-            )
-
     model, tokenizers, evaluation, fit = train_translator(
-        data, cfg, tokenizers=tokenizers, callbacks=[_Print()]
+        data, cfg, tokenizers=tokenizers, callbacks=[FitProgress()]
     )
     wall = time.perf_counter() - t0
     src_tok, tgt_tok = tokenizers
