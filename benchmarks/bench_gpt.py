@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import lessons_lib  # noqa: E402  (first: it imports TensorFlow without the load-time oneDNN notice)
+from lessons_lib.cost import Architecture  # noqa: E402
 from lessons_lib.generation import Generator  # noqa: E402
 from lessons_lib.training import (
     BABY_GPT,
@@ -94,10 +95,8 @@ def train_step_flops(cfg=BABY_GPT, batch_size: int = BABY_TRAIN.batch_size) -> f
     Per token, the forward pass multiplies by W_Q, W_K, W_V, W_O (4 d²), the FFN (2 d·d_ff) in each
     of the L blocks, the tied output matrix (d·V), and computes QKᵀ and AV over all T keys (2 T·d
     per block, masked entries included, as the code computes them). The backward pass costs twice
-    the forward (a gradient for each operand)."""
-    d, d_ff, layers, t = cfg.d_model, 4 * cfg.d_model, cfg.num_layers, cfg.max_len
-    per_token = layers * (4 * d * d + 2 * d * d_ff + 2 * t * d) + d * cfg.vocab_size
-    return 3 * 2 * per_token * batch_size * t
+    the forward (a gradient for each operand). Lesson 14 §2 derives it: `Architecture` counts it."""
+    return Architecture.of(cfg).training_flops(batch_size, cfg.max_len)
 
 
 def ffn_matmul_gflops(tokens: int, d: int, d_ff: int, pairs: int = 16, repeats: int = 30) -> float:

@@ -553,14 +553,28 @@ def load_checkpoint(model: GPT, path: Path | str = BABY_CHECKPOINT) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Train the reference configuration on Tiny Shakespeare and write the checkpoint."""
+    """Train the reference configuration on Tiny Shakespeare and write the checkpoint.
+
+    With ``--strategy mirrored|multi-worker`` (or ``--compare``) it trains data-parallel instead
+    (lesson 14 §9, `lessons_lib.distributed`).
+    """
     from lessons_lib.data import load_tiny_shakespeare, train_val_split
     from lessons_lib.env import setup
     from lessons_lib.tokenizers import CharTokenizer
 
     p = argparse.ArgumentParser(description=main.__doc__)
-    p.add_argument("--steps", type=int, default=BABY_TRAIN.max_steps)
-    p.add_argument("--out", type=Path, default=BABY_CHECKPOINT)
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"optimisation steps (default {BABY_TRAIN.max_steps}; 5 with --compare)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"checkpoint to write (default: {BABY_CHECKPOINT.name} on one device, none otherwise)",
+    )
     p.add_argument("--no-xla", action="store_true")
     p.add_argument(
         "--seed",
@@ -568,15 +582,23 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="seed for initialisation and batches (default: the reference run's 0 and 1337)",
     )
+    _add_distributed_arguments(p)
     a = p.parse_args(argv)
+    if a.strategy != "default" or a.compare:  # lesson 14 §9: lessons_lib.distributed
+        return _main_distributed(a)
     setup(seed=a.seed or 0)
+    a.out = BABY_CHECKPOINT if a.out is None else a.out
+    a.steps = BABY_TRAIN.max_steps if a.steps is None else a.steps
     text = load_tiny_shakespeare(progress=False)
     tok = CharTokenizer.from_text(text)
     train_text, val_text = train_val_split(text, 0.9)
     train, val = encode_corpus(train_text, tok), encode_corpus(val_text, tok)
     model = BABY_GPT.build(seed=a.seed or 0)
     cfg = dataclasses.replace(
-        BABY_TRAIN, max_steps=a.steps, seed=BABY_TRAIN.seed if a.seed is None else a.seed
+        BABY_TRAIN,
+        max_steps=a.steps,
+        seed=BABY_TRAIN.seed if a.seed is None else a.seed,
+        batch_size=positive_int(a.batch_size, "--batch-size"),
     )
     trainer = Trainer(model, train, val, cfg, jit_compile=not a.no_xla)
     print(
@@ -617,6 +639,70 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"wrote {a.out}", flush=True)
     return 0
+
+
+def _add_distributed_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of data-parallel training (lesson 14 §9, `lessons_lib.distributed`)."""
+    g = p.add_argument_group("data parallelism (lesson 14 §9; README: several devices or machines)")
+    g.add_argument(
+        "--strategy",
+        choices=("default", "mirrored", "multi-worker"),
+        default="default",
+        help="tf.distribute strategy: one device (default), MirroredStrategy (one machine, "
+        "several GPUs or logical CPUs), MultiWorkerMirroredStrategy (TF_CONFIG, or local workers)",
+    )
+    g.add_argument(
+        "--devices",
+        type=int,
+        default=None,
+        help="mirrored: replicas (GPUs, else logical CPU devices); default all GPUs",
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="multi-worker without TF_CONFIG: local worker processes to start (default 2)",
+    )
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        default=BABY_TRAIN.batch_size,
+        help=f"global batch (default {BABY_TRAIN.batch_size}); a multiple of the replicas",
+    )
+    g.add_argument(
+        "--compare",
+        action="store_true",
+        help="also train on one device and print the largest loss and weight differences",
+    )
+    g.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        help="multi-worker: seconds before the run (and each collective) gives up",
+    )
+
+
+def _main_distributed(a: argparse.Namespace) -> int:
+    """``main`` for ``--strategy mirrored|multi-worker`` or ``--compare``: see
+    `lessons_lib.distributed.run_command_line`."""
+    from lessons_lib.distributed import run_command_line
+
+    steps = a.steps if a.steps is not None else (5 if a.compare else BABY_TRAIN.max_steps)
+    try:
+        return run_command_line(
+            a.strategy,
+            steps,
+            devices=a.devices,
+            workers=a.workers,
+            compare=a.compare,
+            seed=a.seed,
+            out=a.out,
+            timeout=a.timeout,
+            batch_size=a.batch_size,
+        )
+    except ValueError as e:  # bad options (a batch that does not divide, ...): no traceback
+        print(f"python -m lessons_lib.training: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

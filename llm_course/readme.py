@@ -37,6 +37,7 @@ WHAT = {
     "11": "an encoder with a padding mask; SMS spam against naive Bayes; masked-LM pretraining",
     "12": "extractive question answering on bAbI; span decoding; is attention on the evidence?",
     "13": "English → Spanish with an encoder–decoder; masks, beam search, KV cache, BLEU",
+    "14": "FLOPs, bytes, KV cache: counted and measured; T²; GRU vs block; scaling; tf.distribute",
 }
 START, END = "<!-- lesson-table:start -->", "<!-- lesson-table:end -->"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"

@@ -117,3 +117,36 @@ def test_qa_plateau_runs_one_epoch_and_records_the_curve(tmp_path):
     assert {"val_exact_match", "agrees_last sentence", "agrees_first mention"} <= run["curve"][
         -1
     ].keys()
+
+
+def test_bench_cost_smoke_prints_every_figure_and_writes_what_lesson_14_reads(tmp_path):
+    """Tiny sizes: every line of the three measurements, and the JSON keys lesson 14 plots (the same
+    as in the shipped benchmarks/results/cost.json)."""
+    import json
+
+    out = tmp_path / "cost.json"
+    stdout = _run_benchmark("benchmarks/bench_cost.py", "--smoke", "--json", str(out))
+    assert re.search(
+        r"step  d=  16 L=1 T=  16: +[\d.]+ ms, +[\d.]+ GFLOP -> +[\d.]+ GFLOP/s", stdout
+    )
+    assert re.search(
+        r"attention T=  256: +[\d.]+ ms, peak \+ *[\d.]+ MiB \(scores +1\.0 MiB\)", stdout
+    )
+    assert re.search(r"attention slopes \(T >= \d+\): time -?[\d.]+, memory -?[\d.]+", stdout)
+    assert re.search(r"fwd\+bwd T= +16: GRU +[\d.]+ ms \| Transformer block +[\d.]+ ms", stdout)
+    made = json.loads(out.read_text())
+    shipped = json.loads((ROOT / "benchmarks/results/cost.json").read_text())
+    assert set(made) == set(shipped) == {"steps", "attention", "recurrent", "meta"}
+    for key in ("attention", "recurrent", "meta"):
+        assert set(made[key]) == set(shipped[key]), key
+    assert set(made["steps"][0]) == set(shipped["steps"][0])
+    assert (
+        shipped["meta"]["command"]
+        == "python benchmarks/bench_cost.py --json benchmarks/results/cost.json"
+    )
+    for row in shipped["steps"]:  # the shipped FLOPs are the formula's
+        from lessons_lib.cost import Architecture
+        from lessons_lib.training import ModelConfig
+
+        cfg = ModelConfig(d_model=row["d_model"], num_layers=row["num_layers"], max_len=256)
+        assert Architecture.of(cfg).training_flops(8, row["seq_len"]) == row["flops"]
