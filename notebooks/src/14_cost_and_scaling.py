@@ -765,7 +765,8 @@ print(
 )
 
 # %%
-assert same["replicas"] == 2 and same["max_loss_diff"] < 1e-5 and same["max_weight_diff"] < 1e-5
+# float32 rounding: ~1e-6 here; the margin leaves room for a GPU, where the one-device reference rounds differently
+assert same["replicas"] == 2 and same["max_loss_diff"] < 2e-5 and same["max_weight_diff"] < 2e-5
 
 # %% [markdown]
 # The two runs agree to float32 rounding, about $10^{-6}$: adding two half-batch gradients rounds differently from
@@ -800,7 +801,7 @@ print(
 )
 
 # %%
-assert naive["max_weight_diff"] > 20 * same["max_weight_diff"] and naive["max_weight_diff"] > 1e-5
+assert naive["max_weight_diff"] > 5 * same["max_weight_diff"] and naive["max_weight_diff"] > 5e-5
 trap = dist["traps"]["a_clipping"]
 print(
     f"(benchmark: first-batch ‖∇L‖ = {trap['full_batch_grad_norm']:.2f} > clip {trap['grad_clip']}, replicas' norms {', '.join(f'{n:.2f}' for n in trap['replica_grad_norms'])})"
