@@ -77,6 +77,7 @@ _EXPORTS: dict[str, str] = {
     "make_optimizer": "training",
     "random_windows": "training",
     "save_checkpoint": "training",
+    "shakespeare_splits": "training",
     "train_step_function": "training",
     "window_losses": "training",
     # lesson 10
@@ -220,7 +221,6 @@ _EXPORTS: dict[str, str] = {
     "fit_power_law_offset": "scaling",
     "mean_final_losses": "scaling",
     "non_embedding_params": "scaling",
-    "shakespeare_splits": "scaling",
     "sweep": "scaling",
     "total_params": "scaling",
     "train_size": "scaling",

@@ -63,6 +63,7 @@ from lessons_lib.training import (
     make_optimizer,
     random_windows,
     save_checkpoint,
+    shakespeare_splits,
 )
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
@@ -361,7 +362,7 @@ def compare_with_single_device(
 
 def tiny_corpus() -> np.ndarray:
     """Tiny Shakespeare's training split as character ids (the corpus of lesson 09)."""
-    return _shakespeare_splits()[0]
+    return shakespeare_splits()[0]
 
 
 # ----------------------------------------------------------------------------------- multi-worker
@@ -795,7 +796,7 @@ def run_command_line(
     if strategy == "mirrored" or in_cluster or (strategy == "default" and not compare):
         s = make_strategy(strategy, devices if strategy == "mirrored" else None, timeout)
     setup(seed=seed or 0, verbose=not in_cluster or _worker_index() == 0)
-    train, val = _shakespeare_splits()
+    train, val = shakespeare_splits()
     cfg = dataclasses.replace(
         BABY_TRAIN,
         max_steps=steps,
@@ -855,18 +856,6 @@ def run_command_line(
         )
         print(f"wrote {out}", flush=True)
     return 0
-
-
-def _shakespeare_splits() -> tuple[np.ndarray, np.ndarray]:
-    """Tiny Shakespeare's training and validation splits as character ids (lesson 09 §1)."""
-    from lessons_lib.data import load_tiny_shakespeare, train_val_split
-    from lessons_lib.tokenizers import CharTokenizer
-    from lessons_lib.training import encode_corpus
-
-    text = load_tiny_shakespeare(progress=False)
-    tok = CharTokenizer.from_text(text)
-    train_text, val_text = train_val_split(text, 0.9)
-    return encode_corpus(train_text, tok), encode_corpus(val_text, tok)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ import numpy as np
 
 from lessons_lib._validate import describe, positive_int
 from lessons_lib.cost import Architecture
-from lessons_lib.training import ROOT, ModelConfig, TrainConfig, Trainer
+from lessons_lib.training import ROOT, ModelConfig, TrainConfig, Trainer, shakespeare_splits
 
 #: The full sweep's results, written by ``python benchmarks/scaling_law.py`` (plotted in §7).
 SCALING_LAW_JSON = ROOT / "benchmarks" / "results" / "scaling_law.json"
@@ -396,18 +396,6 @@ def sweep(
             if callback is not None:
                 callback(r)
     return results
-
-
-def shakespeare_splits() -> tuple[np.ndarray, np.ndarray]:
-    """Tiny Shakespeare's training and validation ids (90 / 10 %, characters; lesson 09 §1)."""
-    from lessons_lib.data import load_tiny_shakespeare, train_val_split
-    from lessons_lib.tokenizers import CharTokenizer
-    from lessons_lib.training import encode_corpus
-
-    text = load_tiny_shakespeare(progress=False)
-    tok = CharTokenizer.from_text(text)
-    train_text, val_text = train_val_split(text, 0.9)
-    return encode_corpus(train_text, tok), encode_corpus(val_text, tok)
 
 
 def mean_final_losses(results: Sequence[SizeResult | dict]) -> dict[str, dict]:

@@ -190,6 +190,21 @@ def encode_corpus(text: str, tokenizer) -> np.ndarray:
     return np.asarray(tokenizer.encode(text), dtype=np.int32)
 
 
+def shakespeare_splits() -> tuple[np.ndarray, np.ndarray]:
+    """Tiny Shakespeare's training and validation ids: characters, 90 / 10 % (lesson 09 §1).
+
+    The corpus of lesson 09 as `encode_corpus` arrays; lesson 14's scaling sweep and distributed
+    runs train on it too.
+    """
+    from lessons_lib.data import load_tiny_shakespeare, train_val_split
+    from lessons_lib.tokenizers import CharTokenizer
+
+    text = load_tiny_shakespeare(progress=False)
+    tok = CharTokenizer.from_text(text)
+    train_text, val_text = train_val_split(text, 0.9)
+    return encode_corpus(train_text, tok), encode_corpus(val_text, tok)
+
+
 def _token_array(data: Any) -> np.ndarray:
     """``data`` as a 1-D array of token ids, or a ValueError naming what was given."""
     a = np.asarray(data)
