@@ -540,21 +540,14 @@ def _run_worker() -> int:
 # ----------------------------------------------------------------------------------- the traps
 def _first_batch_norms(trainer: DistributedTrainer, x: np.ndarray, y: np.ndarray) -> dict:
     """‖∇L‖ and each shard's ‖g_r‖ for one global batch (eager, on the host)."""
-    model, b, n = trainer.model, trainer.shard, trainer.replicas
+    b, n = trainer.shard, trainer.replicas
 
-    def grads(xs, ys):
-        with tf.GradientTape() as tape:
-            logits = model(tf.constant(xs), training=True)
-            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=ys, logits=logits)
-            loss = tf.reduce_sum(ce) / float(x.shape[0] * x.shape[1])
-        return [tf.convert_to_tensor(g) for g in tape.gradient(loss, model.trainable_variables)]
+    def norm(xs, ys):  # the replica's own gradient: its shard's loss sum / the global batch
+        _, grads = trainer._replica_gradients(tf.constant(xs), tf.constant(ys))
+        return float(tf.linalg.global_norm(grads))
 
-    full = float(tf.linalg.global_norm(grads(x, y)))
-    shards = [
-        float(tf.linalg.global_norm(grads(x[r * b : (r + 1) * b], y[r * b : (r + 1) * b])))
-        for r in range(n)
-    ]
-    return {"full_batch_grad_norm": full, "replica_grad_norms": shards}
+    shards = [norm(x[r * b : (r + 1) * b], y[r * b : (r + 1) * b]) for r in range(n)]
+    return {"full_batch_grad_norm": norm(x, y), "replica_grad_norms": shards}
 
 
 def clipping_trap(
