@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from lessons_lib._validate import describe, positive_int
-from lessons_lib.cost import Architecture
+from lessons_lib.cost import Architecture, training_compute
 from lessons_lib.training import ROOT, ModelConfig, TrainConfig, Trainer, shakespeare_splits
 
 #: The full sweep's results, written by ``python benchmarks/scaling_law.py`` (plotted in §7).
@@ -233,11 +233,11 @@ def train_size(
         params=n_total,
         non_embedding_params=n,
         tokens=steps * per_step,
-        compute=6.0 * n * steps * per_step,
+        compute=training_compute(n, steps * per_step),
         initial_val_loss=float(initial),
         eval_steps=eval_steps,
         eval_tokens=[s * per_step for s in eval_steps],
-        eval_compute=[6.0 * n * s * per_step for s in eval_steps],
+        eval_compute=[training_compute(n, s * per_step) for s in eval_steps],
         val_curve=[float(v) for v in curve],
         val_loss=float(final),
         eval_windows=eval_windows,
