@@ -39,6 +39,7 @@ course's 2-core CPU two logical devices or two workers share the same cores: the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -613,7 +614,7 @@ def fit_dtype_trap(devices: int = 2) -> dict[str, Any]:
 
         GPT.call = spy
         try:
-            scope = strategy.scope() if strategy is not None else _nullcontext()
+            scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
             with scope:
                 model = cfg.build(seed=0)
                 model.compile(
@@ -633,12 +634,6 @@ def fit_dtype_trap(devices: int = 2) -> dict[str, Any]:
             "error": error,
         }
     return result
-
-
-def _nullcontext():
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 def _first_lines(text: str, n: int = 6) -> str:
