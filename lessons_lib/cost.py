@@ -60,6 +60,7 @@ class Architecture:
         use_bias: biases in the projections and LayerNorms (GPT-2 and GPT-3 have them).
         tie_embeddings: the output layer reuses the token table (no extra parameters).
         kv_heads: key/value heads h_kv for the KV cache (default h; 1 is multi-query attention).
+        positional: ``"learned"`` (a T·d position table) or ``"sinusoidal"`` (no parameters).
     """
 
     name: str
@@ -72,6 +73,7 @@ class Architecture:
     use_bias: bool = True
     tie_embeddings: bool = True
     kv_heads: int | None = None
+    positional: str = "learned"
 
     def __post_init__(self) -> None:
         for field in ("vocab_size", "max_len", "d_model", "num_layers", "num_heads"):
@@ -83,6 +85,10 @@ class Architecture:
             )
         if self.d_ff is not None:
             positive_int(self.d_ff, "d_ff")
+        if self.positional not in ("learned", "sinusoidal"):
+            raise ValueError(
+                f"positional must be 'learned' or 'sinusoidal', got {self.positional!r}"
+            )
         if self.kv_heads is not None:
             positive_int(self.kv_heads, "kv_heads")
             if self.num_heads % self.kv_heads:
@@ -108,6 +114,7 @@ class Architecture:
             d_ff=d_ff,
             use_bias=model.use_bias,
             tie_embeddings=model.tie_embeddings,
+            positional=getattr(model, "positional", "learned"),
         )
 
     @property
@@ -126,12 +133,16 @@ class Architecture:
             d_ff=self.ffn_width,
             use_bias=self.use_bias,
             tie_embeddings=self.tie_embeddings,
+            positional=self.positional,
         )
 
     @property
     def embedding_params(self) -> int:
-        """The vocabulary and position tables: V·d + T·d (+ d·V for an untied output layer)."""
-        tables = (self.vocab_size + self.max_len) * self.d_model
+        """The vocabulary and position tables: V·d + T·d (+ d·V for an untied output layer).
+
+        Sinusoidal positions have no table (T·d is then 0)."""
+        positions = self.max_len if self.positional == "learned" else 0
+        tables = (self.vocab_size + positions) * self.d_model
         return tables if self.tie_embeddings else tables + self.d_model * self.vocab_size
 
     @property

@@ -39,6 +39,20 @@ def test_parameter_counts_match_keras_and_the_published_sizes():
     assert GPT3_175B.bytes("int8") == GPT3_175B.params
 
 
+def test_architecture_of_a_model_counts_what_it_has():
+    """Sinusoidal positions and a non-default FFN width change the count: read from the model,
+    never assumed (a learned table would be T·d parameters too many)."""
+    from lessons_lib.gpt import GPT
+
+    model = GPT(50, 16, 32, 2, 2, d_ff=48, positional="sinusoidal", tie_embeddings=False)
+    model(np.zeros((1, 16), np.int32))
+    arch = Architecture.of(model)
+    assert arch.params == model.count_params()
+    assert arch.embedding_params == 50 * 32 + 32 * 50  # token table and untied output, no positions
+    with pytest.raises(ValueError, match="positional must be"):
+        Architecture("x", 10, 8, 32, 1, 4, positional="rotary")
+
+
 def test_forward_flops_equal_the_profilers_count_of_the_matrix_products():
     """The formula against TensorFlow's profiler reading the traced graph, op by op."""
     for cfg, (b, t) in (
