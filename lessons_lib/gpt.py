@@ -131,14 +131,20 @@ class GPT(keras.Model):
     def logits(self, x):
         """The output layer: LN_f(x) Eᵀ with tied embeddings, else LN_f(x) W_out; lesson 08 §2.
 
-        ``x [batch, T, d_model]`` (the last block's output) → ``[batch, T, vocab_size]``.
+        ``x [batch, T, d_model]`` (the last block's output) → ``[batch, T, vocab_size]``. A token
+        table quantized by Keras (``model.quantize("int8")``) holds integer codes and a scale per
+        row: the head reads it dequantized, through the Embedding's lookup (lesson 15 §3: the
+        tied-head pitfall).
         """
         h = self.ln_f(x)
-        return (
-            ops.matmul(h, ops.transpose(self.embed.embeddings))
-            if self.head is None
-            else self.head(h)
-        )
+        if self.head is not None:
+            return self.head(h)
+        table = self.embed.embeddings
+        if self.embed.token_embedding.quantization_mode is not None:
+            # quantized by Keras: `embeddings` holds integer codes without their scales, so read the
+            # table through the layer's own lookup, which dequantizes (lesson 15 §3)
+            table = self.embed.token_embedding(ops.arange(self.vocab_size, dtype="int32"))
+        return ops.matmul(h, ops.transpose(table))
 
     # --- incremental decoding with a KV cache (lesson 10) -----------------------------------------
     def prefill(self, ids):

@@ -563,6 +563,10 @@ def load_checkpoint(model: GPT, path: Path | str = BABY_CHECKPOINT) -> dict:
         raise ValueError(f"checkpoint {path.name} was made for another configuration ({details})")
     if not model.built:
         model(np.zeros((1, model.max_len), dtype=np.int32))
+    from lessons_lib.quantization import quantized_layers, refuse_quantized_file
+
+    if not quantized_layers(model):  # Keras' own error for this is about a layer's variable count
+        refuse_quantized_file(path)
     model.load_weights(path)
     return meta
 

@@ -38,6 +38,7 @@ WHAT = {
     "12": "extractive question answering on bAbI; span decoding; is attention on the evidence?",
     "13": "English → Spanish with an encoder–decoder; masks, beam search, KV cache, BLEU",
     "14": "FLOPs, bytes, KV cache: counted and measured; T²; GRU vs block; scaling; tf.distribute",
+    "15": "int8/int4 quantization, LiteRT int8, pruning (masks, FFN neurons), distillation",
 }
 START, END = "<!-- lesson-table:start -->", "<!-- lesson-table:end -->"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"

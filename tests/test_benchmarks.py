@@ -150,3 +150,25 @@ def test_bench_cost_smoke_prints_every_figure_and_writes_what_lesson_14_reads(tm
 
         cfg = ModelConfig(d_model=row["d_model"], num_layers=row["num_layers"], max_len=256)
         assert Architecture.of(cfg).training_flops(8, row["seq_len"]) == row["flops"]
+
+
+def test_bench_compression_smoke_measures_every_variant_and_writes_what_lesson_15_reads(tmp_path):
+    """A few steps and windows: every variant of lesson 15 is built, measured and timed, the two
+    targets are evaluated, and the JSON has the keys lesson 15 §4, §7 and §8 read (the same as in
+    the shipped benchmarks/results/compression.json)."""
+    import json
+
+    out = tmp_path / "compression.json"
+    stdout = _run_benchmark("benchmarks/bench_compression.py", "--smoke", "--json", str(out))
+    made = json.loads(out.read_text())
+    shipped = json.loads((ROOT / "benchmarks/results/compression.json").read_text())
+    assert set(made) == set(shipped)
+    assert list(made["variants"]) == list(shipped["variants"])
+    for name, row in made["variants"].items():
+        assert set(row) >= {"params", "bytes", "loss", "seconds", "speedup", "size_ratio"}, name
+        assert re.search(rf"{re.escape(name)} +[\d.]+ ms +[\d.]+x faster", stdout), name
+    assert made["variants"]["float32 (Keras)"]["speedup"] == 1.0
+    assert set(made["distillation"]["curves"]) == set(shipped["distillation"]["curves"])
+    assert made["full_int8_mask_fill"]["fill"] == shipped["full_int8_mask_fill"]["fill"]
+    assert re.search(r"the deployable int8 model .*-> target (met|NOT met)", stdout)
+    assert made["meta"]["command"] == f"python benchmarks/bench_compression.py --smoke --json {out}"

@@ -800,6 +800,7 @@ assert check(uniform_loss, reference_uniform_loss, inputs=[65, 2, 256, 50257], a
 # | 12 | [Question answering](12_question_answering.ipynb) | extractive span QA on bAbI: start/end logits, span decoding, exact match; does attention find the evidence? | 3.4, 6, 8.3 |
 # | 13 | [Machine translation](13_machine_translation.ipynb) | an encoder–decoder with cross-attention, the three masks, the label shift; greedy and beam search with a KV cache; BLEU and chrF; alignments | 3.4, 6.2 |
 # | 14 | [What it costs and how it scales](14_cost_and_scaling.ipynb) | parameters, bytes and FLOPs counted, then measured; attention's $T^2$; a GRU against a Transformer block; a scaling-law experiment; data-parallel training with `tf.distribute` | 3.3, 8.3 |
+# | 15 | [Making it smaller](15_compression.ipynb) | int8 and int4 quantization derived and checked against Keras; the tied-head pitfall; a LiteRT int8 model for deployment; magnitude and structured pruning; knowledge distillation into a 7.5× smaller student | 8.2 |
 #
 # Lessons 02–08 share a **running example**, "the thread": the sentence *to be or not to be* with a 6-word
 # vocabulary, $d_{\text{model}} = 4$, 2 heads and fixed weights rounded to one decimal
