@@ -482,7 +482,7 @@ assert all(n.endswith("masked_scores") for n, _ in by_ratio[:4]) and r["ratio"] 
 # hundred times larger than the rest, which is what LLM.int8() (Dettmers et al., 2022) and SmoothQuant (Xiao et al.,
 # 2023) were built to handle.) The culprit here is the **causal mask**. Lesson 04 masks a blocked score by replacing
 # it with $-10^9$, so that its exponential is exactly zero. In float32 that is harmless; in one int8 range it is a
-# disaster: the range must reach $10^9$, its step is $10^9/127 pprox 8 	imes 10^6$, and every real score — all
+# disaster: the range must reach $10^9$, its step is $10^9/127 \approx 8 \times 10^6$, and every real score — all
 # between about $-30$ and $30$ — rounds to the same integer, 0. Attention becomes a plain average over the past.
 # NumPy shows it on block 0's attention of one window (its scores, recovered from the weights up to a per-row
 # constant that the softmax ignores):
