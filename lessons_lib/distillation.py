@@ -50,6 +50,7 @@ import numpy as np
 from lessons_lib._backend import keras, tf
 from lessons_lib._validate import describe, float_array
 from lessons_lib.gpt import GPT
+from lessons_lib.gpt import built_gpt as _built_gpt
 from lessons_lib.training import (
     BABY_TRAIN,
     ModelConfig,
@@ -263,17 +264,6 @@ def keras_distiller_losses(
 
 
 # --- training -------------------------------------------------------------------------------------
-def _built_gpt(model: Any, name: str) -> GPT:
-    if not isinstance(model, GPT):
-        raise TypeError(f"{name} must be a lessons_lib GPT, got {describe(model)}")
-    if not model.built:
-        raise ValueError(
-            f"{name} is not built: call it once on token ids (ModelConfig.build does) or load its "
-            "checkpoint first"
-        )
-    return model
-
-
 def distillation_step_function(
     student: GPT,
     teacher: GPT,

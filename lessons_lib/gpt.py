@@ -12,7 +12,7 @@ it (``prefill``/``decode_step``).
 from __future__ import annotations
 
 from lessons_lib._backend import keras, ops
-from lessons_lib._validate import non_negative_float, positive_int
+from lessons_lib._validate import describe, non_negative_float, positive_int
 from lessons_lib.block import TransformerBlock, block_param_count
 from lessons_lib.positional import TokenAndPositionEmbedding
 
@@ -198,6 +198,25 @@ class GPT(keras.Model):
             ),
             "name": self.name,
         }
+
+
+def built_gpt(model, name: str = "model") -> GPT:
+    """``model`` if it is a built `GPT`, else a TypeError or ValueError naming ``name``.
+
+    The one check behind lesson 15's quantization, pruning and distillation functions, which need
+    a model's weights to exist before they read or replace them.
+    """
+    if not isinstance(model, GPT):
+        raise TypeError(
+            f"{name} must be a lessons_lib GPT (lessons_lib.GPT), got {describe(model)}"
+        )
+    if not model.built or not model.blocks[0].ffn.w1.built:
+        raise ValueError(
+            f"{name} is not built (it has no weights yet): call it once on token ids, e.g. "
+            "model(np.zeros((1, model.max_len), 'int32')) (ModelConfig.build does), or load a "
+            "checkpoint first"
+        )
+    return model
 
 
 def gpt_param_count(

@@ -41,6 +41,7 @@ import numpy as np
 from lessons_lib._backend import tf
 from lessons_lib._validate import bool_mask, describe
 from lessons_lib.gpt import GPT
+from lessons_lib.gpt import built_gpt as _built_gpt
 from lessons_lib.training import TrainConfig, Trainer, evaluation_windows, train_step_function
 
 SCOPES = ("layer", "global")
@@ -79,18 +80,6 @@ def fine_tune_config(steps: int, **changes: Any) -> TrainConfig:
 
 
 # --- which weights --------------------------------------------------------------------------------
-def _built_gpt(model: Any, name: str = "model") -> GPT:
-    """``model`` if it is a built `GPT`, else a clear TypeError/ValueError."""
-    if not isinstance(model, GPT):
-        raise TypeError(f"{name} must be a lessons_lib.GPT, got {describe(model)}")
-    if not model.built or not model.blocks[0].ffn.w1.built:
-        raise ValueError(
-            f"{name} is not built (it has no weights yet): call it once on a batch of token ids, "
-            "e.g. model(np.zeros((1, model.max_len), 'int32')); ModelConfig.build does"
-        )
-    return model
-
-
 def prunable_weights(model: GPT) -> dict[str, Any]:
     """The matrices that pruning acts on, by readable path: ``{"block_0/attn/wq": kernel, ...}``.
 

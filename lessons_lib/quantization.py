@@ -174,15 +174,9 @@ def keras_int_weights(layer) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _check_gpt(model, what: str = "model"):
-    from lessons_lib.gpt import GPT
+    from lessons_lib.gpt import built_gpt  # lazily: the NumPy half of this module needs no TF
 
-    if not isinstance(model, GPT):
-        raise TypeError(f"{what} must be a lessons_lib.GPT, got {describe(model)}")
-    if not model.built:
-        raise ValueError(
-            f"{what} is not built: call it once (model(ids)) or load a checkpoint before quantizing"
-        )
-    return model
+    return built_gpt(model, what)
 
 
 def quantized_layers(model) -> dict[str, str]:
